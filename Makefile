@@ -1,0 +1,43 @@
+# One venv for everything; every target sets it up first if needed.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint typecheck unit integration bench clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@command -v kcat >/dev/null || (echo "note: kcat not found; install it with: apt-get install -y kcat" >&2)
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## demo: start a broker, produce and consume through it with a real Kafka client
+demo: $(STAMP)
+	$(PY) -m mirror.demo
+
+## test: lint, type-check, then every test (unit + integration with real clients)
+test: $(STAMP) lint typecheck
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check broker mirror chaos tests bench
+	$(VENV)/bin/ruff format --check broker mirror chaos tests bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit
+
+integration: $(STAMP)
+	$(PY) -m pytest -q tests/integration
+
+## bench: our broker vs Tansu, same confluent-kafka workload in one run (not part of the tests)
+bench: $(STAMP)
+	$(PY) -m bench.broker_bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

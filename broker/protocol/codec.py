@@ -1,0 +1,165 @@
+"""Request decoding and response encoding over kio's generated message classes."""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from kio.index import load_payload_module
+from kio.serial import entity_reader, entity_writer
+from kio.static.constants import EntityType
+
+from broker.protocol.errors import MalformedRequest, UnsupportedVersion
+from broker.protocol.versions import ApiKey, serves
+
+_HEADER_FIXED = struct.Struct(">hhih")
+_CORRELATION = struct.Struct(">i")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHeader:
+    api_key: int
+    api_version: int
+    correlation_id: int
+    client_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    header: RequestHeader
+    body: Any  # a kio request dataclass for (api_key, api_version)
+
+
+@cache
+def message_class(api_key: int, version: int, kind: EntityType) -> Any:
+    module = load_payload_module(api_key, version, kind)  # type: ignore[arg-type]
+    suffix = "Request" if kind == EntityType.request else "Response"
+    names = [n for n in vars(module) if n.endswith(suffix) and not n.startswith("_")]
+    top = [n for n in names if getattr(module, n).__type__ == kind]
+    assert len(top) == 1, (api_key, version, top)
+    return getattr(module, top[0])
+
+
+def request_class(api_key: int, version: int) -> Any:
+    return message_class(api_key, version, EntityType.request)
+
+
+def response_class(api_key: int, version: int) -> Any:
+    return message_class(api_key, version, EntityType.response)
+
+
+@cache
+def _reader(cls: type) -> Any:
+    return entity_reader(cls)
+
+
+@cache
+def _writer(cls: type) -> Any:
+    return entity_writer(cls)
+
+
+def _skip_tagged_fields(frame: bytes, offset: int) -> int:
+    count, offset = _read_uvarint(frame, offset)
+    for _ in range(count):
+        _tag, offset = _read_uvarint(frame, offset)
+        size, offset = _read_uvarint(frame, offset)
+        offset += size
+    if offset > len(frame):
+        raise MalformedRequest("tagged fields run past the end of the frame")
+    return offset
+
+
+def _read_uvarint(data: bytes, offset: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if offset >= len(data) or shift > 28:
+            raise MalformedRequest("bad unsigned varint")
+        byte = data[offset]
+        offset += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, offset
+        shift += 7
+
+
+def decode_header(frame: bytes) -> tuple[RequestHeader, int]:
+    """Parse the fixed part of any request header (v1 layout); return it and the offset after."""
+    if len(frame) < _HEADER_FIXED.size:
+        raise MalformedRequest(f"request of {len(frame)} bytes is shorter than a header")
+    api_key, api_version, correlation_id, client_len = _HEADER_FIXED.unpack_from(frame, 0)
+    offset = _HEADER_FIXED.size
+    client_id = None
+    if client_len >= 0:
+        if offset + client_len > len(frame):
+            raise MalformedRequest("client_id runs past the end of the frame")
+        client_id = frame[offset : offset + client_len].decode("utf-8", "replace")
+        offset += client_len
+    return RequestHeader(api_key, api_version, correlation_id, client_id), offset
+
+
+def decode_request(frame: bytes) -> Request:
+    """Decode a whole request frame (without its size prefix).
+
+    Raises UnsupportedVersion for pairs we do not serve (the header is still
+    readable from the exception's context via `decode_header`) and
+    MalformedRequest for bytes that do not parse.
+    """
+    header, offset = decode_header(frame)
+    if not serves(header.api_key, header.api_version):
+        raise UnsupportedVersion(header.api_key, header.api_version)
+    cls = request_class(header.api_key, header.api_version)
+    if cls.__flexible__:
+        offset = _skip_tagged_fields(frame, offset)
+    try:
+        body, _size = _reader(cls)(frame, offset)
+    except Exception as exc:  # kio raises assorted errors on truncated or garbage input
+        raise MalformedRequest(f"cannot decode {cls.__name__}: {exc}") from exc
+    return Request(header, body)
+
+
+def response_header_bytes(api_key: int, version: int, correlation_id: int) -> bytes:
+    """Response header v0, or v1 (with empty tagged fields) for flexible responses.
+
+    ApiVersions always answers with header v0 (KIP-511).
+    """
+    flexible = response_class(api_key, version).__flexible__
+    if flexible and api_key != ApiKey.API_VERSIONS:
+        return _CORRELATION.pack(correlation_id) + b"\x00"
+    return _CORRELATION.pack(correlation_id)
+
+
+def encode_response(api_key: int, version: int, correlation_id: int, body: Any) -> bytes:
+    """Encode header + body, without the frame size prefix."""
+    buffer = io.BytesIO()
+    buffer.write(response_header_bytes(api_key, version, correlation_id))
+    _writer(type(body))(buffer, body)
+    return buffer.getvalue()
+
+
+def encode_request(header: RequestHeader, body: Any) -> bytes:
+    """Encode a request (used by our client and tests), without the frame size prefix."""
+    cls = type(body)
+    buffer = io.BytesIO()
+    client = (header.client_id or "").encode()
+    buffer.write(
+        _HEADER_FIXED.pack(header.api_key, header.api_version, header.correlation_id, len(client))
+    )
+    buffer.write(client)
+    if cls.__flexible__:
+        buffer.write(b"\x00")
+    _writer(cls)(buffer, body)
+    return buffer.getvalue()
+
+
+def decode_response(api_key: int, version: int, payload: bytes) -> tuple[int, Any]:
+    """Decode a response frame into (correlation_id, body) — for our client and tests."""
+    (correlation_id,) = _CORRELATION.unpack_from(payload, 0)
+    offset = 4
+    cls = response_class(api_key, version)
+    if cls.__flexible__ and api_key != ApiKey.API_VERSIONS:
+        offset = _skip_tagged_fields(payload, offset)
+    body, _size = _reader(cls)(payload, offset)
+    return correlation_id, body
