@@ -65,7 +65,7 @@ _MAX_VERSION: dict[ApiKey, int] = {
     ApiKey.SYNC_GROUP: 3,
     ApiKey.DESCRIBE_GROUPS: 4,
     ApiKey.LIST_GROUPS: 4,
-    ApiKey.API_VERSIONS: 3,
+    ApiKey.API_VERSIONS: 4,
     ApiKey.CREATE_TOPICS: 4,
     ApiKey.DELETE_TOPICS: 4,
     ApiKey.INIT_PRODUCER_ID: 4,

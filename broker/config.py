@@ -1,0 +1,27 @@
+"""Settings of one broker process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from broker.protocol.framing import DEFAULT_MAX_FRAME_BYTES
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 9092
+    advertised_host: str | None = None
+    node_id: int = 1
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    auto_create_topics: bool = True
+    default_partitions: int = 1
+    group_initial_rebalance_delay_ms: int = 100
+    maintenance_interval_s: float = 5.0
+    trace_file: Path | None = None
+
+    @property
+    def advertised(self) -> tuple[str, int]:
+        return (self.advertised_host or self.host, self.port)

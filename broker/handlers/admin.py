@@ -1,0 +1,118 @@
+"""CreateTopics, DeleteTopics, CreatePartitions and InitProducerId."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from broker.handlers import handles
+from broker.protocol.codec import Request
+from broker.protocol.errors import ErrorCode
+from broker.protocol.messages import response_builder
+from broker.protocol.versions import ApiKey
+from broker.topics import TopicError
+
+if TYPE_CHECKING:
+    from broker.broker import Broker
+    from broker.server import ConnectionInfo
+
+SINGLE_NODE_REPLICATION_FACTORS = (-1, 1)
+
+
+def _create_one(broker: Broker, topic: Any, validate_only: bool) -> tuple[int, str | None]:
+    partitions = topic.num_partitions if topic.num_partitions > 0 else broker.config.default_partitions
+    if topic.replication_factor not in SINGLE_NODE_REPLICATION_FACTORS:
+        return ErrorCode.invalid_replication_factor, (
+            f"replication factor {topic.replication_factor} is more than the 1 broker available"
+        )
+    configs = {c.name: c.value for c in topic.configs if c.value is not None}
+    try:
+        if validate_only:
+            _validate_new_topic(broker, topic.name, partitions, configs)
+        else:
+            broker.create_topic(topic.name, partitions, configs)
+    except TopicError as exc:
+        return exc.error_code, exc.message
+    except ValueError as exc:
+        return ErrorCode.invalid_config, str(exc)
+    return ErrorCode.none, None
+
+
+def _validate_new_topic(broker: Broker, name: str, partitions: int, configs: dict[str, str]) -> None:
+    from broker.log import LogConfig
+    from broker.topics import validate_topic_name
+
+    validate_topic_name(name)
+    if name in broker.topics:
+        raise TopicError(ErrorCode.topic_already_exists, f"topic {name!r} already exists")
+    if partitions < 1:
+        raise TopicError(ErrorCode.invalid_partitions, f"invalid partition count {partitions}")
+    LogConfig.from_topic_configs(configs)
+
+
+@handles(ApiKey.CREATE_TOPICS)
+async def create_topics(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
+    build = response_builder(ApiKey.CREATE_TOPICS, request.header.api_version)
+    validate_only = getattr(request.body, "validate_only", False)
+    results = []
+    for topic in request.body.topics:
+        error, message = _create_one(broker, topic, validate_only)
+        results.append(
+            build.make(
+                "CreatableTopicResult", name=topic.name, error_code=error, error_message=message,
+                num_partitions=-1, replication_factor=-1,
+            )
+        )
+    return build.make("CreateTopicsResponse", throttle_time=0, topics=tuple(results))
+
+
+@handles(ApiKey.DELETE_TOPICS)
+async def delete_topics(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
+    build = response_builder(ApiKey.DELETE_TOPICS, request.header.api_version)
+    results = []
+    for name in request.body.topic_names:
+        try:
+            broker.delete_topic(name)
+            error = ErrorCode.none
+        except TopicError as exc:
+            error = exc.error_code
+        results.append(build.make("DeletableTopicResult", name=name, error_code=error))
+    return build.make("DeleteTopicsResponse", throttle_time=0, responses=tuple(results))
+
+
+@handles(ApiKey.CREATE_PARTITIONS)
+async def create_partitions(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
+    build = response_builder(ApiKey.CREATE_PARTITIONS, request.header.api_version)
+    results = []
+    for topic in request.body.topics:
+        error, message = ErrorCode.none, None
+        try:
+            if request.body.validate_only:
+                current = broker.topics.get(topic.name)
+                if current is None:
+                    raise TopicError(ErrorCode.unknown_topic_or_partition, f"unknown topic {topic.name!r}")
+                if topic.count <= current.partitions:
+                    raise TopicError(ErrorCode.invalid_partitions, f"{topic.name!r} already has {current.partitions} partitions")
+            else:
+                broker.add_partitions(topic.name, topic.count)
+        except TopicError as exc:
+            error, message = exc.error_code, exc.message
+        results.append(
+            build.make("CreatePartitionsTopicResult", name=topic.name, error_code=error, error_message=message)
+        )
+    return build.make("CreatePartitionsResponse", throttle_time=0, results=tuple(results))
+
+
+@handles(ApiKey.INIT_PRODUCER_ID)
+async def init_producer_id(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
+    """Idempotent producers get a fresh id at epoch 0; transactions are not served yet."""
+    build = response_builder(ApiKey.INIT_PRODUCER_ID, request.header.api_version)
+    if request.body.transactional_id is not None:
+        return build.make(
+            "InitProducerIdResponse", throttle_time=0,
+            error_code=ErrorCode.transactional_id_authorization_failed, producer_id=-1,
+            producer_epoch=-1,
+        )
+    return build.make(
+        "InitProducerIdResponse", throttle_time=0, error_code=0,
+        producer_id=broker.topics.allocate_producer_id(), producer_epoch=0,
+    )

@@ -1,0 +1,126 @@
+"""DescribeConfigs and IncrementalAlterConfigs for topics (and a read-only broker view)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from broker.handlers import handles
+from broker.log import TOPIC_CONFIG_DEFAULTS, LogConfig
+from broker.protocol.codec import Request
+from broker.protocol.errors import ErrorCode
+from broker.protocol.messages import MessageBuilder, response_builder
+from broker.protocol.versions import ApiKey
+
+if TYPE_CHECKING:
+    from broker.broker import Broker
+    from broker.server import ConnectionInfo
+
+TOPIC_RESOURCE = 2
+BROKER_RESOURCE = 4
+SOURCE_DYNAMIC_TOPIC = 1
+SOURCE_STATIC_BROKER = 4
+SOURCE_DEFAULT = 5
+OP_SET, OP_DELETE, OP_APPEND, OP_SUBTRACT = 0, 1, 2, 3
+
+
+def _entries(broker: Broker, resource: Any) -> dict[str, tuple[str, int]]:
+    """name -> (value, source) for the resource; raises KeyError for unknown topics."""
+    if resource.resource_type == BROKER_RESOURCE:
+        host, port = broker.config.advertised
+        return {
+            "broker.id": (str(broker.config.node_id), SOURCE_STATIC_BROKER),
+            "advertised.listeners": (f"PLAINTEXT://{host}:{broker.port}", SOURCE_STATIC_BROKER),
+            "log.dirs": (str(broker.config.data_dir), SOURCE_STATIC_BROKER),
+        }
+    info = broker.topics.get(resource.resource_name)
+    if info is None:
+        raise KeyError(resource.resource_name)
+    entries = {name: (value, SOURCE_DEFAULT) for name, value in TOPIC_CONFIG_DEFAULTS.items()}
+    entries.update({name: (value, SOURCE_DYNAMIC_TOPIC) for name, value in info.configs.items()})
+    return entries
+
+
+def _describe(broker: Broker, build: MessageBuilder, resource: Any) -> Any:
+    try:
+        entries = _entries(broker, resource)
+    except KeyError:
+        return build.make(
+            "DescribeConfigsResult", error_code=ErrorCode.unknown_topic_or_partition,
+            error_message=f"unknown topic {resource.resource_name!r}",
+            resource_type=resource.resource_type, resource_name=resource.resource_name, configs=(),
+        )
+    wanted = resource.configuration_keys
+    configs = tuple(
+        build.make(
+            "DescribeConfigsResourceResult", name=name, value=value,
+            read_only=resource.resource_type == BROKER_RESOURCE, config_source=source,
+            is_default=source == SOURCE_DEFAULT, is_sensitive=False, synonyms=(),
+        )
+        for name, (value, source) in sorted(entries.items())
+        if wanted is None or name in wanted
+    )
+    return build.make(
+        "DescribeConfigsResult", error_code=0, error_message=None,
+        resource_type=resource.resource_type, resource_name=resource.resource_name, configs=configs,
+    )
+
+
+@handles(ApiKey.DESCRIBE_CONFIGS)
+async def describe_configs(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
+    build = response_builder(ApiKey.DESCRIBE_CONFIGS, request.header.api_version)
+    results = tuple(_describe(broker, build, r) for r in request.body.resources)
+    return build.make("DescribeConfigsResponse", throttle_time=0, results=results)
+
+
+def _apply(current: dict[str, str], change: Any) -> None:
+    name, value = change.name, change.value or ""
+    if change.config_operation == OP_SET:
+        current[name] = value
+    elif change.config_operation == OP_DELETE:
+        current.pop(name, None)
+    elif change.config_operation in (OP_APPEND, OP_SUBTRACT):
+        base = current.get(name, TOPIC_CONFIG_DEFAULTS.get(name, ""))
+        items = [item for item in base.split(",") if item]
+        if change.config_operation == OP_APPEND:
+            items += [item for item in value.split(",") if item and item not in items]
+        else:
+            items = [item for item in items if item not in value.split(",")]
+        current[name] = ",".join(items)
+    else:
+        raise ValueError(f"unknown config operation {change.config_operation}")
+
+
+def _alter(broker: Broker, resource: Any, validate_only: bool) -> tuple[int, str | None]:
+    if resource.resource_type != TOPIC_RESOURCE:
+        return ErrorCode.invalid_request, "only topic configs can be altered"
+    info = broker.topics.get(resource.resource_name)
+    if info is None:
+        return ErrorCode.unknown_topic_or_partition, f"unknown topic {resource.resource_name!r}"
+    updated = dict(info.configs)
+    try:
+        for change in resource.configs:
+            if change.name not in TOPIC_CONFIG_DEFAULTS:
+                raise ValueError(f"unknown topic config {change.name!r}")
+            _apply(updated, change)
+        config = LogConfig.from_topic_configs(updated)
+    except ValueError as exc:
+        return ErrorCode.invalid_config, str(exc)
+    if not validate_only:
+        broker.topics.set_configs(info.name, updated)
+        broker.partitions.reconfigure(info.name, config)
+    return ErrorCode.none, None
+
+
+@handles(ApiKey.INCREMENTAL_ALTER_CONFIGS)
+async def incremental_alter_configs(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
+    build = response_builder(ApiKey.INCREMENTAL_ALTER_CONFIGS, request.header.api_version)
+    responses = []
+    for resource in request.body.resources:
+        error, message = _alter(broker, resource, request.body.validate_only)
+        responses.append(
+            build.make(
+                "AlterConfigsResourceResponse", error_code=error, error_message=message,
+                resource_type=resource.resource_type, resource_name=resource.resource_name,
+            )
+        )
+    return build.make("IncrementalAlterConfigsResponse", throttle_time=0, responses=tuple(responses))

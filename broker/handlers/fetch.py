@@ -1,0 +1,114 @@
+"""Fetch: whole batches as bytes from the log, with long-poll on max_wait/min_bytes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from broker import telemetry
+from broker.handlers import handles
+from broker.log import OffsetOutOfRange
+from broker.protocol.codec import Request
+from broker.protocol.errors import ErrorCode
+from broker.protocol.messages import MessageBuilder, millis, response_builder
+from broker.protocol.versions import ApiKey
+
+if TYPE_CHECKING:
+    from broker.broker import Broker
+    from broker.server import ConnectionInfo
+
+
+@dataclass
+class _PartitionRead:
+    index: int
+    error: int
+    high_watermark: int = -1
+    last_stable_offset: int = -1
+    log_start_offset: int = -1
+    records: bytes = b""
+
+
+def _read_partition(
+    broker: Broker, topic: str, fetch: Any, budget_bytes: int, must_return_one: bool
+) -> _PartitionRead:
+    partition = broker.partition(topic, fetch.partition)
+    if partition is None:
+        return _PartitionRead(fetch.partition, ErrorCode.unknown_topic_or_partition)
+    log = partition.log
+    result = _PartitionRead(
+        fetch.partition, ErrorCode.none, partition.high_watermark,
+        partition.last_stable_offset, log.log_start_offset,
+    )
+    max_bytes = min(fetch.partition_max_bytes, budget_bytes)
+    if max_bytes <= 0 and not must_return_one:
+        return result
+    try:
+        result.records = log.read(
+            fetch.fetch_offset, max(max_bytes, 1), max_offset=partition.high_watermark
+        )
+    except OffsetOutOfRange:
+        result.error = ErrorCode.offset_out_of_range
+    return result
+
+
+def _read_all(broker: Broker, body: Any) -> tuple[list[tuple[str, list[_PartitionRead]]], int]:
+    budget_bytes = body.max_bytes if body.max_bytes > 0 else 1 << 31
+    total_bytes = 0
+    topics = []
+    for topic in body.topics:
+        reads = []
+        for fetch in topic.partitions:
+            read = _read_partition(broker, topic.topic, fetch, budget_bytes - total_bytes, total_bytes == 0)
+            total_bytes += len(read.records)
+            reads.append(read)
+        topics.append((topic.topic, reads))
+    return topics, total_bytes
+
+
+def _has_error(topics: list[tuple[str, list[_PartitionRead]]]) -> bool:
+    return any(read.error for _, reads in topics for read in reads)
+
+
+def _response(build: MessageBuilder, topics: list[tuple[str, list[_PartitionRead]]]) -> Any:
+    responses = tuple(
+        build.make(
+            "FetchableTopicResponse", topic=name,
+            partitions=tuple(
+                build.make(
+                    "PartitionData", partition_index=r.index, error_code=r.error,
+                    high_watermark=r.high_watermark, last_stable_offset=r.last_stable_offset,
+                    log_start_offset=r.log_start_offset, aborted_transactions=None,
+                    preferred_read_replica=-1, records=r.records,
+                )
+                for r in reads
+            ),
+        )
+        for name, reads in topics
+    )
+    return build.make(
+        "FetchResponse", throttle_time=0, error_code=0, session_id=0, responses=responses
+    )
+
+
+@handles(ApiKey.FETCH)
+async def fetch(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
+    body = request.body
+    build = response_builder(ApiKey.FETCH, request.header.api_version)
+    wait_s = millis(body.max_wait) / 1000
+    with anyio.move_on_after(wait_s) as deadline:
+        while True:
+            arrived = broker.partitions.appended()
+            topics, total_bytes = _read_all(broker, body)
+            if total_bytes >= max(body.min_bytes, 1) or _has_error(topics) or wait_s <= 0:
+                break
+            await arrived.wait()
+    if deadline.cancelled_caught:
+        topics, total_bytes = _read_all(broker, body)
+    with telemetry.span(
+        "receive",
+        {"messaging.system": "kafka", "messaging.operation.type": "receive",
+         "messaging.batch.message_count": -1, "messaging.message.body.size": total_bytes},
+    ):
+        return _response(build, topics)

@@ -1,0 +1,96 @@
+"""ListOffsets and OffsetForLeaderEpoch: where a log starts, ends, and what a time maps to."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from broker.handlers import handles
+from broker.partitions import Partition
+from broker.protocol.codec import Request
+from broker.protocol.errors import ErrorCode
+from broker.protocol.messages import MessageBuilder, response_builder
+from broker.protocol.versions import ApiKey
+
+if TYPE_CHECKING:
+    from broker.broker import Broker
+    from broker.server import ConnectionInfo
+
+LATEST_TIMESTAMP = -1
+EARLIEST_TIMESTAMP = -2
+
+
+def _lookup(partition: Partition, timestamp_ms: int) -> tuple[int, int]:
+    """(timestamp, offset) for a ListOffsets query; (-1, -1) when no record is that late."""
+    if timestamp_ms == LATEST_TIMESTAMP:
+        return -1, partition.last_stable_offset
+    if timestamp_ms == EARLIEST_TIMESTAMP:
+        return -1, partition.log.log_start_offset
+    found = partition.log.offset_for_timestamp(timestamp_ms)
+    if found is None:
+        return -1, -1
+    offset, timestamp = found
+    return timestamp, offset
+
+
+def _list_partition(broker: Broker, build: MessageBuilder, topic: str, query: Any) -> Any:
+    partition = broker.partition(topic, query.partition_index)
+    if partition is None:
+        return build.make(
+            "ListOffsetsPartitionResponse", partition_index=query.partition_index,
+            error_code=ErrorCode.unknown_topic_or_partition, timestamp=-1, offset=-1,
+            leader_epoch=-1,
+        )
+    timestamp, offset = _lookup(partition, query.timestamp)
+    return build.make(
+        "ListOffsetsPartitionResponse", partition_index=query.partition_index, error_code=0,
+        timestamp=timestamp, offset=offset, leader_epoch=partition.leader_epoch,
+    )
+
+
+@handles(ApiKey.LIST_OFFSETS)
+async def list_offsets(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
+    build = response_builder(ApiKey.LIST_OFFSETS, request.header.api_version)
+    topics = tuple(
+        build.make(
+            "ListOffsetsTopicResponse", name=topic.name,
+            partitions=tuple(_list_partition(broker, build, topic.name, q) for q in topic.partitions),
+        )
+        for topic in request.body.topics
+    )
+    return build.make("ListOffsetsResponse", throttle_time=0, topics=topics)
+
+
+def _epoch_end(broker: Broker, build: MessageBuilder, topic: str, query: Any) -> Any:
+    partition = broker.partition(topic, query.partition)
+    if partition is None:
+        return build.make(
+            "EpochEndOffset", error_code=ErrorCode.unknown_topic_or_partition,
+            partition=query.partition, leader_epoch=-1, end_offset=-1,
+        )
+    if query.current_leader_epoch > partition.leader_epoch:
+        error = ErrorCode.unknown_leader_epoch
+    elif 0 <= query.current_leader_epoch < partition.leader_epoch:
+        error = ErrorCode.fenced_leader_epoch
+    else:
+        epoch, end_offset = partition.log.end_offset_for_epoch(query.leader_epoch)
+        return build.make(
+            "EpochEndOffset", error_code=0, partition=query.partition, leader_epoch=epoch,
+            end_offset=end_offset,
+        )
+    return build.make(
+        "EpochEndOffset", error_code=error, partition=query.partition, leader_epoch=-1,
+        end_offset=-1,
+    )
+
+
+@handles(ApiKey.OFFSET_FOR_LEADER_EPOCH)
+async def offset_for_leader_epoch(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
+    build = response_builder(ApiKey.OFFSET_FOR_LEADER_EPOCH, request.header.api_version)
+    topics = tuple(
+        build.make(
+            "OffsetForLeaderTopicResult", topic=topic.topic,
+            partitions=tuple(_epoch_end(broker, build, topic.topic, q) for q in topic.partitions),
+        )
+        for topic in request.body.topics
+    )
+    return build.make("OffsetForLeaderEpochResponse", throttle_time=0, topics=topics)

@@ -1,0 +1,91 @@
+"""The partitions this broker hosts: each a log with its producer state."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+
+from broker.log import LogConfig, PartitionLog
+from broker.producer_state import ProducerStateTable
+
+
+@dataclass
+class Partition:
+    topic: str
+    index: int
+    log: PartitionLog
+    on_append: Callable[[], None]
+    producers: ProducerStateTable = field(default_factory=ProducerStateTable)
+    leader_epoch: int = 0
+
+    @property
+    def high_watermark(self) -> int:
+        """Single-node region: everything appended is committed."""
+        return self.log.log_end_offset
+
+    @property
+    def last_stable_offset(self) -> int:
+        return self.high_watermark
+
+    def notify_appended(self) -> None:
+        self.on_append()
+
+
+def partition_dir(data_dir: Path, topic: str, index: int) -> Path:
+    return data_dir / "topics" / f"{topic}-{index}"
+
+
+class PartitionManager:
+    """Opens, finds and deletes partitions; wakes long-polling fetches after appends."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self._data_dir = data_dir
+        self._partitions: dict[tuple[str, int], Partition] = {}
+        self._appended = anyio.Event()
+
+    def appended(self) -> anyio.Event:
+        """An event set at the next append to any partition (then replaced)."""
+        return self._appended
+
+    def _notify(self) -> None:
+        self._appended.set()
+        self._appended = anyio.Event()
+
+    def get(self, topic: str, index: int) -> Partition | None:
+        return self._partitions.get((topic, index))
+
+    def all(self) -> list[Partition]:
+        return list(self._partitions.values())
+
+    def open(self, topic: str, index: int, config: LogConfig, *, now_ms: int) -> Partition:
+        key = (topic, index)
+        existing = self._partitions.get(key)
+        if existing is not None:
+            return existing
+        directory = partition_dir(self._data_dir, topic, index)
+        directory.mkdir(parents=True, exist_ok=True)
+        log = PartitionLog.open(directory, config, now_ms=now_ms)
+        partition = Partition(topic, index, log, self._notify)
+        partition.producers.rebuild(header for header, _ in log.iter_batches(log.log_start_offset))
+        self._partitions[key] = partition
+        return partition
+
+    def reconfigure(self, topic: str, config: LogConfig) -> None:
+        for (name, _), partition in self._partitions.items():
+            if name == topic:
+                partition.log.config = config
+
+    def delete_topic(self, topic: str) -> None:
+        for key in [k for k in self._partitions if k[0] == topic]:
+            self._partitions.pop(key).log.close()
+            shutil.rmtree(partition_dir(self._data_dir, *key), ignore_errors=True)
+        self._notify()
+
+    def close_all(self) -> None:
+        for partition in self._partitions.values():
+            partition.log.close()
+        self._partitions.clear()
