@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 import anyio
@@ -13,7 +14,8 @@ from broker.clock import now_ms
 from broker.config import BrokerConfig
 from broker.handlers import HANDLERS
 from broker.handlers.api_versions import unsupported_api_versions_response
-from broker.log import LogConfig
+from broker.log import LogConfig, apply_retention, compact
+from broker.offsets_topic import build_group_coordinator
 from broker.partitions import Partition, PartitionManager
 from broker.protocol.codec import decode_header, decode_request, encode_response
 from broker.protocol.errors import ProtocolError, UnsupportedVersion
@@ -38,8 +40,6 @@ class Broker:
         self.port = config.port
         for info in self.topics.all():
             self.open_topic(info)
-        from broker.groups_glue import build_group_coordinator  # noqa: PLC0415 - after topics
-
         self.groups = build_group_coordinator(self)
 
     # -- topics ---------------------------------------------------------------------------
@@ -65,6 +65,9 @@ class Broker:
         self.partitions.delete_topic(name)
         self.groups.delete_offsets_for_topic(name)
         log.info("deleted topic %s", name)
+
+    def add_partitions(self, name: str, count: int) -> None:
+        self.open_topic(self.topics.set_partition_count(name, count))
 
     def partition(self, topic: str, index: int) -> Partition | None:
         return self.partitions.get(topic, index)
@@ -108,11 +111,8 @@ class Broker:
         while True:
             await anyio.sleep(self.config.maintenance_interval_s)
             for partition in self.partitions.all():
-                cleanup = partition.log.config.cleanup_policy
-                if "delete" in cleanup:
-                    partition.log.apply_retention(now_ms())
-                if "compact" in cleanup:
-                    partition.log.compact(now_ms())
+                apply_retention(partition.log, now_ms())
+                compact(partition.log, now_ms())
                 await anyio.sleep(0)
 
     def close(self) -> None:
@@ -121,8 +121,6 @@ class Broker:
 
 
 def _load_cluster_id(config: BrokerConfig) -> str:
-    import uuid  # noqa: PLC0415
-
     path = config.data_dir / CLUSTER_ID_FILE
     if not path.exists():
         path.write_text(uuid.uuid4().hex[:22])

@@ -1,0 +1,177 @@
+"""Consumer group APIs: the coordinator is this broker for every group."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from broker.clock import now_ms
+from broker.groups import OffsetAndMetadata
+from broker.handlers import handles
+from broker.protocol.codec import Request
+from broker.protocol.errors import ErrorCode
+from broker.protocol.messages import millis, response_builder
+from broker.protocol.versions import ApiKey
+
+if TYPE_CHECKING:
+    from broker.broker import Broker
+    from broker.server import ConnectionInfo
+
+KIP394_JOIN_VERSION = 4
+
+
+@handles(ApiKey.FIND_COORDINATOR)
+async def find_coordinator(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
+    build = response_builder(ApiKey.FIND_COORDINATOR, request.header.api_version)
+    host, _ = broker.config.advertised
+    return build.make(
+        "FindCoordinatorResponse", throttle_time=0, error_code=0, error_message=None,
+        node_id=broker.config.node_id, host=host, port=broker.port,
+    )
+
+
+@handles(ApiKey.JOIN_GROUP)
+async def join_group(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
+    body, version = request.body, request.header.api_version
+    build = response_builder(ApiKey.JOIN_GROUP, version)
+    session_timeout_ms = millis(body.session_timeout)
+    result = await broker.groups.join_group(
+        body.group_id, body.member_id, getattr(body, "group_instance_id", None), body.protocol_type,
+        [(p.name, p.metadata) for p in body.protocols], session_timeout_ms,
+        millis(getattr(body, "rebalance_timeout", None), session_timeout_ms),
+        request.header.client_id or "", info.peer_host, version >= KIP394_JOIN_VERSION,
+    )
+    members = tuple(
+        build.make("JoinGroupResponseMember", member_id=m, group_instance_id=i, metadata=meta)
+        for m, i, meta in result.members
+    )
+    return build.make(
+        "JoinGroupResponse", throttle_time=0, error_code=result.error, generation_id=result.generation_id,
+        protocol_name=result.protocol_name, leader=result.leader, member_id=result.member_id,
+        members=members,
+    )
+
+
+@handles(ApiKey.SYNC_GROUP)
+async def sync_group(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
+    body = request.body
+    build = response_builder(ApiKey.SYNC_GROUP, request.header.api_version)
+    result = await broker.groups.sync_group(
+        body.group_id, body.generation_id, body.member_id,
+        {a.member_id: a.assignment for a in body.assignments},
+    )
+    return build.make("SyncGroupResponse", throttle_time=0, error_code=result.error,
+                      assignment=result.assignment)
+
+
+@handles(ApiKey.HEARTBEAT)
+async def heartbeat(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
+    body = request.body
+    build = response_builder(ApiKey.HEARTBEAT, request.header.api_version)
+    error = broker.groups.heartbeat(body.group_id, body.generation_id, body.member_id)
+    return build.make("HeartbeatResponse", throttle_time=0, error_code=error)
+
+
+@handles(ApiKey.LEAVE_GROUP)
+async def leave_group(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
+    body = request.body
+    build = response_builder(ApiKey.LEAVE_GROUP, request.header.api_version)
+    identities = body.members if hasattr(body, "members") else None
+    member_ids = [m.member_id for m in identities] if identities is not None else [body.member_id]
+    results = broker.groups.leave_group(body.group_id, member_ids)
+    members = tuple(
+        build.make("MemberResponse", member_id=m, group_instance_id=None, error_code=results[m])
+        for m in member_ids
+    )
+    top_error = results[member_ids[0]] if identities is None and member_ids else 0
+    return build.make("LeaveGroupResponse", throttle_time=0, error_code=top_error, members=members)
+
+
+@handles(ApiKey.OFFSET_COMMIT)
+async def offset_commit(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
+    body = request.body
+    build = response_builder(ApiKey.OFFSET_COMMIT, request.header.api_version)
+    timestamp_ms = now_ms()
+    offsets = {
+        (topic.name, p.partition_index): OffsetAndMetadata(
+            p.committed_offset, getattr(p, "committed_leader_epoch", -1), p.committed_metadata or "",
+            timestamp_ms,
+        )
+        for topic in body.topics
+        for p in topic.partitions
+    }
+    errors = broker.groups.commit_offsets(
+        body.group_id, body.generation_id_or_member_epoch, body.member_id, offsets
+    )
+    topics = tuple(
+        build.make(
+            "OffsetCommitResponseTopic", name=topic.name,
+            partitions=tuple(
+                build.make("OffsetCommitResponsePartition", partition_index=p.partition_index,
+                           error_code=errors[(topic.name, p.partition_index)])
+                for p in topic.partitions
+            ),
+        )
+        for topic in body.topics
+    )
+    return build.make("OffsetCommitResponse", throttle_time=0, topics=topics)
+
+
+@handles(ApiKey.OFFSET_FETCH)
+async def offset_fetch(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
+    body = request.body
+    build = response_builder(ApiKey.OFFSET_FETCH, request.header.api_version)
+    wanted = None if body.topics is None else [
+        (t.name, p) for t in body.topics for p in t.partition_indexes
+    ]
+    committed = broker.groups.fetch_offsets(body.group_id, wanted)
+    by_topic: dict[str, list[Any]] = {}
+    for (topic, partition), value in sorted(committed.items()):
+        by_topic.setdefault(topic, []).append(
+            build.make(
+                "OffsetFetchResponsePartition", partition_index=partition,
+                committed_offset=value.offset if value else -1,
+                committed_leader_epoch=value.leader_epoch if value else -1,
+                metadata=value.metadata if value else "", error_code=0,
+            )
+        )
+    topics = tuple(
+        build.make("OffsetFetchResponseTopic", name=name, partitions=tuple(parts))
+        for name, parts in by_topic.items()
+    )
+    return build.make("OffsetFetchResponse", throttle_time=0, topics=topics, error_code=0)
+
+
+@handles(ApiKey.LIST_GROUPS)
+async def list_groups(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
+    build = response_builder(ApiKey.LIST_GROUPS, request.header.api_version)
+    states = set(getattr(request.body, "states_filter", ()) or ())
+    groups = tuple(
+        build.make("ListedGroup", group_id=g, protocol_type=t, group_state=s)
+        for g, t, s in broker.groups.list_groups()
+        if not states or s in states
+    )
+    return build.make("ListGroupsResponse", throttle_time=0, error_code=0, groups=groups)
+
+
+@handles(ApiKey.DESCRIBE_GROUPS)
+async def describe_groups(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
+    build = response_builder(ApiKey.DESCRIBE_GROUPS, request.header.api_version)
+    described = []
+    for group_id in request.body.groups:
+        group = broker.groups.describe_group(group_id)
+        members = tuple(
+            build.make(
+                "DescribedGroupMember", member_id=m.member_id, group_instance_id=m.group_instance_id,
+                client_id=m.client_id, client_host=m.client_host, member_metadata=m.metadata,
+                member_assignment=m.assignment,
+            )
+            for m in group.members
+        )
+        described.append(
+            build.make(
+                "DescribedGroup", error_code=ErrorCode.none, group_id=group_id, group_state=group.state,
+                protocol_type=group.protocol_type, protocol_data=group.protocol, members=members,
+                authorized_operations=-2147483648,
+            )
+        )
+    return build.make("DescribeGroupsResponse", throttle_time=0, groups=tuple(described))

@@ -1,0 +1,33 @@
+"""Run a broker process until SIGTERM/SIGINT, then flush and close its logs."""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+import anyio
+
+from broker.broker import Broker
+from broker.config import BrokerConfig
+
+log = logging.getLogger("regionlink.broker")
+
+
+async def _stop_on_signal(scope: anyio.CancelScope) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            log.info("received %s, shutting down", signal.Signals(signum).name)
+            scope.cancel()
+            return
+
+
+async def run_until_signalled(config: BrokerConfig) -> None:
+    broker = Broker(config)
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(_stop_on_signal, tasks.cancel_scope)
+        await tasks.start(broker.run)
+        print(f"regionlink broker {config.node_id} ready on {config.host}:{broker.port}", flush=True)
+
+
+def run_broker(config: BrokerConfig) -> None:
+    anyio.run(run_until_signalled, config, backend="asyncio")

@@ -1,0 +1,104 @@
+"""Real broker processes for integration tests: start, wait until ready, SIGTERM or SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+READY = re.compile(r"ready on ([\d.]+):(\d+)")
+START_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class BrokerProcess:
+    """One `regionlink broker` OS process; restartable on the same port and data dir."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, extra_args: tuple[str, ...] = ()) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.extra_args = extra_args
+        self.process: subprocess.Popen[str] | None = None
+        self.log_path = data_dir.parent / f"{data_dir.name}-broker.log"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> BrokerProcess:
+        assert self.process is None or self.process.poll() is not None, "already running"
+        log = open(self.log_path, "a")  # noqa: SIM115 - handed to the child
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mirror.cli", "broker", "--data-dir", str(self.data_dir),
+             "--listen", self.bootstrap, "--log-level", "info", *self.extra_args],
+            stdout=subprocess.PIPE, stderr=log, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        deadline = time.monotonic() + START_TIMEOUT_S
+        os.set_blocking(self.process.stdout.fileno(), False)
+        seen = ""
+        while time.monotonic() < deadline:
+            chunk = self.process.stdout.read() or ""
+            seen += chunk
+            if READY.search(seen):
+                return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"broker did not become ready: {seen!r}; log: {self.log_path.read_text()[-2000:]}")
+
+    def stop(self) -> int:
+        """SIGTERM and wait: the clean shutdown path."""
+        return self._signal(signal.SIGTERM)
+
+    def kill(self) -> int:
+        """SIGKILL: nothing gets to flush."""
+        return self._signal(signal.SIGKILL)
+
+    def _signal(self, signum: int) -> int:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signum)
+        try:
+            return self.process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(timeout=STOP_TIMEOUT_S)
+
+
+@pytest.fixture
+def broker_factory(tmp_path: Path) -> Iterator[type[BrokerProcess]]:
+    started: list[BrokerProcess] = []
+
+    class Tracked(BrokerProcess):
+        def start(self) -> BrokerProcess:
+            started.append(self)
+            return super().start()
+
+    yield Tracked
+    for proc in started:
+        proc.kill()
+
+
+@pytest.fixture
+def broker(broker_factory: type[BrokerProcess], tmp_path: Path) -> BrokerProcess:
+    return broker_factory(tmp_path / "broker").start()

@@ -1,0 +1,61 @@
+"""A tiny synchronous Kafka client over our codec, for byte-exact protocol tests."""
+
+from __future__ import annotations
+
+import socket
+import struct
+from typing import Any
+
+from broker.protocol.codec import RequestHeader, decode_response, encode_request
+from broker.protocol.framing import frame
+from broker.protocol.messages import request_builder
+
+
+class RawClient:
+    def __init__(self, bootstrap: str, timeout_s: float = 10.0) -> None:
+        host, port = bootstrap.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=timeout_s)
+        self._correlation = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> RawClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send_raw(self, payload: bytes) -> None:
+        self.sock.sendall(payload)
+
+    def receive_frame(self) -> bytes | None:
+        """One response frame, or None if the broker closed the connection."""
+        size_bytes = self._read_exactly(4)
+        if size_bytes is None:
+            return None
+        (size,) = struct.unpack(">i", size_bytes)
+        return self._read_exactly(size)
+
+    def _read_exactly(self, count: int) -> bytes | None:
+        chunks = b""
+        while len(chunks) < count:
+            chunk = self.sock.recv(count - len(chunks))
+            if not chunk:
+                return None
+            chunks += chunk
+        return chunks
+
+    def request(self, api_key: int, version: int, class_name: str, **fields: Any) -> Any:
+        body = request_builder(api_key, version).make(class_name, **fields)
+        self._correlation += 1
+        header = RequestHeader(api_key, version, self._correlation, "rawclient")
+        self.send_raw(frame(encode_request(header, body)))
+        payload = self.receive_frame()
+        assert payload is not None, "broker closed the connection"
+        correlation_id, response = decode_response(api_key, version, payload)
+        assert correlation_id == self._correlation
+        return response
+
+    def build(self, api_key: int, version: int, class_name: str, **fields: Any) -> Any:
+        return request_builder(api_key, version).make(class_name, **fields)
