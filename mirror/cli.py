@@ -52,6 +52,7 @@ def broker(
     advertised_host: Annotated[str | None, typer.Option(help="Host name clients should use, if not the listen host.")] = None,
     trace_file: Annotated[Path | None, typer.Option(help="Write OpenTelemetry spans as JSON lines here.")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    maintenance_interval_s: Annotated[float, typer.Option(help="Seconds between retention and compaction passes.")] = 5.0,
 ) -> None:
     """Run a single-node region: a Kafka-compatible broker that keeps its own metadata.
 
@@ -67,6 +68,7 @@ def broker(
     config = BrokerConfig(
         data_dir=data_dir, host=host, port=port, node_id=node_id,
         advertised_host=advertised_host, trace_file=trace_file,
+        maintenance_interval_s=maintenance_interval_s,
     )
     try:
         run_broker(config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -53,16 +54,17 @@ class BrokerProcess:
     def _wait_ready(self) -> None:
         assert self.process is not None and self.process.stdout is not None
         deadline = time.monotonic() + START_TIMEOUT_S
-        os.set_blocking(self.process.stdout.fileno(), False)
+        fd = self.process.stdout.fileno()
         seen = ""
         while time.monotonic() < deadline:
-            chunk = self.process.stdout.read() or ""
-            seen += chunk
-            if READY.search(seen):
-                return
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.05)
+            readable, _, _ = select.select([fd], [], [], 0.1)
+            if readable:
+                chunk = os.read(fd, 4096).decode()
+                seen += chunk
+                if READY.search(seen):
+                    return
+                if not chunk:
+                    break
         self.kill()
         raise RuntimeError(f"broker did not become ready: {seen!r}; log: {self.log_path.read_text()[-2000:]}")
 
