@@ -1,0 +1,197 @@
+"""One confluent-kafka client run, in its own process; prints one JSON object.
+
+    python -m bench.workload produce --bootstrap HOST:PORT --topic T --records N
+    python -m bench.workload consume --bootstrap HOST:PORT --topic T --records N
+
+The harness (bench.broker_bench) starts one of these per step so the client's CPU
+never shares a GIL with the harness. Every wait is bounded by --timeout-s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import uuid
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+MB = 1_000_000
+DISTINCT_VALUES = 256
+POLL_EVERY_RECORDS = 1_000
+
+PRODUCER_CONFIG: dict[str, Any] = {
+    "acks": "all",
+    "linger.ms": 5,
+    "batch.size": 1_000_000,
+    "compression.type": "none",
+    "queue.buffering.max.messages": 1_000_000,
+    "queue.buffering.max.kbytes": 1_048_576,
+}
+
+CONSUMER_CONFIG: dict[str, Any] = {
+    "enable.auto.commit": False,
+    "auto.offset.reset": "earliest",
+    "max.partition.fetch.bytes": 8 * 1_048_576,
+    "fetch.max.bytes": 64 * 1_048_576,
+}
+
+
+def make_values(value_bytes: int) -> list[bytes]:
+    """Distinct incompressible payloads, reused round-robin (librdkafka copies them)."""
+    return [os.urandom(value_bytes) for _ in range(DISTINCT_VALUES)]
+
+
+def percentile_ms(latencies_s: list[float], pct: float) -> float | None:
+    """Nearest-rank percentile of latencies given in seconds, returned in ms."""
+    if not latencies_s:
+        return None
+    ordered = sorted(latencies_s)
+    index = min(len(ordered) - 1, max(0, round(pct / 100 * len(ordered)) - 1))
+    return ordered[index] * 1000
+
+
+class DeliveryStats:
+    """Delivery-report sink: produce()→report latency (librdkafka's msg.latency()) and errors."""
+
+    def __init__(self) -> None:
+        self.latencies_s: list[float] = []
+        self.errors = 0
+        self.first_error: str | None = None
+
+    def on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self.errors += 1
+            self.first_error = self.first_error or str(err)
+            return
+        latency_s = msg.latency()
+        if latency_s is not None:
+            self.latencies_s.append(latency_s)
+
+
+def produce_all(producer: Producer, topic: str, values: list[bytes], records: int) -> None:
+    """Queue `records` values, polling for delivery reports and backing off on a full queue."""
+    for i in range(records):
+        value = values[i % DISTINCT_VALUES]
+        while True:
+            try:
+                producer.produce(topic, value=value)
+                break
+            except BufferError:
+                producer.poll(0.01)
+        if i % POLL_EVERY_RECORDS == 0:
+            producer.poll(0)
+
+
+def run_produce(args: argparse.Namespace) -> dict[str, Any]:
+    """Produce args.records values of args.value_bytes; time until every report is in."""
+    stats = DeliveryStats()
+    config = {**PRODUCER_CONFIG, "bootstrap.servers": args.bootstrap}
+    config["on_delivery"] = stats.on_delivery
+    producer = Producer(config)
+    values = make_values(args.value_bytes)
+    started_s = time.perf_counter()
+    produce_all(producer, args.topic, values, args.records)
+    unflushed = producer.flush(args.timeout_s)
+    elapsed_s = time.perf_counter() - started_s
+    acked = len(stats.latencies_s)
+    return {
+        "step": "produce",
+        "records": acked,
+        "bytes": acked * args.value_bytes,
+        "elapsed_s": elapsed_s,
+        "records_per_s": acked / elapsed_s,
+        "mb_per_s": acked * args.value_bytes / MB / elapsed_s,
+        "p50_latency_ms": percentile_ms(stats.latencies_s, 50),
+        "p99_latency_ms": percentile_ms(stats.latencies_s, 99),
+        "errors": stats.errors,
+        "first_error": stats.first_error,
+        "unflushed": unflushed,
+        "ok": acked == args.records and stats.errors == 0 and unflushed == 0,
+    }
+
+
+def assign_from_beginning(consumer: Consumer, topic: str, timeout_s: float) -> int:
+    """Assign every partition of `topic` at the first offset; returns the partition count."""
+    metadata = consumer.list_topics(topic, timeout=timeout_s)
+    partitions = sorted(metadata.topics[topic].partitions)
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    return len(partitions)
+
+
+def consume_until(
+    consumer: Consumer, records: int, deadline_s: float
+) -> tuple[int, int, str | None]:
+    """Read until `records` values or the deadline; returns (records, bytes, first error)."""
+    count = 0
+    total_bytes = 0
+    first_error: str | None = None
+    while count < records and time.perf_counter() < deadline_s:
+        for msg in consumer.consume(num_messages=10_000, timeout=0.5):
+            err = msg.error()
+            if err is not None:
+                first_error = first_error or str(err)
+                continue
+            value = msg.value()
+            count += 1
+            total_bytes += len(value) if value is not None else 0
+    return count, total_bytes, first_error
+
+
+def run_consume(args: argparse.Namespace) -> dict[str, Any]:
+    """Read args.records values from offset 0 of every partition (assign, no group join)."""
+    group_id = f"bench-{uuid.uuid4().hex[:12]}"
+    config = {**CONSUMER_CONFIG, "bootstrap.servers": args.bootstrap, "group.id": group_id}
+    consumer = Consumer(config)
+    try:
+        started_s = time.perf_counter()
+        partitions = assign_from_beginning(consumer, args.topic, args.timeout_s)
+        count, total_bytes, first_error = consume_until(
+            consumer, args.records, started_s + args.timeout_s
+        )
+        elapsed_s = time.perf_counter() - started_s
+    finally:
+        consumer.close()
+    return {
+        "step": "consume",
+        "partitions": partitions,
+        "records": count,
+        "bytes": total_bytes,
+        "elapsed_s": elapsed_s,
+        "records_per_s": count / elapsed_s,
+        "mb_per_s": total_bytes / MB / elapsed_s,
+        "first_error": first_error,
+        "ok": count >= args.records,
+    }
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.workload", description=__doc__)
+    parser.add_argument("step", choices=["produce", "consume"])
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--value-bytes", type=int, default=1024)
+    parser.add_argument("--timeout-s", type=float, default=300.0)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    result = run_produce(args) if args.step == "produce" else run_consume(args)
+    print(json.dumps(result))
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
