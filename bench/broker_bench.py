@@ -26,6 +26,7 @@ from bench.report import BrokerOutcome, print_report, results_json
 from bench.scenarios import BenchOptions, Scenario, ScenarioError, ScenarioResult, build_scenarios
 
 RESULTS_DIR = REPO_ROOT / "bench-results"
+BUSY_LOAD_PER_CORE = 0.25
 
 
 def parse_partitions(text: str) -> list[int]:
@@ -39,13 +40,21 @@ def parse_partitions(text: str) -> list[int]:
     return counts
 
 
+def positive_int(text: str) -> int:
+    """An int >= 1, for argparse."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1: {text}")
+    return value
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.broker_bench", description=__doc__)
-    parser.add_argument("--records", type=int, default=200_000, help="records per scenario")
-    parser.add_argument("--value-bytes", type=int, default=1024, help="bytes per record value")
+    parser.add_argument("--records", type=positive_int, default=200_000, help="records per run")
+    parser.add_argument("--value-bytes", type=positive_int, default=1024, help="value size")
     parser.add_argument("--partitions", type=parse_partitions, default=[1, 8], help="e.g. 1,8")
     parser.add_argument("--only", choices=sorted(BROKERS), help="run one broker only")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per scenario; medians shown")
+    parser.add_argument("--repeat", type=positive_int, default=3, help="rounds; medians shown")
     parser.add_argument("--json", action="store_true", help="print JSON results only")
     parser.add_argument("--start-timeout-s", type=float, default=30.0)
     parser.add_argument("--client-timeout-s", type=float, default=300.0)
@@ -70,32 +79,43 @@ def run_scenario(
     return result
 
 
-def bench_broker(
+def bench_round(
     spec: BrokerSpec,
+    outcome: BrokerOutcome,
     scenarios: list[Scenario],
     options: BenchOptions,
     args: argparse.Namespace,
     status: Console,
-) -> BrokerOutcome:
-    """Start one broker, run every scenario `--repeat` times, always stop it."""
-    outcome = BrokerOutcome(spec.name)
+) -> None:
+    """Start a fresh broker, run every scenario once into `outcome`, always stop it."""
     with tempfile.TemporaryDirectory(prefix=f"bench-{spec.name}-") as work_dir:
         try:
             broker = launch(spec, Path(work_dir), args.start_timeout_s)
         except BrokerStartError as exc:
             outcome.start_error = str(exc)
-            return outcome
+            return
         try:
             for scenario in scenarios:
-                for attempt in range(1, args.repeat + 1):
-                    status.print(f"{spec.name}: {scenario.name} (run {attempt}/{args.repeat})")
-                    result = run_scenario(broker, scenario, options)
-                    outcome.runs.setdefault(scenario.name, []).append(result)
-                    if not broker.alive():
-                        break
+                runs = outcome.runs.setdefault(scenario.name, [])
+                status.print(f"{spec.name}: {scenario.name} (run {len(runs) + 1}/{args.repeat})")
+                runs.append(run_scenario(broker, scenario, options))
+                if not broker.alive():
+                    break
         finally:
             broker.stop()
-    return outcome
+
+
+def bench_all(
+    names: list[str], scenarios: list[Scenario], args: argparse.Namespace, status: Console
+) -> dict[str, BrokerOutcome]:
+    """`--repeat` rounds; each round runs each broker in turn, so drift hits both alike."""
+    options = BenchOptions(args.records, args.value_bytes, args.client_timeout_s)
+    outcomes = {name: BrokerOutcome(name) for name in names}
+    for _ in range(args.repeat):
+        for name in names:
+            if outcomes[name].start_error is None:
+                bench_round(BROKERS[name], outcomes[name], scenarios, options, args, status)
+    return outcomes
 
 
 def save_results(results: dict[str, Any]) -> Path:
@@ -105,6 +125,17 @@ def save_results(results: dict[str, Any]) -> Path:
     path = RESULTS_DIR / f"broker-bench-{stamp}.json"
     path.write_text(json.dumps(results, indent=2))
     return path
+
+
+def warn_if_busy(machine: dict[str, Any], status: Console) -> None:
+    """Say so when other work is running: the brokers and clients share these cores."""
+    load = machine.get("load_avg_1m")
+    if load is not None and load > BUSY_LOAD_PER_CORE * machine["cores"]:
+        status.print(
+            f"warning: 1-minute load average is {load:.2f} on {machine['cores']} cores; "
+            "figures will be noisy",
+            style="yellow",
+        )
 
 
 def exit_on_sigterm() -> None:
@@ -120,14 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     exit_on_sigterm()
-    options = BenchOptions(args.records, args.value_bytes, args.client_timeout_s)
     scenarios = build_scenarios(args.partitions)
     names = [args.only] if args.only else ["ours", "tansu"]
     status = Console(stderr=True, highlight=False)
     machine = machine_info()
-    outcomes = {
-        name: bench_broker(BROKERS[name], scenarios, options, args, status) for name in names
-    }
+    warn_if_busy(machine, status)
+    outcomes = bench_all(names, scenarios, args, status)
     command = command_line(argv)
     results = results_json(command, machine, vars(args), scenarios, outcomes)
     saved = save_results(results)

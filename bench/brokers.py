@@ -114,7 +114,8 @@ def wait_until_accepting(broker: RunningBroker, timeout_s: float) -> None:
             return
         time.sleep(0.1)
     raise BrokerStartError(
-        f"not accepting on {broker.bootstrap} after {timeout_s:.0f} s: {broker.log_tail()}"
+        f"not accepting on {broker.bootstrap} after {timeout_s:.0f} s: "
+        f"{broker.log_tail() or 'no output'}"
     )
 
 

@@ -41,6 +41,14 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def load_avg_1m() -> float | None:
+    """1-minute load average (other work on the box makes figures noisy)."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
 def machine_info() -> dict[str, Any]:
     """CPU, cores, RAM, OS, Python, librdkafka and the UTC date."""
     return {
@@ -51,6 +59,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "confluent_kafka": getattr(confluent_kafka, "__version__", "?"),
         "librdkafka": confluent_kafka.libversion()[0],
+        "load_avg_1m": load_avg_1m(),
         "date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
 

@@ -63,11 +63,11 @@ def format_ratio(value: float | None, metric: Metric, rich_markup: bool) -> str:
 
 def cell(outcome: BrokerOutcome, scenario: str, metric: str) -> str:
     """A table cell: the median, or why there is none."""
-    if outcome.start_error:
-        return "not started"
     value = outcome.median(scenario, metric)
     if value is None and outcome.errors(scenario):
         return "failed"
+    if value is None and outcome.start_error:
+        return "not started"
     return format_value(value)
 
 
@@ -102,7 +102,6 @@ def error_lines(scenarios: list[Scenario], outcomes: dict[str, BrokerOutcome]) -
         label = BROKER_LABELS.get(outcome.name, outcome.name)
         if outcome.start_error:
             lines.append(f"{label}: failed to start: {outcome.start_error}")
-            continue
         for scenario in scenarios:
             lines += [f"{label} / {scenario.name}: {e}" for e in outcome.errors(scenario.name)]
     return lines

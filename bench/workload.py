@@ -29,6 +29,7 @@ from confluent_kafka import (
 MB = 1_000_000
 DISTINCT_VALUES = 256
 POLL_EVERY_RECORDS = 1_000
+CONSUME_BATCH = 10_000
 
 PRODUCER_CONFIG: dict[str, Any] = {
     "acks": "all",
@@ -129,23 +130,42 @@ def assign_from_beginning(consumer: Consumer, topic: str, timeout_s: float) -> i
     return len(partitions)
 
 
-def consume_until(
-    consumer: Consumer, records: int, deadline_s: float
-) -> tuple[int, int, str | None]:
-    """Read until `records` values or the deadline; returns (records, bytes, first error)."""
-    count = 0
-    total_bytes = 0
-    first_error: str | None = None
-    while count < records and time.perf_counter() < deadline_s:
-        for msg in consumer.consume(num_messages=10_000, timeout=0.5):
-            err = msg.error()
-            if err is not None:
-                first_error = first_error or str(err)
-                continue
-            value = msg.value()
-            count += 1
-            total_bytes += len(value) if value is not None else 0
-    return count, total_bytes, first_error
+class ConsumeTally:
+    """Counts records and bytes, and checks each partition's offsets run 0, 1, 2, ... once."""
+
+    def __init__(self, partitions: int) -> None:
+        self.records = 0
+        self.bytes = 0
+        self.per_partition = [0] * partitions
+        self.last_offset = [-1] * partitions
+        self.first_error: str | None = None
+
+    def add(self, msg: Message) -> None:
+        err = msg.error()
+        if err is not None:
+            self.first_error = self.first_error or str(err)
+            return
+        value = msg.value()
+        partition = msg.partition() or 0
+        self.records += 1
+        self.bytes += len(value) if value is not None else 0
+        self.per_partition[partition] += 1
+        self.last_offset[partition] = msg.offset() or 0
+
+    def offsets_contiguous(self) -> bool:
+        """No duplicate or skipped offset: partition p ends at offset count(p) - 1."""
+        return all(
+            last + 1 == n for last, n in zip(self.last_offset, self.per_partition, strict=True)
+        )
+
+
+def consume_until(consumer: Consumer, tally: ConsumeTally, records: int, deadline_s: float) -> None:
+    """Read into `tally` until `records` records or the deadline."""
+    while tally.records < records and time.perf_counter() < deadline_s:
+        # Ask for no more than remain, or consume() waits out its timeout at the end.
+        wanted = min(CONSUME_BATCH, records - tally.records)
+        for msg in consumer.consume(num_messages=wanted, timeout=0.5):
+            tally.add(msg)
 
 
 def run_consume(args: argparse.Namespace) -> dict[str, Any]:
@@ -156,22 +176,27 @@ def run_consume(args: argparse.Namespace) -> dict[str, Any]:
     try:
         started_s = time.perf_counter()
         partitions = assign_from_beginning(consumer, args.topic, args.timeout_s)
-        count, total_bytes, first_error = consume_until(
-            consumer, args.records, started_s + args.timeout_s
-        )
+        tally = ConsumeTally(partitions)
+        consume_until(consumer, tally, args.records, started_s + args.timeout_s)
         elapsed_s = time.perf_counter() - started_s
     finally:
         consumer.close()
+    contiguous = tally.offsets_contiguous()
+    first_error = tally.first_error
+    if not contiguous:
+        first_error = first_error or f"offsets not contiguous: {tally.per_partition=}"
     return {
         "step": "consume",
         "partitions": partitions,
-        "records": count,
-        "bytes": total_bytes,
+        "records": tally.records,
+        "records_per_partition": tally.per_partition,
+        "bytes": tally.bytes,
         "elapsed_s": elapsed_s,
-        "records_per_s": count / elapsed_s,
-        "mb_per_s": total_bytes / MB / elapsed_s,
+        "records_per_s": tally.records / elapsed_s,
+        "mb_per_s": tally.bytes / MB / elapsed_s,
+        "offsets_contiguous": contiguous,
         "first_error": first_error,
-        "ok": count >= args.records,
+        "ok": tally.records == args.records and contiguous,
     }
 
 
