@@ -96,12 +96,17 @@ class Broker:
         try:
             async with anyio.create_task_group() as tasks:
                 self.port = await tasks.start(
-                    serve, self.config.host, self.config.port, self.dispatch,
+                    serve,
+                    self.config.host,
+                    self.config.port,
+                    self.dispatch,
                     self.config.max_frame_bytes,
                 )
                 tasks.start_soon(self._maintenance_loop)
                 tasks.start_soon(self.groups.run)
-                log.info("broker %d listening on %s:%d", self.config.node_id, self.config.host, self.port)
+                log.info(
+                    "broker %d listening on %s:%d", self.config.node_id, self.config.host, self.port
+                )
                 task_status.started(self.port)
         finally:
             self.close()

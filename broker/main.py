@@ -26,7 +26,9 @@ async def run_until_signalled(config: BrokerConfig) -> None:
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(_stop_on_signal, tasks.cancel_scope)
         await tasks.start(broker.run)
-        print(f"regionlink broker {config.node_id} ready on {config.host}:{broker.port}", flush=True)
+        print(
+            f"regionlink broker {config.node_id} ready on {config.host}:{broker.port}", flush=True
+        )
 
 
 def run_broker(config: BrokerConfig) -> None:

@@ -25,11 +25,15 @@ class LogOffsetStore:
 
     def append(self, records: Sequence[tuple[bytes, bytes | None]]) -> None:
         timestamp_ms = now_ms()
-        batch = build_batch([
-            Record(offset, timestamp_ms, key, value) for offset, (key, value) in enumerate(records)
-        ])
-        self._partition.log.append(bytearray(batch), leader_epoch=self._partition.leader_epoch,
-                                   now_ms=timestamp_ms)
+        batch = build_batch(
+            [
+                Record(offset, timestamp_ms, key, value)
+                for offset, (key, value) in enumerate(records)
+            ]
+        )
+        self._partition.log.append(
+            bytearray(batch), leader_epoch=self._partition.leader_epoch, now_ms=timestamp_ms
+        )
         self._partition.notify_appended()
 
     def load(self) -> Iterable[tuple[bytes, bytes | None]]:
@@ -48,7 +52,8 @@ def build_group_coordinator(broker: Broker) -> GroupCoordinator:
     partition = broker.partition(OFFSETS_TOPIC, 0)
     assert partition is not None
     coordinator = GroupCoordinator(
-        LogOffsetStore(partition), clock_ms=now_ms,
+        LogOffsetStore(partition),
+        clock_ms=now_ms,
         initial_rebalance_delay_ms=broker.config.group_initial_rebalance_delay_ms,
     )
     coordinator.load()

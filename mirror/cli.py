@@ -34,7 +34,8 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
-        level=level.upper(), stream=sys.stderr,
+        level=level.upper(),
+        stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
@@ -47,12 +48,20 @@ def _root() -> None:
 @app.command()
 def broker(
     data_dir: Annotated[Path, typer.Option(help="Directory for logs, offsets and metadata.")],
-    listen: Annotated[str, typer.Option(help="HOST:PORT to accept Kafka clients on (port 0 = any).")] = "127.0.0.1:9092",
+    listen: Annotated[
+        str, typer.Option(help="HOST:PORT to accept Kafka clients on (port 0 = any).")
+    ] = "127.0.0.1:9092",
     node_id: Annotated[int, typer.Option(help="This broker's id in its region.")] = 1,
-    advertised_host: Annotated[str | None, typer.Option(help="Host name clients should use, if not the listen host.")] = None,
-    trace_file: Annotated[Path | None, typer.Option(help="Write OpenTelemetry spans as JSON lines here.")] = None,
+    advertised_host: Annotated[
+        str | None, typer.Option(help="Host name clients should use, if not the listen host.")
+    ] = None,
+    trace_file: Annotated[
+        Path | None, typer.Option(help="Write OpenTelemetry spans as JSON lines here.")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
-    maintenance_interval_s: Annotated[float, typer.Option(help="Seconds between retention and compaction passes.")] = 5.0,
+    maintenance_interval_s: Annotated[
+        float, typer.Option(help="Seconds between retention and compaction passes.")
+    ] = 5.0,
 ) -> None:
     """Run a single-node region: a Kafka-compatible broker that keeps its own metadata.
 
@@ -66,8 +75,12 @@ def broker(
     _setup_logging(log_level)
     host, port = parse_listen(listen)
     config = BrokerConfig(
-        data_dir=data_dir, host=host, port=port, node_id=node_id,
-        advertised_host=advertised_host, trace_file=trace_file,
+        data_dir=data_dir,
+        host=host,
+        port=port,
+        node_id=node_id,
+        advertised_host=advertised_host,
+        trace_file=trace_file,
         maintenance_interval_s=maintenance_interval_s,
     )
     try:

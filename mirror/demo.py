@@ -26,9 +26,21 @@ console = Console()
 
 def start_broker(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "mirror.cli", "broker", "--data-dir", str(data_dir),
-         "--listen", "127.0.0.1:0", "--log-level", "warning"],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        [
+            sys.executable,
+            "-m",
+            "mirror.cli",
+            "broker",
+            "--data-dir",
+            str(data_dir),
+            "--listen",
+            "127.0.0.1:0",
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert process.stdout is not None
     line = process.stdout.readline()
@@ -40,8 +52,15 @@ def start_broker(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
 
 
 def produce(bootstrap: str, topic: str) -> float:
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
-                         "linger.ms": 5, "compression.type": "lz4"})
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            "compression.type": "lz4",
+        }
+    )
     started = time.perf_counter()
     for i in range(RECORDS):
         producer.produce(topic, key=f"customer-{i % 100}".encode(), value=f"order #{i}".encode())
@@ -51,15 +70,19 @@ def produce(bootstrap: str, topic: str) -> float:
 
 
 def consume(bootstrap: str, topic: str) -> list[tuple[int, int, bytes, bytes]]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "demo",
-                         "auto.offset.reset": "earliest"})
+    """Read the topic back through a consumer group, as an application would."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "demo", "auto.offset.reset": "earliest"}
+    )
     consumer.subscribe([topic])
-    rows = []
+    rows: list[tuple[int, int, bytes, bytes]] = []
     deadline = time.monotonic() + 30
     while len(rows) < RECORDS and time.monotonic() < deadline:
         msg = consumer.poll(0.5)
         if msg is not None and msg.error() is None:
-            rows.append((msg.partition(), msg.offset(), msg.key(), msg.value()))
+            rows.append(
+                (msg.partition() or 0, msg.offset() or 0, msg.key() or b"", msg.value() or b"")
+            )
     consumer.close()
     return rows
 
@@ -73,7 +96,9 @@ def main() -> None:
                 [NewTopic("orders", num_partitions=3, replication_factor=1)]
             )["orders"].result(10)
             elapsed_s = produce(bootstrap, "orders")
-            console.print(f"produced {RECORDS:,} records (acks=all, idempotent, lz4) in {elapsed_s:.2f}s")
+            console.print(
+                f"produced {RECORDS:,} records (acks=all, idempotent, lz4) in {elapsed_s:.2f}s"
+            )
             rows = consume(bootstrap, "orders")
             table = Table(title=f"consumed {len(rows):,} records — first five")
             for column in ("partition", "offset", "key", "value"):
@@ -83,8 +108,10 @@ def main() -> None:
             console.print(table)
             if len(rows) != RECORDS:
                 raise SystemExit(f"expected {RECORDS} records, read {len(rows)}")
-            console.print("[green]every record came back.[/green] Next: `make test`, then "
-                          "`.venv/bin/regionlink broker --help`.")
+            console.print(
+                "[green]every record came back.[/green] Next: `make test`, then "
+                "`.venv/bin/regionlink broker --help`."
+            )
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(10)

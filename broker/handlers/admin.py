@@ -19,7 +19,9 @@ SINGLE_NODE_REPLICATION_FACTORS = (-1, 1)
 
 
 def _create_one(broker: Broker, topic: Any, validate_only: bool) -> tuple[int, str | None]:
-    partitions = topic.num_partitions if topic.num_partitions > 0 else broker.config.default_partitions
+    partitions = (
+        topic.num_partitions if topic.num_partitions > 0 else broker.config.default_partitions
+    )
     if topic.replication_factor not in SINGLE_NODE_REPLICATION_FACTORS:
         return ErrorCode.invalid_replication_factor, (
             f"replication factor {topic.replication_factor} is more than the 1 broker available"
@@ -37,7 +39,9 @@ def _create_one(broker: Broker, topic: Any, validate_only: bool) -> tuple[int, s
     return ErrorCode.none, None
 
 
-def _validate_new_topic(broker: Broker, name: str, partitions: int, configs: dict[str, str]) -> None:
+def _validate_new_topic(
+    broker: Broker, name: str, partitions: int, configs: dict[str, str]
+) -> None:
     from broker.log import LogConfig
     from broker.topics import validate_topic_name
 
@@ -58,8 +62,12 @@ async def create_topics(broker: Broker, request: Request, info: ConnectionInfo) 
         error, message = _create_one(broker, topic, validate_only)
         results.append(
             build.make(
-                "CreatableTopicResult", name=topic.name, error_code=error, error_message=message,
-                num_partitions=-1, replication_factor=-1,
+                "CreatableTopicResult",
+                name=topic.name,
+                error_code=error,
+                error_message=message,
+                num_partitions=-1,
+                replication_factor=-1,
             )
         )
     return build.make("CreateTopicsResponse", throttle_time=0, topics=tuple(results))
@@ -72,7 +80,7 @@ async def delete_topics(broker: Broker, request: Request, info: ConnectionInfo) 
     for name in request.body.topic_names:
         try:
             broker.delete_topic(name)
-            error = ErrorCode.none
+            error: int = ErrorCode.none
         except TopicError as exc:
             error = exc.error_code
         results.append(build.make("DeletableTopicResult", name=name, error_code=error))
@@ -84,20 +92,31 @@ async def create_partitions(broker: Broker, request: Request, info: ConnectionIn
     build = response_builder(ApiKey.CREATE_PARTITIONS, request.header.api_version)
     results = []
     for topic in request.body.topics:
-        error, message = ErrorCode.none, None
+        error: int = ErrorCode.none
+        message: str | None = None
         try:
             if request.body.validate_only:
                 current = broker.topics.get(topic.name)
                 if current is None:
-                    raise TopicError(ErrorCode.unknown_topic_or_partition, f"unknown topic {topic.name!r}")
+                    raise TopicError(
+                        ErrorCode.unknown_topic_or_partition, f"unknown topic {topic.name!r}"
+                    )
                 if topic.count <= current.partitions:
-                    raise TopicError(ErrorCode.invalid_partitions, f"{topic.name!r} already has {current.partitions} partitions")
+                    raise TopicError(
+                        ErrorCode.invalid_partitions,
+                        f"{topic.name!r} already has {current.partitions} partitions",
+                    )
             else:
                 broker.add_partitions(topic.name, topic.count)
         except TopicError as exc:
             error, message = exc.error_code, exc.message
         results.append(
-            build.make("CreatePartitionsTopicResult", name=topic.name, error_code=error, error_message=message)
+            build.make(
+                "CreatePartitionsTopicResult",
+                name=topic.name,
+                error_code=error,
+                error_message=message,
+            )
         )
     return build.make("CreatePartitionsResponse", throttle_time=0, results=tuple(results))
 
@@ -108,11 +127,16 @@ async def init_producer_id(broker: Broker, request: Request, info: ConnectionInf
     build = response_builder(ApiKey.INIT_PRODUCER_ID, request.header.api_version)
     if request.body.transactional_id is not None:
         return build.make(
-            "InitProducerIdResponse", throttle_time=0,
-            error_code=ErrorCode.transactional_id_authorization_failed, producer_id=-1,
+            "InitProducerIdResponse",
+            throttle_time=0,
+            error_code=ErrorCode.transactional_id_authorization_failed,
+            producer_id=-1,
             producer_epoch=-1,
         )
     return build.make(
-        "InitProducerIdResponse", throttle_time=0, error_code=0,
-        producer_id=broker.topics.allocate_producer_id(), producer_epoch=0,
+        "InitProducerIdResponse",
+        throttle_time=0,
+        error_code=0,
+        producer_id=broker.topics.allocate_producer_id(),
+        producer_epoch=0,
     )

@@ -21,7 +21,9 @@ async def api_versions(broker: Broker, request: Request, info: ConnectionInfo) -
     build = response_builder(ApiKey.API_VERSIONS, request.header.api_version)
     keys = tuple(
         build.make(
-            "ApiVersion", api_key=key, min_version=served.advertised_min,
+            "ApiVersion",
+            api_key=key,
+            min_version=served.advertised_min,
             max_version=served.served_max,
         )
         for key, served in sorted(SERVED.items())

@@ -43,13 +43,23 @@ def _topic_metadata(broker: Broker, build: MessageBuilder, info: TopicInfo) -> A
         epoch = partition.leader_epoch if partition else 0
         partitions.append(
             build.make(
-                "MetadataResponsePartition", error_code=0, partition_index=index, leader_id=node,
-                leader_epoch=epoch, replica_nodes=(node,), isr_nodes=(node,), offline_replicas=(),
+                "MetadataResponsePartition",
+                error_code=0,
+                partition_index=index,
+                leader_id=node,
+                leader_epoch=epoch,
+                replica_nodes=(node,),
+                isr_nodes=(node,),
+                offline_replicas=(),
             )
         )
     return build.make(
-        "MetadataResponseTopic", error_code=0, name=info.name, is_internal=info.internal,
-        partitions=tuple(partitions), topic_authorized_operations=-2147483648,
+        "MetadataResponseTopic",
+        error_code=0,
+        name=info.name,
+        is_internal=info.internal,
+        partitions=tuple(partitions),
+        topic_authorized_operations=-2147483648,
     )
 
 
@@ -63,17 +73,29 @@ async def metadata(broker: Broker, request: Request, info: ConnectionInfo) -> An
             error = _auto_create(broker, request, name)
             topics.append(
                 build.make(
-                    "MetadataResponseTopic", error_code=error, name=name, is_internal=False,
-                    partitions=(), topic_authorized_operations=-2147483648,
+                    "MetadataResponseTopic",
+                    error_code=error,
+                    name=name,
+                    is_internal=False,
+                    partitions=(),
+                    topic_authorized_operations=-2147483648,
                 )
             )
         else:
             topics.append(_topic_metadata(broker, build, topic))
     host, port = broker.config.advertised_host or broker.config.host, broker.port
-    brokers = (build.make("MetadataResponseBroker", node_id=broker.config.node_id, host=host, port=port, rack=None),)
+    brokers = (
+        build.make(
+            "MetadataResponseBroker", node_id=broker.config.node_id, host=host, port=port, rack=None
+        ),
+    )
     return build.make(
-        "MetadataResponse", throttle_time=0, brokers=brokers, cluster_id=broker.cluster_id,
-        controller_id=broker.config.node_id, topics=tuple(topics),
+        "MetadataResponse",
+        throttle_time=0,
+        brokers=brokers,
+        cluster_id=broker.cluster_id,
+        controller_id=broker.config.node_id,
+        topics=tuple(topics),
         cluster_authorized_operations=-2147483648,
     )
 
@@ -83,10 +105,21 @@ async def describe_cluster(broker: Broker, request: Request, info: ConnectionInf
     build = response_builder(ApiKey.DESCRIBE_CLUSTER, request.header.api_version)
     host = broker.config.advertised_host or broker.config.host
     brokers = (
-        build.make("DescribeClusterBroker", broker_id=broker.config.node_id, host=host, port=broker.port, rack=None),
+        build.make(
+            "DescribeClusterBroker",
+            broker_id=broker.config.node_id,
+            host=host,
+            port=broker.port,
+            rack=None,
+        ),
     )
     return build.make(
-        "DescribeClusterResponse", throttle_time=0, error_code=0, error_message=None,
-        cluster_id=broker.cluster_id, controller_id=broker.config.node_id, brokers=brokers,
+        "DescribeClusterResponse",
+        throttle_time=0,
+        error_code=0,
+        error_message=None,
+        cluster_id=broker.cluster_id,
+        controller_id=broker.config.node_id,
+        brokers=brokers,
         cluster_authorized_operations=-2147483648,
     )

@@ -26,7 +26,7 @@ OP_SET, OP_DELETE, OP_APPEND, OP_SUBTRACT = 0, 1, 2, 3
 def _entries(broker: Broker, resource: Any) -> dict[str, tuple[str, int]]:
     """name -> (value, source) for the resource; raises KeyError for unknown topics."""
     if resource.resource_type == BROKER_RESOURCE:
-        host, port = broker.config.advertised
+        host, _port = broker.config.advertised
         return {
             "broker.id": (str(broker.config.node_id), SOURCE_STATIC_BROKER),
             "advertised.listeners": (f"PLAINTEXT://{host}:{broker.port}", SOURCE_STATIC_BROKER),
@@ -45,23 +45,35 @@ def _describe(broker: Broker, build: MessageBuilder, resource: Any) -> Any:
         entries = _entries(broker, resource)
     except KeyError:
         return build.make(
-            "DescribeConfigsResult", error_code=ErrorCode.unknown_topic_or_partition,
+            "DescribeConfigsResult",
+            error_code=ErrorCode.unknown_topic_or_partition,
             error_message=f"unknown topic {resource.resource_name!r}",
-            resource_type=resource.resource_type, resource_name=resource.resource_name, configs=(),
+            resource_type=resource.resource_type,
+            resource_name=resource.resource_name,
+            configs=(),
         )
     wanted = resource.configuration_keys
     configs = tuple(
         build.make(
-            "DescribeConfigsResourceResult", name=name, value=value,
-            read_only=resource.resource_type == BROKER_RESOURCE, config_source=source,
-            is_default=source == SOURCE_DEFAULT, is_sensitive=False, synonyms=(),
+            "DescribeConfigsResourceResult",
+            name=name,
+            value=value,
+            read_only=resource.resource_type == BROKER_RESOURCE,
+            config_source=source,
+            is_default=source == SOURCE_DEFAULT,
+            is_sensitive=False,
+            synonyms=(),
         )
         for name, (value, source) in sorted(entries.items())
         if wanted is None or name in wanted
     )
     return build.make(
-        "DescribeConfigsResult", error_code=0, error_message=None,
-        resource_type=resource.resource_type, resource_name=resource.resource_name, configs=configs,
+        "DescribeConfigsResult",
+        error_code=0,
+        error_message=None,
+        resource_type=resource.resource_type,
+        resource_name=resource.resource_name,
+        configs=configs,
     )
 
 
@@ -119,8 +131,13 @@ async def incremental_alter_configs(broker: Broker, request: Request, info: Conn
         error, message = _alter(broker, resource, request.body.validate_only)
         responses.append(
             build.make(
-                "AlterConfigsResourceResponse", error_code=error, error_message=message,
-                resource_type=resource.resource_type, resource_name=resource.resource_name,
+                "AlterConfigsResourceResponse",
+                error_code=error,
+                error_message=message,
+                resource_type=resource.resource_type,
+                resource_name=resource.resource_name,
             )
         )
-    return build.make("IncrementalAlterConfigsResponse", throttle_time=0, responses=tuple(responses))
+    return build.make(
+        "IncrementalAlterConfigsResponse", throttle_time=0, responses=tuple(responses)
+    )

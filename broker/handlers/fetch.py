@@ -38,8 +38,11 @@ def _read_partition(
         return _PartitionRead(fetch.partition, ErrorCode.unknown_topic_or_partition)
     log = partition.log
     result = _PartitionRead(
-        fetch.partition, ErrorCode.none, partition.high_watermark,
-        partition.last_stable_offset, log.log_start_offset,
+        fetch.partition,
+        ErrorCode.none,
+        partition.high_watermark,
+        partition.last_stable_offset,
+        log.log_start_offset,
     )
     max_bytes = min(fetch.partition_max_bytes, budget_bytes)
     if max_bytes <= 0 and not must_return_one:
@@ -60,7 +63,9 @@ def _read_all(broker: Broker, body: Any) -> tuple[list[tuple[str, list[_Partitio
     for topic in body.topics:
         reads = []
         for fetch in topic.partitions:
-            read = _read_partition(broker, topic.topic, fetch, budget_bytes - total_bytes, total_bytes == 0)
+            read = _read_partition(
+                broker, topic.topic, fetch, budget_bytes - total_bytes, total_bytes == 0
+            )
             total_bytes += len(read.records)
             reads.append(read)
         topics.append((topic.topic, reads))
@@ -74,13 +79,19 @@ def _has_error(topics: list[tuple[str, list[_PartitionRead]]]) -> bool:
 def _response(build: MessageBuilder, topics: list[tuple[str, list[_PartitionRead]]]) -> Any:
     responses = tuple(
         build.make(
-            "FetchableTopicResponse", topic=name,
+            "FetchableTopicResponse",
+            topic=name,
             partitions=tuple(
                 build.make(
-                    "PartitionData", partition_index=r.index, error_code=r.error,
-                    high_watermark=r.high_watermark, last_stable_offset=r.last_stable_offset,
-                    log_start_offset=r.log_start_offset, aborted_transactions=None,
-                    preferred_read_replica=-1, records=r.records,
+                    "PartitionData",
+                    partition_index=r.index,
+                    error_code=r.error,
+                    high_watermark=r.high_watermark,
+                    last_stable_offset=r.last_stable_offset,
+                    log_start_offset=r.log_start_offset,
+                    aborted_transactions=None,
+                    preferred_read_replica=-1,
+                    records=r.records,
                 )
                 for r in reads
             ),
@@ -108,7 +119,11 @@ async def fetch(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
         topics, total_bytes = _read_all(broker, body)
     with telemetry.span(
         "receive",
-        {"messaging.system": "kafka", "messaging.operation.type": "receive",
-         "messaging.batch.message_count": -1, "messaging.message.body.size": total_bytes},
+        {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "receive",
+            "messaging.batch.message_count": -1,
+            "messaging.message.body.size": total_bytes,
+        },
     ):
         return _response(build, topics)

@@ -24,8 +24,13 @@ async def find_coordinator(broker: Broker, request: Request, info: ConnectionInf
     build = response_builder(ApiKey.FIND_COORDINATOR, request.header.api_version)
     host, _ = broker.config.advertised
     return build.make(
-        "FindCoordinatorResponse", throttle_time=0, error_code=0, error_message=None,
-        node_id=broker.config.node_id, host=host, port=broker.port,
+        "FindCoordinatorResponse",
+        throttle_time=0,
+        error_code=0,
+        error_message=None,
+        node_id=broker.config.node_id,
+        host=host,
+        port=broker.port,
     )
 
 
@@ -35,18 +40,29 @@ async def join_group(broker: Broker, request: Request, info: ConnectionInfo) -> 
     build = response_builder(ApiKey.JOIN_GROUP, version)
     session_timeout_ms = millis(body.session_timeout)
     result = await broker.groups.join_group(
-        body.group_id, body.member_id, getattr(body, "group_instance_id", None), body.protocol_type,
-        [(p.name, p.metadata) for p in body.protocols], session_timeout_ms,
+        body.group_id,
+        body.member_id,
+        getattr(body, "group_instance_id", None),
+        body.protocol_type,
+        [(p.name, p.metadata) for p in body.protocols],
+        session_timeout_ms,
         millis(getattr(body, "rebalance_timeout", None), session_timeout_ms),
-        request.header.client_id or "", info.peer_host, version >= KIP394_JOIN_VERSION,
+        request.header.client_id or "",
+        info.peer_host,
+        version >= KIP394_JOIN_VERSION,
     )
     members = tuple(
         build.make("JoinGroupResponseMember", member_id=m, group_instance_id=i, metadata=meta)
         for m, i, meta in result.members
     )
     return build.make(
-        "JoinGroupResponse", throttle_time=0, error_code=result.error, generation_id=result.generation_id,
-        protocol_name=result.protocol_name, leader=result.leader, member_id=result.member_id,
+        "JoinGroupResponse",
+        throttle_time=0,
+        error_code=result.error,
+        generation_id=result.generation_id,
+        protocol_name=result.protocol_name,
+        leader=result.leader,
+        member_id=result.member_id,
         members=members,
     )
 
@@ -56,11 +72,14 @@ async def sync_group(broker: Broker, request: Request, info: ConnectionInfo) -> 
     body = request.body
     build = response_builder(ApiKey.SYNC_GROUP, request.header.api_version)
     result = await broker.groups.sync_group(
-        body.group_id, body.generation_id, body.member_id,
+        body.group_id,
+        body.generation_id,
+        body.member_id,
         {a.member_id: a.assignment for a in body.assignments},
     )
-    return build.make("SyncGroupResponse", throttle_time=0, error_code=result.error,
-                      assignment=result.assignment)
+    return build.make(
+        "SyncGroupResponse", throttle_time=0, error_code=result.error, assignment=result.assignment
+    )
 
 
 @handles(ApiKey.HEARTBEAT)
@@ -93,7 +112,9 @@ async def offset_commit(broker: Broker, request: Request, info: ConnectionInfo) 
     timestamp_ms = now_ms()
     offsets = {
         (topic.name, p.partition_index): OffsetAndMetadata(
-            p.committed_offset, getattr(p, "committed_leader_epoch", -1), p.committed_metadata or "",
+            p.committed_offset,
+            getattr(p, "committed_leader_epoch", -1),
+            p.committed_metadata or "",
             timestamp_ms,
         )
         for topic in body.topics
@@ -104,10 +125,14 @@ async def offset_commit(broker: Broker, request: Request, info: ConnectionInfo) 
     )
     topics = tuple(
         build.make(
-            "OffsetCommitResponseTopic", name=topic.name,
+            "OffsetCommitResponseTopic",
+            name=topic.name,
             partitions=tuple(
-                build.make("OffsetCommitResponsePartition", partition_index=p.partition_index,
-                           error_code=errors[(topic.name, p.partition_index)])
+                build.make(
+                    "OffsetCommitResponsePartition",
+                    partition_index=p.partition_index,
+                    error_code=errors[(topic.name, p.partition_index)],
+                )
                 for p in topic.partitions
             ),
         )
@@ -120,18 +145,22 @@ async def offset_commit(broker: Broker, request: Request, info: ConnectionInfo) 
 async def offset_fetch(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     body = request.body
     build = response_builder(ApiKey.OFFSET_FETCH, request.header.api_version)
-    wanted = None if body.topics is None else [
-        (t.name, p) for t in body.topics for p in t.partition_indexes
-    ]
+    wanted = (
+        None
+        if body.topics is None
+        else [(t.name, p) for t in body.topics for p in t.partition_indexes]
+    )
     committed = broker.groups.fetch_offsets(body.group_id, wanted)
     by_topic: dict[str, list[Any]] = {}
     for (topic, partition), value in sorted(committed.items()):
         by_topic.setdefault(topic, []).append(
             build.make(
-                "OffsetFetchResponsePartition", partition_index=partition,
+                "OffsetFetchResponsePartition",
+                partition_index=partition,
                 committed_offset=value.offset if value else -1,
                 committed_leader_epoch=value.leader_epoch if value else -1,
-                metadata=value.metadata if value else "", error_code=0,
+                metadata=value.metadata if value else "",
+                error_code=0,
             )
         )
     topics = tuple(
@@ -161,16 +190,25 @@ async def describe_groups(broker: Broker, request: Request, info: ConnectionInfo
         group = broker.groups.describe_group(group_id)
         members = tuple(
             build.make(
-                "DescribedGroupMember", member_id=m.member_id, group_instance_id=m.group_instance_id,
-                client_id=m.client_id, client_host=m.client_host, member_metadata=m.metadata,
+                "DescribedGroupMember",
+                member_id=m.member_id,
+                group_instance_id=m.group_instance_id,
+                client_id=m.client_id,
+                client_host=m.client_host,
+                member_metadata=m.metadata,
                 member_assignment=m.assignment,
             )
             for m in group.members
         )
         described.append(
             build.make(
-                "DescribedGroup", error_code=ErrorCode.none, group_id=group_id, group_state=group.state,
-                protocol_type=group.protocol_type, protocol_data=group.protocol, members=members,
+                "DescribedGroup",
+                error_code=ErrorCode.none,
+                group_id=group_id,
+                group_state=group.state,
+                protocol_type=group.protocol_type,
+                protocol_data=group.protocol,
+                members=members,
                 authorized_operations=-2147483648,
             )
         )

@@ -36,14 +36,21 @@ def _list_partition(broker: Broker, build: MessageBuilder, topic: str, query: An
     partition = broker.partition(topic, query.partition_index)
     if partition is None:
         return build.make(
-            "ListOffsetsPartitionResponse", partition_index=query.partition_index,
-            error_code=ErrorCode.unknown_topic_or_partition, timestamp=-1, offset=-1,
+            "ListOffsetsPartitionResponse",
+            partition_index=query.partition_index,
+            error_code=ErrorCode.unknown_topic_or_partition,
+            timestamp=-1,
+            offset=-1,
             leader_epoch=-1,
         )
     timestamp, offset = _lookup(partition, query.timestamp)
     return build.make(
-        "ListOffsetsPartitionResponse", partition_index=query.partition_index, error_code=0,
-        timestamp=timestamp, offset=offset, leader_epoch=partition.leader_epoch,
+        "ListOffsetsPartitionResponse",
+        partition_index=query.partition_index,
+        error_code=0,
+        timestamp=timestamp,
+        offset=offset,
+        leader_epoch=partition.leader_epoch,
     )
 
 
@@ -52,8 +59,11 @@ async def list_offsets(broker: Broker, request: Request, info: ConnectionInfo) -
     build = response_builder(ApiKey.LIST_OFFSETS, request.header.api_version)
     topics = tuple(
         build.make(
-            "ListOffsetsTopicResponse", name=topic.name,
-            partitions=tuple(_list_partition(broker, build, topic.name, q) for q in topic.partitions),
+            "ListOffsetsTopicResponse",
+            name=topic.name,
+            partitions=tuple(
+                _list_partition(broker, build, topic.name, q) for q in topic.partitions
+            ),
         )
         for topic in request.body.topics
     )
@@ -64,8 +74,11 @@ def _epoch_end(broker: Broker, build: MessageBuilder, topic: str, query: Any) ->
     partition = broker.partition(topic, query.partition)
     if partition is None:
         return build.make(
-            "EpochEndOffset", error_code=ErrorCode.unknown_topic_or_partition,
-            partition=query.partition, leader_epoch=-1, end_offset=-1,
+            "EpochEndOffset",
+            error_code=ErrorCode.unknown_topic_or_partition,
+            partition=query.partition,
+            leader_epoch=-1,
+            end_offset=-1,
         )
     if query.current_leader_epoch > partition.leader_epoch:
         error = ErrorCode.unknown_leader_epoch
@@ -74,11 +87,17 @@ def _epoch_end(broker: Broker, build: MessageBuilder, topic: str, query: Any) ->
     else:
         epoch, end_offset = partition.log.end_offset_for_epoch(query.leader_epoch)
         return build.make(
-            "EpochEndOffset", error_code=0, partition=query.partition, leader_epoch=epoch,
+            "EpochEndOffset",
+            error_code=0,
+            partition=query.partition,
+            leader_epoch=epoch,
             end_offset=end_offset,
         )
     return build.make(
-        "EpochEndOffset", error_code=error, partition=query.partition, leader_epoch=-1,
+        "EpochEndOffset",
+        error_code=error,
+        partition=query.partition,
+        leader_epoch=-1,
         end_offset=-1,
     )
 
@@ -88,7 +107,8 @@ async def offset_for_leader_epoch(broker: Broker, request: Request, info: Connec
     build = response_builder(ApiKey.OFFSET_FOR_LEADER_EPOCH, request.header.api_version)
     topics = tuple(
         build.make(
-            "OffsetForLeaderTopicResult", topic=topic.topic,
+            "OffsetForLeaderTopicResult",
+            topic=topic.topic,
             partitions=tuple(_epoch_end(broker, build, topic.topic, q) for q in topic.partitions),
         )
         for topic in request.body.topics

@@ -24,13 +24,23 @@ VALID_ACKS = (-1, 0, 1)
 
 
 def _result(
-    build: MessageBuilder, index: int, error: int, base_offset: int = -1,
-    log_append_time_ms: int = -1, log_start_offset: int = -1, message: str | None = None,
+    build: MessageBuilder,
+    index: int,
+    error: int,
+    base_offset: int = -1,
+    log_append_time_ms: int = -1,
+    log_start_offset: int = -1,
+    message: str | None = None,
 ) -> Any:
     return build.make(
-        "PartitionProduceResponse", index=index, error_code=error, base_offset=base_offset,
-        log_append_time=log_append_time_ms, log_start_offset=log_start_offset,
-        record_errors=(), error_message=message,
+        "PartitionProduceResponse",
+        index=index,
+        error_code=error,
+        base_offset=base_offset,
+        log_append_time=log_append_time_ms,
+        log_start_offset=log_start_offset,
+        record_errors=(),
+        error_message=message,
     )
 
 
@@ -53,7 +63,9 @@ def _append(partition: Partition, records: bytes) -> tuple[int, int, int]:
     return ErrorCode.none, appended.first_offset, appended.log_append_time_ms
 
 
-def _remember_producers(partition: Partition, headers: list[BatchHeader], first_offset: int) -> None:
+def _remember_producers(
+    partition: Partition, headers: list[BatchHeader], first_offset: int
+) -> None:
     offset = first_offset
     for header in headers:
         partition.producers.record(header, offset, offset + header.last_offset_delta)
@@ -83,9 +95,7 @@ def _produce_partition(
         return _result(build, index, ErrorCode.message_too_large, message=str(exc))
     except ProducerFenced as exc:
         return _result(build, index, exc.error_code, message=str(exc))
-    return _result(
-        build, index, error, base_offset, append_time_ms, partition.log.log_start_offset
-    )
+    return _result(build, index, error, base_offset, append_time_ms, partition.log.log_start_offset)
 
 
 @handles(ApiKey.PRODUCE)
@@ -99,7 +109,9 @@ async def produce(broker: Broker, request: Request, info: ConnectionInfo) -> Any
             if body.acks not in VALID_ACKS:
                 results.append(_result(build, data.index, ErrorCode.invalid_required_acks))
             else:
-                results.append(_produce_partition(broker, build, topic.name, data.index, data.records))
+                results.append(
+                    _produce_partition(broker, build, topic.name, data.index, data.records)
+                )
         topics.append(
             build.make("TopicProduceResponse", name=topic.name, partition_responses=tuple(results))
         )

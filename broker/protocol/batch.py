@@ -161,5 +161,9 @@ def set_log_append_time(buffer: bytearray | memoryview, header: BatchHeader, now
     """Rewrite attributes and maxTimestamp for LogAppendTime topics, then re-sign the CRC."""
     _I16.pack_into(buffer, header.position + 21, header.attributes | TIMESTAMP_TYPE_BIT)
     _I64.pack_into(buffer, header.position + 35, now_ms)
-    crc = int(crc32c(memoryview(buffer)[header.position + CRC_START : header.position + header.size_bytes]))
+    crc = int(
+        crc32c(
+            memoryview(buffer)[header.position + CRC_START : header.position + header.size_bytes]
+        )
+    )
     _U32.pack_into(buffer, header.position + 17, crc)

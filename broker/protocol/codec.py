@@ -51,14 +51,22 @@ def response_class(api_key: int, version: int) -> Any:
     return message_class(api_key, version, EntityType.response)
 
 
-@cache
+_READERS: dict[type, Any] = {}
+_WRITERS: dict[type, Any] = {}
+
+
 def _reader(cls: type) -> Any:
-    return entity_reader(cls)
+    reader = _READERS.get(cls)
+    if reader is None:
+        reader = _READERS[cls] = entity_reader(cls)
+    return reader
 
 
-@cache
 def _writer(cls: type) -> Any:
-    return entity_writer(cls)
+    writer = _WRITERS.get(cls)
+    if writer is None:
+        writer = _WRITERS[cls] = entity_writer(cls)
+    return writer
 
 
 def _skip_tagged_fields(frame: bytes, offset: int) -> int:

@@ -32,9 +32,7 @@ def _coerce(kafka_type: str, value: Any) -> Any:
 
 @cache
 def _field_types(cls: type) -> dict[str, str]:
-    return {
-        f.name: f.metadata.get("kafka_type", "") for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-    }
+    return {f.name: f.metadata.get("kafka_type", "") for f in dataclasses.fields(cls)}
 
 
 class MessageBuilder:
@@ -55,12 +53,12 @@ class MessageBuilder:
 
 @cache
 def response_builder(api_key: int, version: int) -> MessageBuilder:
-    return MessageBuilder(load_payload_module(api_key, version, EntityType.response))  # type: ignore[arg-type]
+    return MessageBuilder(load_payload_module(api_key, version, EntityType.response))
 
 
 @cache
 def request_builder(api_key: int, version: int) -> MessageBuilder:
-    return MessageBuilder(load_payload_module(api_key, version, EntityType.request))  # type: ignore[arg-type]
+    return MessageBuilder(load_payload_module(api_key, version, EntityType.request))
 
 
 def millis(value: datetime.timedelta | datetime.datetime | int | None, default: int = -1) -> int:

@@ -29,7 +29,9 @@ def free_port() -> int:
 class BrokerProcess:
     """One `regionlink broker` OS process; restartable on the same port and data dir."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.extra_args = extra_args
@@ -44,9 +46,23 @@ class BrokerProcess:
         assert self.process is None or self.process.poll() is not None, "already running"
         log = open(self.log_path, "a")  # noqa: SIM115 - handed to the child
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mirror.cli", "broker", "--data-dir", str(self.data_dir),
-             "--listen", self.bootstrap, "--log-level", "info", *self.extra_args],
-            stdout=subprocess.PIPE, stderr=log, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            [
+                sys.executable,
+                "-m",
+                "mirror.cli",
+                "broker",
+                "--data-dir",
+                str(self.data_dir),
+                "--listen",
+                self.bootstrap,
+                "--log-level",
+                "info",
+                *self.extra_args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         self._wait_ready()
         return self
@@ -66,7 +82,9 @@ class BrokerProcess:
                 if not chunk:
                     break
         self.kill()
-        raise RuntimeError(f"broker did not become ready: {seen!r}; log: {self.log_path.read_text()[-2000:]}")
+        raise RuntimeError(
+            f"broker did not become ready: {seen!r}; log: {self.log_path.read_text()[-2000:]}"
+        )
 
     def stop(self) -> int:
         """SIGTERM and wait: the clean shutdown path."""

@@ -16,8 +16,13 @@ from tests.integration.rawclient import RawClient
 
 def _still_serving(broker: BrokerProcess) -> None:
     with RawClient(broker.bootstrap) as client:
-        response = client.request(ApiKey.API_VERSIONS, 3, "ApiVersionsRequest",
-                                  client_software_name="t", client_software_version="1")
+        response = client.request(
+            ApiKey.API_VERSIONS,
+            3,
+            "ApiVersionsRequest",
+            client_software_name="t",
+            client_software_version="1",
+        )
         assert response.error_code == ErrorCode.none
 
 
@@ -58,21 +63,72 @@ def test_corrupt_batch_gets_corrupt_message_and_nothing_is_appended(broker: Brok
     batch = bytearray(build_batch([Record(offset=0, timestamp_ms=1, key=b"k", value=b"v")]))
     batch[CRC_START + 10] ^= 0xFF  # flip a byte covered by the CRC
     with RawClient(broker.bootstrap) as client:
-        client.request(ApiKey.CREATE_TOPICS, 4, "CreateTopicsRequest", timeout=5000, validate_only=False,
-                       topics=(client.build(ApiKey.CREATE_TOPICS, 4, "CreatableTopic", name="crc",
-                                            num_partitions=1, replication_factor=1, assignments=(), configs=()),))
+        client.request(
+            ApiKey.CREATE_TOPICS,
+            4,
+            "CreateTopicsRequest",
+            timeout=5000,
+            validate_only=False,
+            topics=(
+                client.build(
+                    ApiKey.CREATE_TOPICS,
+                    4,
+                    "CreatableTopic",
+                    name="crc",
+                    num_partitions=1,
+                    replication_factor=1,
+                    assignments=(),
+                    configs=(),
+                ),
+            ),
+        )
         response = client.request(
-            ApiKey.PRODUCE, 8, "ProduceRequest", acks=-1, timeout=5000, transactional_id=None,
-            topic_data=(client.build(ApiKey.PRODUCE, 8, "TopicProduceData", name="crc", partition_data=(
-                client.build(ApiKey.PRODUCE, 8, "PartitionProduceData", index=0, records=bytes(batch)),)),),
+            ApiKey.PRODUCE,
+            8,
+            "ProduceRequest",
+            acks=-1,
+            timeout=5000,
+            transactional_id=None,
+            topic_data=(
+                client.build(
+                    ApiKey.PRODUCE,
+                    8,
+                    "TopicProduceData",
+                    name="crc",
+                    partition_data=(
+                        client.build(
+                            ApiKey.PRODUCE, 8, "PartitionProduceData", index=0, records=bytes(batch)
+                        ),
+                    ),
+                ),
+            ),
         )
         partition = response.responses[0].partition_responses[0]
         assert partition.error_code == ErrorCode.corrupt_message
         offsets = client.request(
-            ApiKey.LIST_OFFSETS, 5, "ListOffsetsRequest", replica_id=-1, isolation_level=0,
-            topics=(client.build(ApiKey.LIST_OFFSETS, 5, "ListOffsetsTopic", name="crc", partitions=(
-                client.build(ApiKey.LIST_OFFSETS, 5, "ListOffsetsPartition", partition_index=0,
-                             current_leader_epoch=-1, timestamp=-1),)),),
+            ApiKey.LIST_OFFSETS,
+            5,
+            "ListOffsetsRequest",
+            replica_id=-1,
+            isolation_level=0,
+            topics=(
+                client.build(
+                    ApiKey.LIST_OFFSETS,
+                    5,
+                    "ListOffsetsTopic",
+                    name="crc",
+                    partitions=(
+                        client.build(
+                            ApiKey.LIST_OFFSETS,
+                            5,
+                            "ListOffsetsPartition",
+                            partition_index=0,
+                            current_leader_epoch=-1,
+                            timestamp=-1,
+                        ),
+                    ),
+                ),
+            ),
         )
         assert offsets.topics[0].partitions[0].offset == 0
     _still_serving(broker)

@@ -12,9 +12,16 @@ from tests.integration.test_clients import create_topic
 MAINTENANCE = ("--maintenance-interval-s", "0.5")
 
 
-def _read_all(bootstrap: str, topic: str, timeout_s: float = 10) -> list[tuple[int, bytes | None, bytes | None]]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"r-{time.monotonic()}",
-                         "enable.auto.commit": False})
+def _read_all(
+    bootstrap: str, topic: str, timeout_s: float = 10
+) -> list[tuple[int, bytes | None, bytes | None]]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"r-{time.monotonic()}",
+            "enable.auto.commit": False,
+        }
+    )
     low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
     consumer.assign([TopicPartition(topic, 0, low)])
     rows = []
@@ -35,18 +42,26 @@ def _watermarks(bootstrap: str, topic: str) -> tuple[int, int]:
         consumer.close()
 
 
-def test_compaction_keeps_latest_value_per_key(broker_factory: type[BrokerProcess], tmp_path: object) -> None:
+def test_compaction_keeps_latest_value_per_key(
+    broker_factory: type[BrokerProcess], tmp_path: object
+) -> None:
     broker = broker_factory(tmp_path / "b", extra_args=MAINTENANCE).start()  # type: ignore[operator]
-    create_topic(broker.bootstrap, "profiles", config={
-        "cleanup.policy": "compact", "segment.bytes": "1024", "delete.retention.ms": "0",
-    })
+    create_topic(
+        broker.bootstrap,
+        "profiles",
+        config={
+            "cleanup.policy": "compact",
+            "segment.bytes": "1024",
+            "delete.retention.ms": "0",
+        },
+    )
     producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
     for round_ in range(5):
         for user in range(10):
             producer.produce("profiles", key=f"user-{user}".encode(), value=f"v{round_}".encode())
             producer.flush(10)
     producer.produce("profiles", key=b"user-3", value=None)  # tombstone
-    for user in range(10):  # a few more records so the tail segments close
+    for _ in range(10):  # a few more records so the tail segments close
         producer.produce("profiles", key=b"filler", value=b"x" * 200)
         producer.flush(10)
     deadline = time.monotonic() + 20
@@ -59,18 +74,24 @@ def test_compaction_keeps_latest_value_per_key(broker_factory: type[BrokerProces
     offsets = [offset for offset, _, _ in rows]
     assert offsets == sorted(offsets)
     user_offsets = {offset for offset, key, _ in rows if key != b"filler"}
-    assert user_offsets == {40, 41, 42, 44, 45, 46, 47, 48, 49}, "offsets never change in compaction"
+    assert user_offsets == {40, 41, 42, 44, 45, 46, 47, 48, 49}, (
+        "offsets never change in compaction"
+    )
 
 
-def test_retention_by_time_deletes_old_segments(broker_factory: type[BrokerProcess], tmp_path: object) -> None:
+def test_retention_by_time_deletes_old_segments(
+    broker_factory: type[BrokerProcess], tmp_path: object
+) -> None:
     broker = broker_factory(tmp_path / "b", extra_args=MAINTENANCE).start()  # type: ignore[operator]
-    create_topic(broker.bootstrap, "events", config={"retention.ms": "60000", "segment.bytes": "1024"})
+    create_topic(
+        broker.bootstrap, "events", config={"retention.ms": "60000", "segment.bytes": "1024"}
+    )
     producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
     old_ms = int(time.time() * 1000) - 3_600_000
     for i in range(30):
         producer.produce("events", value=b"x" * 100, timestamp=old_ms + i)
         producer.flush(10)
-    for i in range(5):
+    for _ in range(5):
         producer.produce("events", value=b"fresh")
         producer.flush(10)
     deadline = time.monotonic() + 15

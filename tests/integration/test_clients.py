@@ -16,13 +16,19 @@ from tests.integration.conftest import BrokerProcess
 RECORDS = 500
 
 
-def create_topic(bootstrap: str, name: str, partitions: int = 1, config: dict[str, str] | None = None) -> None:
+def create_topic(
+    bootstrap: str, name: str, partitions: int = 1, config: dict[str, str] | None = None
+) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})])
+    futures = admin.create_topics(
+        [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})]
+    )
     futures[name].result(timeout=10)
 
 
-def produce_confluent(bootstrap: str, topic: str, count: int, **config: object) -> list[tuple[int, int]]:
+def produce_confluent(
+    bootstrap: str, topic: str, count: int, **config: object
+) -> list[tuple[int, int]]:
     """Produce `count` keyed records; return (partition, offset) of each acknowledged one."""
     acked: list[tuple[int, int]] = []
 
@@ -32,16 +38,29 @@ def produce_confluent(bootstrap: str, topic: str, count: int, **config: object) 
 
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5, **config})
     for i in range(count):
-        producer.produce(topic, key=f"k{i}".encode(), value=f"value-{i}".encode(),
-                         headers=[("h", f"{i}".encode())], on_delivery=on_delivery)
+        producer.produce(
+            topic,
+            key=f"k{i}".encode(),
+            value=f"value-{i}".encode(),
+            headers=[("h", f"{i}".encode())],
+            on_delivery=on_delivery,
+        )
         producer.poll(0)
     assert producer.flush(20) == 0
     return acked
 
 
-def consume_confluent(bootstrap: str, topic: str, count: int, group: str, timeout_s: float = 20) -> list[object]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+def consume_confluent(
+    bootstrap: str, topic: str, count: int, group: str, timeout_s: float = 20
+) -> list[object]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([topic])
     messages: list[object] = []
     deadline = time.monotonic() + timeout_s
@@ -64,7 +83,9 @@ def test_confluent_kafka_round_trip(broker: BrokerProcess, compression: str) -> 
     acked = produce_confluent(broker.bootstrap, topic, RECORDS, **{"compression.type": compression})
     assert len(acked) == RECORDS
     messages = consume_confluent(broker.bootstrap, topic, RECORDS, group=f"g-{compression}")
-    assert sorted(m.value() for m in messages) == sorted(f"value-{i}".encode() for i in range(RECORDS))  # type: ignore[attr-defined]
+    assert sorted(m.value() for m in messages) == sorted(
+        f"value-{i}".encode() for i in range(RECORDS)
+    )  # type: ignore[attr-defined]
     by_key = {m.key(): m for m in messages}  # type: ignore[attr-defined]
     assert by_key[b"k7"].headers() == [("h", b"7")]  # type: ignore[attr-defined]
     per_partition: dict[int, list[int]] = {}
@@ -89,8 +110,13 @@ def test_kafka_python_round_trip(broker: BrokerProcess) -> None:
     offsets = [f.get(timeout=10).offset for f in futures]
     assert offsets == list(range(RECORDS))
     producer.close()
-    consumer = KafkaConsumer("kp-topic", bootstrap_servers=broker.bootstrap, group_id="kp-group",
-                             auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    consumer = KafkaConsumer(
+        "kp-topic",
+        bootstrap_servers=broker.bootstrap,
+        group_id="kp-group",
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+    )
     values = [m.value for m in consumer]
     consumer.close()
     assert values == [b"v%d" % i for i in range(RECORDS)]
@@ -108,8 +134,12 @@ def test_aiokafka_round_trip(broker: BrokerProcess) -> None:
             await producer.flush()
         finally:
             await producer.stop()
-        consumer = AIOKafkaConsumer("aio-topic", bootstrap_servers=broker.bootstrap, group_id="aio",
-                                    auto_offset_reset="earliest")
+        consumer = AIOKafkaConsumer(
+            "aio-topic",
+            bootstrap_servers=broker.bootstrap,
+            group_id="aio",
+            auto_offset_reset="earliest",
+        )
         await consumer.start()
         values: list[bytes] = []
         try:
@@ -129,10 +159,30 @@ def test_kcat_round_trip(broker: BrokerProcess) -> None:
     kcat = shutil.which("kcat") or shutil.which("kafkacat")
     assert kcat, "kcat is required (apt-get install -y kcat); .ci/run installs it"
     lines = "".join(f"key{i}:line {i}\n" for i in range(100))
-    subprocess.run([kcat, "-P", "-b", broker.bootstrap, "-t", "kcat-topic", "-K:"], input=lines.encode(),
-                   check=True, timeout=30)
-    out = subprocess.run([kcat, "-C", "-b", broker.bootstrap, "-t", "kcat-topic", "-e", "-o", "beginning",
-                          "-f", "%k=%s\n"], capture_output=True, check=True, timeout=30)
+    subprocess.run(
+        [kcat, "-P", "-b", broker.bootstrap, "-t", "kcat-topic", "-K:"],
+        input=lines.encode(),
+        check=True,
+        timeout=30,
+    )
+    out = subprocess.run(
+        [
+            kcat,
+            "-C",
+            "-b",
+            broker.bootstrap,
+            "-t",
+            "kcat-topic",
+            "-e",
+            "-o",
+            "beginning",
+            "-f",
+            "%k=%s\n",
+        ],
+        capture_output=True,
+        check=True,
+        timeout=30,
+    )
     assert out.stdout.decode().splitlines() == [f"key{i}=line {i}" for i in range(100)]
 
 

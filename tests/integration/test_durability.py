@@ -31,13 +31,19 @@ while True:
 """
 
 
-def test_sigkill_under_acks_all_loses_no_acknowledged_record(broker: BrokerProcess, tmp_path: Path) -> None:
+def test_sigkill_under_acks_all_loses_no_acknowledged_record(
+    broker: BrokerProcess, tmp_path: Path
+) -> None:
     create_topic(broker.bootstrap, "durable")
     acked_file = tmp_path / "acked.txt"
-    producer = subprocess.Popen([sys.executable, "-c", PRODUCER_SCRIPT, broker.bootstrap, "durable", str(acked_file)])
+    producer = subprocess.Popen(
+        [sys.executable, "-c", PRODUCER_SCRIPT, broker.bootstrap, "durable", str(acked_file)]
+    )
     try:
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and (not acked_file.exists() or acked_file.stat().st_size < 200_000):
+        while time.monotonic() < deadline and (
+            not acked_file.exists() or acked_file.stat().st_size < 200_000
+        ):
             time.sleep(0.1)
         broker.kill()
         time.sleep(0.5)  # let in-flight acknowledgements land in the file
@@ -51,7 +57,9 @@ def test_sigkill_under_acks_all_loses_no_acknowledged_record(broker: BrokerProce
     assert len(acked) > 5000, "the producer was acknowledged for a meaningful amount of data"
 
     broker.start()
-    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "verify", "enable.auto.commit": False})
+    consumer = Consumer(
+        {"bootstrap.servers": broker.bootstrap, "group.id": "verify", "enable.auto.commit": False}
+    )
     consumer.assign([TopicPartition("durable", 0, 0)])
     stored: dict[int, str] = {}
     deadline = time.monotonic() + 30

@@ -18,11 +18,16 @@ class GroupMember(threading.Thread):
 
     def __init__(self, bootstrap: str, topic: str, group: str, strategy: str) -> None:
         super().__init__(daemon=True)
-        self.consumer = Consumer({
-            "bootstrap.servers": bootstrap, "group.id": group, "auto.offset.reset": "earliest",
-            "session.timeout.ms": 6000, "heartbeat.interval.ms": 500,
-            "partition.assignment.strategy": strategy,
-        })
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": group,
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": 6000,
+                "heartbeat.interval.ms": 500,
+                "partition.assignment.strategy": strategy,
+            }
+        )
         self.consumer.subscribe([topic])
         self.stop_event = threading.Event()
         self.assigned: set[int] = set()
@@ -55,18 +60,24 @@ def _covers_all_disjointly(members: list[GroupMember]) -> bool:
     return union == set(range(PARTITIONS)) and sum(len(s) for s in sets) == PARTITIONS and all(sets)
 
 
-def test_three_consumers_share_partitions_and_rebalance_when_one_leaves(broker: BrokerProcess) -> None:
+def test_three_consumers_share_partitions_and_rebalance_when_one_leaves(
+    broker: BrokerProcess,
+) -> None:
     create_topic(broker.bootstrap, "shared", partitions=PARTITIONS)
     members = [GroupMember(broker.bootstrap, "shared", "trio", "range") for _ in range(3)]
     for member in members:
         member.start()
     try:
-        assert _wait_for(lambda: _covers_all_disjointly(members), 30), [m.partitions() for m in members]
+        assert _wait_for(lambda: _covers_all_disjointly(members), 30), [
+            m.partitions() for m in members
+        ]
         assert all(len(m.partitions()) == 2 for m in members)
         leaving = members.pop()
         leaving.stop_event.set()
         leaving.join(15)
-        assert _wait_for(lambda: _covers_all_disjointly(members), 30), [m.partitions() for m in members]
+        assert _wait_for(lambda: _covers_all_disjointly(members), 30), [
+            m.partitions() for m in members
+        ]
         assert sorted(len(m.partitions()) for m in members) == [3, 3]
     finally:
         for member in members:
@@ -77,11 +88,15 @@ def test_three_consumers_share_partitions_and_rebalance_when_one_leaves(broker: 
 
 def test_cooperative_sticky_assignor(broker: BrokerProcess) -> None:
     create_topic(broker.bootstrap, "sticky", partitions=PARTITIONS)
-    members = [GroupMember(broker.bootstrap, "sticky", "coop", "cooperative-sticky") for _ in range(2)]
+    members = [
+        GroupMember(broker.bootstrap, "sticky", "coop", "cooperative-sticky") for _ in range(2)
+    ]
     for member in members:
         member.start()
     try:
-        assert _wait_for(lambda: _covers_all_disjointly(members), 30), [m.partitions() for m in members]
+        assert _wait_for(lambda: _covers_all_disjointly(members), 30), [
+            m.partitions() for m in members
+        ]
     finally:
         for member in members:
             member.stop_event.set()
@@ -93,12 +108,16 @@ def test_committed_offsets_survive_restart(broker: BrokerProcess) -> None:
     create_topic(broker.bootstrap, "commits", partitions=2)
     produce_confluent(broker.bootstrap, "commits", 50)
     consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "durable"})
-    consumer.commit(offsets=[TopicPartition("commits", 0, 17), TopicPartition("commits", 1, 9)],
-                    asynchronous=False)
+    consumer.commit(
+        offsets=[TopicPartition("commits", 0, 17), TopicPartition("commits", 1, 9)],
+        asynchronous=False,
+    )
     consumer.close()
     broker.kill()
     broker.start()
     consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "durable"})
-    committed = consumer.committed([TopicPartition("commits", 0), TopicPartition("commits", 1)], timeout=10)
+    committed = consumer.committed(
+        [TopicPartition("commits", 0), TopicPartition("commits", 1)], timeout=10
+    )
     consumer.close()
     assert [(tp.partition, tp.offset) for tp in committed] == [(0, 17), (1, 9)]
