@@ -9,6 +9,7 @@ from typing import Any
 from broker.protocol.codec import RequestHeader, decode_response, encode_request
 from broker.protocol.framing import frame
 from broker.protocol.messages import request_builder
+from broker.protocol.versions import ApiKey
 
 
 class RawClient:
@@ -59,3 +60,20 @@ class RawClient:
 
     def build(self, api_key: int, version: int, class_name: str, **fields: Any) -> Any:
         return request_builder(api_key, version).make(class_name, **fields)
+
+    def produce(self, topic: str, batch: bytes, partition: int = 0, acks: int = -1) -> Any:
+        """Produce v8 of raw batch bytes; returns the partition's response."""
+        data = self.build(ApiKey.PRODUCE, 8, "PartitionProduceData", index=partition, records=batch)
+        topic_data = self.build(
+            ApiKey.PRODUCE, 8, "TopicProduceData", name=topic, partition_data=(data,)
+        )
+        response = self.request(
+            ApiKey.PRODUCE,
+            8,
+            "ProduceRequest",
+            acks=acks,
+            timeout=5000,
+            transactional_id=None,
+            topic_data=(topic_data,),
+        )
+        return response.responses[0].partition_responses[0]

@@ -82,28 +82,7 @@ def test_corrupt_batch_gets_corrupt_message_and_nothing_is_appended(broker: Brok
                 ),
             ),
         )
-        response = client.request(
-            ApiKey.PRODUCE,
-            8,
-            "ProduceRequest",
-            acks=-1,
-            timeout=5000,
-            transactional_id=None,
-            topic_data=(
-                client.build(
-                    ApiKey.PRODUCE,
-                    8,
-                    "TopicProduceData",
-                    name="crc",
-                    partition_data=(
-                        client.build(
-                            ApiKey.PRODUCE, 8, "PartitionProduceData", index=0, records=bytes(batch)
-                        ),
-                    ),
-                ),
-            ),
-        )
-        partition = response.responses[0].partition_responses[0]
+        partition = client.produce("crc", bytes(batch))
         assert partition.error_code == ErrorCode.corrupt_message
         offsets = client.request(
             ApiKey.LIST_OFFSETS,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -54,6 +56,19 @@ def _wait_for(condition: object, timeout_s: float) -> bool:
     return False
 
 
+@contextmanager
+def running(members: list[GroupMember]) -> Iterator[list[GroupMember]]:
+    for member in members:
+        member.start()
+    try:
+        yield members
+    finally:
+        for member in members:
+            member.stop_event.set()
+        for member in members:
+            member.join(15)
+
+
 def _covers_all_disjointly(members: list[GroupMember]) -> bool:
     sets = [m.partitions() for m in members]
     union = set().union(*sets)
@@ -65,9 +80,7 @@ def test_three_consumers_share_partitions_and_rebalance_when_one_leaves(
 ) -> None:
     create_topic(broker.bootstrap, "shared", partitions=PARTITIONS)
     members = [GroupMember(broker.bootstrap, "shared", "trio", "range") for _ in range(3)]
-    for member in members:
-        member.start()
-    try:
+    with running(members):
         assert _wait_for(lambda: _covers_all_disjointly(members), 30), [
             m.partitions() for m in members
         ]
@@ -79,11 +92,6 @@ def test_three_consumers_share_partitions_and_rebalance_when_one_leaves(
             m.partitions() for m in members
         ]
         assert sorted(len(m.partitions()) for m in members) == [3, 3]
-    finally:
-        for member in members:
-            member.stop_event.set()
-        for member in members:
-            member.join(15)
 
 
 def test_cooperative_sticky_assignor(broker: BrokerProcess) -> None:

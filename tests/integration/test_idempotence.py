@@ -12,26 +12,7 @@ from tests.integration.rawclient import RawClient
 
 
 def _produce(client: RawClient, topic: str, batch: bytes) -> Any:
-    response = client.request(
-        ApiKey.PRODUCE,
-        8,
-        "ProduceRequest",
-        acks=-1,
-        timeout=5000,
-        transactional_id=None,
-        topic_data=(
-            client.build(
-                ApiKey.PRODUCE,
-                8,
-                "TopicProduceData",
-                name=topic,
-                partition_data=(
-                    client.build(ApiKey.PRODUCE, 8, "PartitionProduceData", index=0, records=batch),
-                ),
-            ),
-        ),
-    )
-    return response.responses[0].partition_responses[0]
+    return client.produce(topic, batch)
 
 
 def _batch(producer_id: int, epoch: int, sequence: int, count: int) -> bytes:
