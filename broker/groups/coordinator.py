@@ -58,7 +58,11 @@ class GroupDescription:
 
 class GroupCoordinator:
     def __init__(
-        self, store: OffsetStore, *, clock_ms: Callable[[], int], initial_rebalance_delay_ms: int = 0
+        self,
+        store: OffsetStore,
+        *,
+        clock_ms: Callable[[], int],
+        initial_rebalance_delay_ms: int = 0,
     ) -> None:
         self._store = store
         self._clock_ms = clock_ms
@@ -97,9 +101,17 @@ class GroupCoordinator:
 
     # -- join --------------------------------------------------------------------------------
     async def join_group(
-        self, group_id: str, member_id: str, group_instance_id: str | None, protocol_type: str,
-        protocols: Sequence[tuple[str, bytes]], session_timeout_ms: int, rebalance_timeout_ms: int,
-        client_id: str, client_host: str, require_known_member_id: bool,
+        self,
+        group_id: str,
+        member_id: str,
+        group_instance_id: str | None,
+        protocol_type: str,
+        protocols: Sequence[tuple[str, bytes]],
+        session_timeout_ms: int,
+        rebalance_timeout_ms: int,
+        client_id: str,
+        client_host: str,
+        require_known_member_id: bool,
     ) -> JoinResult:
         group = self._group(group_id)
         protocols = list(protocols)
@@ -115,9 +127,15 @@ class GroupCoordinator:
         group.pending_member_ids.discard(member_id)
         now = self._clock_ms()
         member = Member(
-            member_id, group_instance_id, client_id, client_host, session_timeout_ms,
+            member_id,
+            group_instance_id,
+            client_id,
+            client_host,
+            session_timeout_ms,
             rebalance_timeout_ms if rebalance_timeout_ms > 0 else session_timeout_ms,
-            protocols, now, join_done=anyio.Event(),
+            protocols,
+            now,
+            join_done=anyio.Event(),
         )
         previous = group.members.get(member_id)
         if previous is not None:
@@ -165,11 +183,16 @@ class GroupCoordinator:
         group.state = GroupState.COMPLETING_REBALANCE
         assert group.protocol is not None, "supports() admitted only members with a common protocol"
         everyone = tuple(
-            (m.member_id, m.group_instance_id, m.metadata_for(group.protocol)) for m in group.members.values()
+            (m.member_id, m.group_instance_id, m.metadata_for(group.protocol))
+            for m in group.members.values()
         )
         for member in group.members.values():
             member.join_result = JoinResult(
-                NONE, group.generation, group.protocol, group.leader, member.member_id,
+                NONE,
+                group.generation,
+                group.protocol,
+                group.leader,
+                member.member_id,
                 everyone if member.member_id == group.leader else (),
             )
             member.last_heartbeat_ms = self._clock_ms()
@@ -179,7 +202,11 @@ class GroupCoordinator:
 
     # -- sync --------------------------------------------------------------------------------
     async def sync_group(
-        self, group_id: str, generation_id: int, member_id: str, assignments: Mapping[str, bytes],
+        self,
+        group_id: str,
+        generation_id: int,
+        member_id: str,
+        assignments: Mapping[str, bytes],
     ) -> SyncResult:
         group = self._groups.get(group_id)
         member = group.members.get(member_id) if group else None
@@ -253,17 +280,22 @@ class GroupCoordinator:
 
     # -- offsets -----------------------------------------------------------------------------
     def commit_offsets(
-        self, group_id: str, generation_id: int, member_id: str,
+        self,
+        group_id: str,
+        generation_id: int,
+        member_id: str,
         offsets: Mapping[tuple[str, int], OffsetAndMetadata],
     ) -> dict[tuple[str, int], int]:
         error = self._commit_error(group_id, generation_id, member_id)
         if error:
             return dict.fromkeys(offsets, error)
         group = self._group(group_id)
-        self._store.append([
-            (storage.offset_key(group_id, topic, partition), storage.offset_value(value))
-            for (topic, partition), value in offsets.items()
-        ])
+        self._store.append(
+            [
+                (storage.offset_key(group_id, topic, partition), storage.offset_value(value))
+                for (topic, partition), value in offsets.items()
+            ]
+        )
         group.offsets.update(offsets)
         return dict.fromkeys(offsets, NONE)
 
@@ -298,8 +330,9 @@ class GroupCoordinator:
             self._store.append(tombstones)
 
     def _persist_group(self, group: Group) -> None:
-        snapshot = GroupSnapshot(group.protocol_type, group.generation, group.protocol, group.leader,
-                                 self._clock_ms())
+        snapshot = GroupSnapshot(
+            group.protocol_type, group.generation, group.protocol, group.leader, self._clock_ms()
+        )
         self._store.append([(storage.group_key(group.group_id), storage.group_value(snapshot))])
 
     # -- introspection -----------------------------------------------------------------------
@@ -311,13 +344,18 @@ class GroupCoordinator:
         stable = group.state == GroupState.STABLE
         members = tuple(
             MemberDescription(
-                m.member_id, m.group_instance_id, m.client_id, m.client_host,
+                m.member_id,
+                m.group_instance_id,
+                m.client_id,
+                m.client_host,
                 m.metadata_for(group.protocol) if group.protocol and stable else b"",
                 m.assignment if stable else b"",
             )
             for m in group.members.values()
         )
-        return GroupDescription(group_id, group.state.value, group.protocol_type, group.protocol or "", members)
+        return GroupDescription(
+            group_id, group.state.value, group.protocol_type, group.protocol or "", members
+        )
 
     # -- time --------------------------------------------------------------------------------
     def tick(self) -> None:
@@ -325,7 +363,10 @@ class GroupCoordinator:
         now = self._clock_ms()
         for group in list(self._groups.values()):
             for member in list(group.members.values()):
-                if not member.awaiting_join and now - member.last_heartbeat_ms > member.session_timeout_ms:
+                if (
+                    not member.awaiting_join
+                    and now - member.last_heartbeat_ms > member.session_timeout_ms
+                ):
                     self._remove_member(group, member.member_id, "session timed out")
             if group.state == GroupState.PREPARING_REBALANCE:
                 self._maybe_complete_join(group, deadline_passed=now >= group.rebalance_deadline_ms)

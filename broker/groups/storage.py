@@ -77,8 +77,11 @@ def offset_key(group: str, topic: str, partition: int) -> bytes:
 
 def offset_value(value: OffsetAndMetadata) -> bytes:
     return (
-        _H.pack(OFFSET_VALUE_VERSION) + _Q.pack(value.offset) + _I.pack(value.leader_epoch)
-        + _string(value.metadata) + _Q.pack(value.commit_timestamp_ms)
+        _H.pack(OFFSET_VALUE_VERSION)
+        + _Q.pack(value.offset)
+        + _I.pack(value.leader_epoch)
+        + _string(value.metadata)
+        + _Q.pack(value.commit_timestamp_ms)
     )
 
 
@@ -89,9 +92,13 @@ def group_key(group: str) -> bytes:
 def group_value(snapshot: GroupSnapshot) -> bytes:
     """GroupMetadataValue v3 with an empty member list (members rejoin after a restart)."""
     return (
-        _H.pack(GROUP_VALUE_VERSION) + _string(snapshot.protocol_type) + _I.pack(snapshot.generation)
-        + _string(snapshot.protocol) + _string(snapshot.leader)
-        + _Q.pack(snapshot.state_timestamp_ms) + _I.pack(0)
+        _H.pack(GROUP_VALUE_VERSION)
+        + _string(snapshot.protocol_type)
+        + _I.pack(snapshot.generation)
+        + _string(snapshot.protocol)
+        + _string(snapshot.leader)
+        + _Q.pack(snapshot.state_timestamp_ms)
+        + _I.pack(0)
     )
 
 
