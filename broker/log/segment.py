@@ -1,219 +1,335 @@
-"""One segment: `.log` batches plus sparse `.index` and `.timeindex` files (Kafka layout).
+"""One segment: a `.log` file of whole batches, with its sparse `.index` and `.timeindex`.
 
-Index entries are (relative offset i32, position i32) every `index_interval_bytes`;
-time index entries are (max timestamp i64, relative offset i32) when the max grows.
-Indexes are kept in memory and appended to disk; after a crash they are rebuilt.
+Appends are one os.write on an O_APPEND descriptor; reads are os.pread, so the
+kernel's page cache serves fetches. Index entries are kept in memory and written
+whole at roll, flush and close; recovery rebuilds them from the log when needed.
 """
 
 from __future__ import annotations
 
-import bisect
 import os
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-from broker.protocol.batch import (
-    HEADER,
-    HEADER_BYTES,
-    LOG_OVERHEAD,
-    BatchHeader,
-    InvalidBatch,
-    crc_is_valid,
-)
+from broker.log.index import OffsetIndex, TimeIndex, write_atomically
+from broker.protocol.batch import LOG_OVERHEAD, BatchHeader, iter_valid_prefix, read_header
 
-_INDEX_ENTRY = struct.Struct(">ii")
-_TIME_ENTRY = struct.Struct(">qi")
+_PEEK = struct.Struct(">qi")  # baseOffset, batchLength
+_LAST_OFFSET_DELTA = struct.Struct(">i")  # at byte 23
+_MAX_TIMESTAMP = struct.Struct(">q")  # at byte 35
+_MAX_TIMESTAMP_END = 43
+PEEK_BYTES = 27  # enough header to know a batch's offsets and size
+SCAN_CHUNK_BYTES = 8 << 20
+MAX_SEGMENT_BYTES = (1 << 31) - 1  # index positions are i32
+MAX_RELATIVE_OFFSET = (1 << 31) - 1  # index offsets are i32 relative to the base
+_READ_CACHE_ENTRIES = 256
 
 
-def segment_name(base_offset: int) -> str:
+def file_stem(base_offset: int) -> str:
     return f"{base_offset:020d}"
 
 
-class Segment:
-    """Append-only batch file with its indexes. Not thread-safe; one event loop uses it."""
+def write_all(fd: int, data: bytes | bytearray | memoryview, rollback_to: int) -> None:
+    """os.write everything; on failure cut the file back so no torn batch stays behind."""
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError:
+        os.ftruncate(fd, rollback_to)
+        raise
 
-    def __init__(self, directory: Path, base_offset: int, index_interval_bytes: int) -> None:
+
+def scan_batches(
+    fd: int, start: int, end: int, chunk_bytes: int = SCAN_CHUNK_BYTES
+) -> Iterator[tuple[int, BatchHeader, bytes]]:
+    """Yield (file position, header, chunk) for whole CRC-valid batches in [start, end).
+
+    The header's position is within chunk. Stops silently at the first short or
+    corrupt batch, which is where recovery truncates.
+    """
+    position = start
+    while position < end:
+        chunk = os.pread(fd, min(chunk_bytes, end - position), position)
+        consumed = 0
+        for header in iter_valid_prefix(chunk):
+            yield position + header.position, header, chunk
+            consumed = header.position + header.size_bytes
+        if consumed == 0:  # a batch larger than the chunk, or garbage
+            if len(chunk) < LOG_OVERHEAD:
+                return
+            size_bytes = _PEEK.unpack_from(chunk)[1] + LOG_OVERHEAD
+            if size_bytes <= len(chunk) or position + size_bytes > end:
+                return
+            chunk = os.pread(fd, size_bytes, position)
+            big = next(iter_valid_prefix(chunk), None)
+            if big is None or big.size_bytes != len(chunk):
+                return
+            yield position, big, chunk
+            consumed = size_bytes
+        position += consumed
+
+
+class Segment:
+    """Not thread-safe: one event loop owns it."""
+
+    def __init__(
+        self, directory: Path, base_offset: int, fd: int, *, index_interval_bytes: int,
+        created_ms: int, log_path: Path | None = None,
+    ) -> None:  # fmt: skip
+        self.directory = directory
         self.base_offset = base_offset
-        self.path = directory / f"{segment_name(base_offset)}.log"
-        self.index_path = self.path.with_suffix(".index")
-        self.time_index_path = self.path.with_suffix(".timeindex")
+        self.fd = fd
+        self.log_path = log_path or directory / f"{file_stem(base_offset)}.log"
         self.index_interval_bytes = index_interval_bytes
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-        self.size_bytes = os.fstat(self.fd).st_size
+        self.created_ms = created_ms
+        self.size_bytes = 0
         self.next_offset = base_offset
         self.max_timestamp_ms = -1
-        self.created_ms = -1
-        self._offsets: list[int] = []  # absolute offsets of indexed batches
-        self._positions: list[int] = []
-        self._times: list[int] = []  # increasing max timestamps
-        self._time_offsets: list[int] = []
+        self.offset_of_max_timestamp = base_offset
+        self.index = OffsetIndex(base_offset)
+        self.time_index = TimeIndex(base_offset)
         self._bytes_since_index = 0
-        self._index_file = open(self.index_path, "ab")  # noqa: SIM115 - closed in close()
-        self._time_file = open(self.time_index_path, "ab")  # noqa: SIM115
+        self._read_positions: dict[int, int] = {}  # where sequential fetches resume
 
-    # -- building state ----------------------------------------------------------------------
-    def recover(
-        self, validate_crc: bool, on_batch: Callable[[BatchHeader], None] | None = None
-    ) -> int:
-        """Rebuild indexes by scanning batches; truncate a torn or corrupt tail. Returns bytes cut."""
-        self._reset_indexes()
-        position = 0
-        for header in self._scan(validate_crc):
-            self._track(header, header.position)
-            if on_batch is not None:
-                on_batch(header)
-            position = header.position + header.size_bytes
-        cut = self.size_bytes - position
-        if cut:
-            os.ftruncate(self.fd, position)
-            self.size_bytes = position
-        return cut
+    # --- lifecycle ------------------------------------------------------------
 
-    def _scan(self, validate_crc: bool) -> Iterator[BatchHeader]:
-        position = 0
-        while position + HEADER_BYTES <= self.size_bytes:
-            head = os.pread(self.fd, HEADER_BYTES, position)
-            try:
-                header = _header_at(head, position, self.size_bytes)
-            except InvalidBatch:
-                return
-            if validate_crc:
-                data = os.pread(self.fd, header.size_bytes, position)
-                if len(data) < header.size_bytes or not crc_is_valid(data, _rebase(header, 0)):
-                    return
-            yield header
-            position += header.size_bytes
+    @property
+    def index_path(self) -> Path:
+        return self.directory / f"{file_stem(self.base_offset)}.index"
 
-    def _reset_indexes(self) -> None:
-        self._offsets.clear()
-        self._positions.clear()
-        self._times.clear()
-        self._time_offsets.clear()
+    @property
+    def time_index_path(self) -> Path:
+        return self.directory / f"{file_stem(self.base_offset)}.timeindex"
+
+    @classmethod
+    def create(
+        cls, directory: Path, base_offset: int, *, index_interval_bytes: int, now_ms: int,
+        suffix: str = "",
+    ) -> Segment:  # fmt: skip
+        """A new empty segment (suffix ".cleaned" for a compaction output)."""
+        log_path = directory / f"{file_stem(base_offset)}.log{suffix}"
+        flags = os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+        fd = os.open(log_path, flags, 0o644)
+        return cls(
+            directory, base_offset, fd, index_interval_bytes=index_interval_bytes,
+            created_ms=now_ms, log_path=log_path,
+        )  # fmt: skip
+
+    @classmethod
+    def load(
+        cls, directory: Path, base_offset: int, *, index_interval_bytes: int, now_ms: int,
+        full_scan: bool,
+    ) -> tuple[Segment, int]:  # fmt: skip
+        """Open an existing segment; return it and how many tail bytes recovery cut off.
+
+        With full_scan every batch is CRC-checked; otherwise trusted index files let
+        us check only the tail after the last index entry.
+        """
+        log_path = directory / f"{file_stem(base_offset)}.log"
+        fd = os.open(log_path, os.O_RDWR | os.O_APPEND)
+        segment = cls(
+            directory, base_offset, fd, index_interval_bytes=index_interval_bytes,
+            created_ms=now_ms,
+        )  # fmt: skip
+        segment.size_bytes = os.fstat(fd).st_size
+        start = 0 if full_scan else segment._load_indexes()
+        truncated = segment.recover(start)
+        head = os.pread(fd, _MAX_TIMESTAMP_END, 0)
+        if len(head) == _MAX_TIMESTAMP_END:  # roll by age of the first batch, as Kafka does
+            first_max_timestamp_ms = _MAX_TIMESTAMP.unpack_from(head, 35)[0]
+            if 0 < first_max_timestamp_ms < now_ms:
+                segment.created_ms = first_max_timestamp_ms
+        return segment, truncated
+
+    def _load_indexes(self) -> int:
+        """Load index files if consistent with the log; return where recovery must start."""
+        try:
+            index = OffsetIndex.from_bytes(
+                self.base_offset, self.index_path.read_bytes(), self.size_bytes
+            )
+            time_index = TimeIndex.from_bytes(self.base_offset, self.time_index_path.read_bytes())
+        except OSError:
+            return 0
+        last = index.last_entry() if index else None
+        if index is None or time_index is None:
+            return 0
+        if last is not None:
+            head = os.pread(self.fd, PEEK_BYTES, last[1])
+            if len(head) < PEEK_BYTES or _PEEK.unpack_from(head)[0] != last[0]:
+                return 0
+        self.index, self.time_index = index, time_index
+        if (entry := time_index.last_entry()) is not None:
+            self.max_timestamp_ms, self.offset_of_max_timestamp = entry
+        if last is None:
+            return 0
+        self.next_offset = last[0]
+        return last[1]
+
+    def recover(self, start: int) -> int:
+        """Re-track batches from start (indexes are kept before it); truncate a bad tail."""
+        self.index.truncate_to_position(start + 1)  # the entry at start stays
         self._bytes_since_index = 0
-        self.next_offset = self.base_offset
-        self.max_timestamp_ms = -1
-        for handle in (self._index_file, self._time_file):
-            handle.truncate(0)
+        good_end = start
+        for position, header, _ in scan_batches(self.fd, start, self.size_bytes):
+            if header.base_offset < self.next_offset or (
+                header.last_offset - self.base_offset > MAX_RELATIVE_OFFSET
+            ):
+                break  # offsets went backwards: not a batch this log wrote here
+            self._track(header, position)
+            good_end = position + header.size_bytes
+        cut_bytes = self.size_bytes - good_end
+        if cut_bytes:
+            os.ftruncate(self.fd, good_end)
+            self.size_bytes = good_end
+        return cut_bytes
 
-    def _track(self, header: BatchHeader, position: int) -> None:
-        """Update indexes for a batch stored at `position`."""
-        assert header.base_offset >= self.next_offset, (header.base_offset, self.next_offset)
-        if not self._offsets or self._bytes_since_index >= self.index_interval_bytes:
-            self._offsets.append(header.base_offset)
-            self._positions.append(position)
-            self._index_file.write(_INDEX_ENTRY.pack(header.base_offset - self.base_offset, position))
-            self._bytes_since_index = 0
-        self._bytes_since_index += header.size_bytes
-        if header.max_timestamp > self.max_timestamp_ms:
-            self.max_timestamp_ms = header.max_timestamp
-            self._times.append(header.max_timestamp)
-            self._time_offsets.append(header.base_offset)
-            self._time_file.write(_TIME_ENTRY.pack(header.max_timestamp, header.base_offset - self.base_offset))
-        self.next_offset = header.next_offset
+    def write_indexes(self, *, fsync: bool = False) -> None:
+        """Persist both indexes, closing the time index with the segment's max timestamp."""
+        if self.max_timestamp_ms >= 0:
+            self.time_index.maybe_append(self.max_timestamp_ms, self.offset_of_max_timestamp)
+        write_atomically(self.index_path, self.index.to_bytes(), fsync=fsync)
+        write_atomically(self.time_index_path, self.time_index.to_bytes(), fsync=fsync)
 
-    # -- writing -----------------------------------------------------------------------------
-    def append(self, data: bytes | bytearray, headers: list[BatchHeader]) -> None:
-        """Write batches (already validated, offsets assigned) with one write call."""
-        start = self.size_bytes
-        written = os.write(self.fd, data)
-        assert written == len(data), "short write to segment"
-        self.size_bytes += written
-        for header in headers:
-            self._track(header, start + header.position)
-
-    def truncate_to(self, offset: int) -> None:
-        """Drop batches at or after `offset` (must be a batch boundary or past the end)."""
-        keep = [h for h in self._scan(False) if h.base_offset < offset]
-        end = keep[-1].position + keep[-1].size_bytes if keep else 0
-        os.ftruncate(self.fd, end)
-        self.size_bytes = end
-        self.recover(validate_crc=False)
+    def delete_index_files(self) -> None:
+        self.index_path.unlink(missing_ok=True)
+        self.time_index_path.unlink(missing_ok=True)
 
     def flush(self) -> None:
-        self._index_file.flush()
-        self._time_file.flush()
         os.fsync(self.fd)
 
     def close(self) -> None:
-        self.flush()
-        self._index_file.close()
-        self._time_file.close()
-        os.close(self.fd)
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
     def delete(self) -> None:
-        self._index_file.close()
-        self._time_file.close()
-        os.close(self.fd)
-        for path in (self.path, self.index_path, self.time_index_path):
-            path.unlink(missing_ok=True)
+        self.close()
+        self.log_path.unlink(missing_ok=True)
+        self.delete_index_files()
 
-    # -- reading -----------------------------------------------------------------------------
-    def position_of(self, offset: int) -> int:
-        """File position of the batch containing `offset` (or of the first batch after it)."""
-        slot = bisect.bisect_right(self._offsets, offset) - 1
-        position = self._positions[slot] if slot >= 0 else 0
-        while position < self.size_bytes:
-            header = _header_at(os.pread(self.fd, HEADER_BYTES, position), position, self.size_bytes)
-            if header.last_offset >= offset:
-                return position
-            position += header.size_bytes
-        return self.size_bytes
+    def discard(self) -> None:
+        """Drop an unfinished compaction output (its index files are the original's)."""
+        self.close()
+        self.log_path.unlink(missing_ok=True)
 
-    def read(self, position: int, max_bytes: int, max_offset: int | None) -> bytes:
-        """Whole batches from `position` up to max_bytes, none reaching max_offset.
+    def replace(self, original: Segment) -> None:
+        """Swap this compaction output in for original; a crash at any point loses nothing.
 
-        A first batch larger than max_bytes is returned whole, so a consumer can
-        always make progress (KIP-74).
+        The original's index files go first: if we die between the steps the next
+        open finds no index and rebuilds one from whichever .log is in place.
         """
-        available = self.size_bytes - position
-        if available < HEADER_BYTES:
+        os.fsync(self.fd)
+        original.delete_index_files()
+        os.replace(self.log_path, original.log_path)
+        self.log_path = original.log_path
+        self.write_indexes()
+        original.close()
+
+    # --- writes ---------------------------------------------------------------
+
+    def _track(self, header: BatchHeader, position: int) -> None:
+        """Account one batch now at position: offsets, max timestamp, sparse indexes."""
+        last = self.index.last_entry()
+        if self._bytes_since_index >= self.index_interval_bytes and (
+            last is None or position > last[1]
+        ):
+            self.index.append(header.base_offset, position)
+            if self.max_timestamp_ms >= 0:
+                self.time_index.maybe_append(self.max_timestamp_ms, self.offset_of_max_timestamp)
+            self._bytes_since_index = 0
+        if header.max_timestamp > self.max_timestamp_ms:
+            self.max_timestamp_ms = header.max_timestamp
+            self.offset_of_max_timestamp = header.last_offset
+        self._bytes_since_index += header.size_bytes
+        self.next_offset = header.next_offset
+
+    def append(self, data: bytes | bytearray | memoryview, headers: list[BatchHeader]) -> None:
+        """Write batches (headers positioned within data, offsets already assigned)."""
+        assert headers and headers[0].base_offset >= self.next_offset, "offsets must increase"
+        position = self.size_bytes
+        write_all(self.fd, data, position)
+        self.size_bytes += len(data)
+        for header in headers:
+            self._track(header, position + header.position)
+
+    def truncate_to(self, offset: int) -> None:
+        """Drop every batch whose last offset is >= offset, then rebuild the indexes."""
+        found = self.position_for(offset)
+        if found is None:
+            return
+        os.ftruncate(self.fd, found[0])
+        self.size_bytes = found[0]
+        self.delete_index_files()
+        self._read_positions.clear()
+        self.index, self.time_index = OffsetIndex(self.base_offset), TimeIndex(self.base_offset)
+        self.next_offset, self.max_timestamp_ms = self.base_offset, -1
+        self.offset_of_max_timestamp = self.base_offset
+        self.recover(0)
+
+    # --- reads ----------------------------------------------------------------
+
+    def position_for(self, offset: int) -> tuple[int, int, int] | None:
+        """(position, size, last offset) of the first batch with last offset >= offset."""
+        position = self._read_positions.get(offset)
+        if position is None:
+            position = self.index.lookup(offset)
+        while position < self.size_bytes:
+            head = os.pread(self.fd, PEEK_BYTES, position)
+            base_offset, length = _PEEK.unpack_from(head)
+            last_offset = base_offset + _LAST_OFFSET_DELTA.unpack_from(head, 23)[0]
+            if last_offset >= offset:
+                return position, length + LOG_OVERHEAD, last_offset
+            position += length + LOG_OVERHEAD
+        return None
+
+    def read(self, offset: int, max_bytes: int, max_offset: int | None) -> bytes | None:
+        """Whole batches from the one holding offset; None if offset is past this segment."""
+        found = self.position_for(offset)
+        if found is None:
+            return None
+        position, first_size, first_last = found
+        if max_offset is not None and first_last >= max_offset:
             return b""
-        data = os.pread(self.fd, min(max(max_bytes, HEADER_BYTES), available), position)
-        end = 0
-        while end + HEADER_BYTES <= len(data):
-            header = _header_at(data[end : end + HEADER_BYTES], position + end, self.size_bytes)
-            if max_offset is not None and header.last_offset >= max_offset:
-                break
-            if end + header.size_bytes > len(data):
-                if end == 0:
-                    return os.pread(self.fd, header.size_bytes, position)
-                break
-            end += header.size_bytes
-        return data if end == len(data) else data[:end]
+        want = max(first_size, min(max_bytes, self.size_bytes - position))
+        data = os.pread(self.fd, want, position)
+        cut, next_offset = _whole_batches(data, first_size, first_last + 1, max_offset)
+        if len(self._read_positions) >= _READ_CACHE_ENTRIES:
+            self._read_positions.clear()
+        self._read_positions[next_offset] = position + cut
+        return data if cut == len(data) else data[:cut]
 
-    def offset_for_time(self, timestamp_ms: int) -> int | None:
-        """Base offset of the first batch whose max timestamp is >= target, if any.
+    def batches(self, start_offset: int) -> Iterator[tuple[BatchHeader, bytes]]:
+        """(header, batch bytes) from the batch holding start_offset; header is at 0."""
+        found = self.position_for(start_offset)
+        if found is None:
+            return
+        for _, header, chunk in scan_batches(self.fd, found[0], self.size_bytes):
+            data = chunk[header.position : header.position + header.size_bytes]
+            yield read_header(data), data
 
-        The time index records where the running maximum grew, so the first entry
-        at or above the target is exactly that batch.
+    def scan_start_for(self, timestamp_ms: int) -> int | None:
+        """An offset before which every record is older than timestamp_ms (time index).
+
+        None if no record here is that recent.
         """
-        slot = bisect.bisect_left(self._times, timestamp_ms)
-        return self._time_offsets[slot] if slot < len(self._times) else None
-
-    def iter_batches(self, start_offset: int) -> Iterator[tuple[BatchHeader, bytes]]:
-        position = self.position_of(start_offset)
-        while position < self.size_bytes:
-            head = os.pread(self.fd, HEADER_BYTES, position)
-            header = _header_at(head, position, self.size_bytes)
-            data = os.pread(self.fd, header.size_bytes, position)
-            yield _rebase(header, 0), data
-            position += header.size_bytes
+        if self.max_timestamp_ms < timestamp_ms:
+            return None
+        older = self.time_index.offset_before(timestamp_ms)
+        return self.base_offset if older is None else older + 1
 
 
-def _header_at(head: bytes, position: int, file_size: int) -> BatchHeader:
-    """Parse a header read at file `position`, checking the batch fits in the file."""
-    if len(head) < HEADER_BYTES:
-        raise InvalidBatch("short header at end of segment")
-    header = BatchHeader(position, *HEADER.unpack_from(head, 0))
-    if header.magic != 2 or header.batch_length < HEADER_BYTES - LOG_OVERHEAD:
-        raise InvalidBatch(f"bad batch header at position {position}")
-    if position + header.size_bytes > file_size:
-        raise InvalidBatch(f"batch at position {position} runs past the end of the segment")
-    return header
-
-
-def _rebase(header: BatchHeader, position: int) -> BatchHeader:
-    fields = {name: getattr(header, name) for name in BatchHeader.__slots__}  # type: ignore[attr-defined]
-    fields["position"] = position
-    return BatchHeader(**fields)
+def _whole_batches(
+    data: bytes, first_size: int, next_offset: int, max_offset: int | None
+) -> tuple[int, int]:
+    """(bytes of whole batches below max_offset, next offset after them) in data."""
+    position = first_size
+    while position + PEEK_BYTES <= len(data):
+        base_offset, length = _PEEK.unpack_from(data, position)
+        end = position + length + LOG_OVERHEAD
+        last_offset = base_offset + _LAST_OFFSET_DELTA.unpack_from(data, position + 23)[0]
+        if end > len(data) or (max_offset is not None and last_offset >= max_offset):
+            break
+        position, next_offset = end, last_offset + 1
+    return position, next_offset
