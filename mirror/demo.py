@@ -92,9 +92,10 @@ def main() -> None:
         process, bootstrap = start_broker(Path(tmp) / "us-east")
         try:
             console.print(f"[bold]regionlink broker[/bold] up on [cyan]{bootstrap}[/cyan]")
-            AdminClient({"bootstrap.servers": bootstrap}).create_topics(
-                [NewTopic("orders", num_partitions=3, replication_factor=1)]
-            )["orders"].result(10)
+            admin = AdminClient({"bootstrap.servers": bootstrap})  # must outlive its futures
+            admin.create_topics([NewTopic("orders", num_partitions=3, replication_factor=1)])[
+                "orders"
+            ].result(10)
             elapsed_s = produce(bootstrap, "orders")
             console.print(
                 f"produced {RECORDS:,} records (acks=all, idempotent, lz4) in {elapsed_s:.2f}s"

@@ -97,10 +97,12 @@ async def leave_group(broker: Broker, request: Request, info: ConnectionInfo) ->
     identities = body.members if hasattr(body, "members") else None
     member_ids = [m.member_id for m in identities] if identities is not None else [body.member_id]
     results = broker.groups.leave_group(body.group_id, member_ids)
-    members = tuple(
-        build.make("MemberResponse", member_id=m, group_instance_id=None, error_code=results[m])
-        for m in member_ids
-    )
+    members: tuple[Any, ...] = ()
+    if build.has_field("LeaveGroupResponse", "members"):  # v3+: per-member results
+        members = tuple(
+            build.make("MemberResponse", member_id=m, group_instance_id=None, error_code=results[m])
+            for m in member_ids
+        )
     top_error = results[member_ids[0]] if identities is None and member_ids else 0
     return build.make("LeaveGroupResponse", throttle_time=0, error_code=top_error, members=members)
 

@@ -117,6 +117,9 @@ def broker_factory(tmp_path: Path) -> Iterator[type[BrokerProcess]]:
     yield Tracked
     for proc in started:
         proc.kill()
+    for proc in started:  # a handler bug only closes one connection: make it fail the test
+        log_text = proc.log_path.read_text() if proc.log_path.exists() else ""
+        assert "internal error" not in log_text, log_text[-3000:]
 
 
 @pytest.fixture
