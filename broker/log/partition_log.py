@@ -98,7 +98,7 @@ class PartitionLog:
         log_end = segments[-1].next_offset
         log_start = min(max(segments[0].base_offset, stored_start), log_end)
         epochs = LeaderEpochCache.load(directory) or _rebuild_epochs(directory, segments)
-        epochs.truncate_from_end(log_end)
+        epochs.truncate_from_end(log_end + 1)  # an epoch may start at an empty log's end
         epochs.truncate_from_start(log_start)
         marker.unlink(missing_ok=True)  # from now on a crash is an unclean shutdown
         return cls(directory, config, segments, epochs, log_start)
@@ -296,6 +296,8 @@ class PartitionLog:
         self._unflushed = [s for s in self._unflushed if s in self._segments[:-1]]
         self.active.truncate_to(offset)
         self._epochs.truncate_from_end(self.log_end_offset)
+        if self.log_end_offset < self.log_start_offset:  # the cut batch straddled the start
+            self.truncate_fully_and_start_at(self.log_start_offset)
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
         """Empty the log; the next append gets offset (a follower far behind the leader)."""
@@ -312,10 +314,8 @@ class PartitionLog:
         if offset <= self.log_start_offset:
             return
         self._set_log_start(offset)
-        self._delete_oldest(deletable_segment_count(
-            self._segments, LogConfig(cleanup_policy="compact"), now_ms=0,
-            log_start_offset=offset,
-        ))  # fmt: skip
+        below = bisect_right(self._bases, offset) - 1  # segments wholly before offset's segment
+        self._delete_oldest(min(below, len(self._segments) - 1))
 
     def apply_retention(self, now_ms: int, *, high_watermark: int | None = None) -> int:
         """Delete the oldest segments past retention; return how many went."""
