@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from broker.log import LogConfig, PartitionLog
 from broker.protocol.batch import crc_is_valid, read_header
@@ -177,3 +181,43 @@ def test_delete_policy_does_not_compact(tmp_path: Path) -> None:
         put(log, b"k", b"v%d" % number)
     assert log.compact(now_ms=5000).records_removed == 0
     assert len(records(log)) == 50
+
+
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.sampled_from([b"a", b"b", b"c", b"d"]), st.none() | st.binary(max_size=8)),
+        st.just("roll"),
+    ),
+    min_size=1,
+    max_size=60,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=operations, age_ms=st.sampled_from([0, DAY_MS + 10]))
+def test_compaction_property(ops: list[tuple[bytes, bytes | None] | str], age_ms: int) -> None:
+    with tempfile.TemporaryDirectory() as name:
+        log = PartitionLog.open(Path(name), CONFIG, now_ms=0)
+        for op in ops:
+            if op == "roll":
+                if log.active.size_bytes:
+                    log.roll(now_ms=0)
+            else:
+                key, value = op
+                put(log, key, value, timestamp_ms=1000)
+        original = records(log)
+        active_base = log.active.base_offset
+        latest = {r.key: r.offset for r in original}
+        log.compact(now_ms=1000 + age_ms)
+        expected = [
+            r
+            for r in original
+            if r.offset >= active_base
+            or (latest[r.key] == r.offset and (r.value is not None or age_ms == 0))
+        ]
+        assert records(log) == expected
+        log.close()
+        reopened = PartitionLog.open(Path(name), CONFIG, now_ms=0)
+        assert records(reopened) == expected
+        assert reopened.log_end_offset == len(original)
+        reopened.close()

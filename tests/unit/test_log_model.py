@@ -129,4 +129,4 @@ class LogModel(RuleBasedStateMachine):
 
 
 TestLogModel = LogModel.TestCase
-TestLogModel.settings = settings(max_examples=200, stateful_step_count=40, deadline=None)
+TestLogModel.settings = settings(max_examples=120, stateful_step_count=40, deadline=None)
