@@ -175,6 +175,16 @@ def test_repeated_compaction_is_skipped_until_something_changes(tmp_path: Path) 
     assert log.compact(now_ms=7000).records_removed > 0
 
 
+def test_keyless_records_are_kept(tmp_path: Path) -> None:
+    log = PartitionLog.open(tmp_path, CONFIG, now_ms=0)
+    batch = build_batch([NewRecord(None, b"1"), NewRecord(b"k", b"2"), NewRecord(b"k", b"3")])
+    log.append(bytearray(batch), leader_epoch=0, now_ms=0)
+    log.roll(now_ms=0)
+    put(log, b"x", b"x")
+    log.compact(now_ms=5000)
+    assert [(r.offset, r.key) for r in records(log)] == [(0, None), (2, b"k"), (3, b"x")]
+
+
 def test_delete_policy_does_not_compact(tmp_path: Path) -> None:
     log = PartitionLog.open(tmp_path, LogConfig(segment_bytes=1500), now_ms=0)
     for number in range(50):
