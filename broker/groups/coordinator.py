@@ -1,59 +1,140 @@
 """Group coordinator: JoinGroup/SyncGroup/Heartbeat/LeaveGroup and committed offsets.
 
-Follows Apache Kafka's classic GroupCoordinator closely enough for librdkafka,
-kafka-python and aiokafka. Plain Python in, Kafka error codes out; anyio events
-park JoinGroup and SyncGroup calls until the rebalance completes. Time comes
-from an injected clock so tests can drive it.
+Follows Apache Kafka's classic GroupCoordinator (validation order, error codes, state
+machine) because unmodified clients (librdkafka, kafka-python, aiokafka) drive it.
+Plain Python in, Kafka error codes out: the broker's handlers translate messages.
+JoinGroup and SyncGroup park on anyio events until the rebalance completes, so this
+runs under asyncio and trio alike. Time comes from the injected clock; `tick()` (or
+`run()`, which calls it) expires sessions and ends rebalances whose time is up.
+Every change that must survive a restart is appended to the store before we answer.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import anyio
+from kio.schema.errors import ErrorCode
 
 from broker.groups import storage
-from broker.groups.group import Group, GroupState, JoinResult, Member, SyncResult
-from broker.groups.storage import GroupSnapshot, OffsetAndMetadata
+from broker.groups.group import (
+    Group,
+    GroupState,
+    JoinResult,
+    Member,
+    Protocols,
+    Reply,
+    SyncResult,
+)
+from broker.groups.storage import OffsetAndMetadata
 
 log = logging.getLogger("regionlink.groups")
 
-NONE = 0
-ILLEGAL_GENERATION = 22
-INCONSISTENT_GROUP_PROTOCOL = 23
-UNKNOWN_MEMBER_ID = 25
-REBALANCE_IN_PROGRESS = 27
-MEMBER_ID_REQUIRED = 79
-TICK_INTERVAL_S = 0.1
+# Kept as names for callers and tests; they are plain ints (ErrorCode is an IntEnum).
+NONE = ErrorCode.none
+ILLEGAL_GENERATION = ErrorCode.illegal_generation
+INCONSISTENT_GROUP_PROTOCOL = ErrorCode.inconsistent_group_protocol
+UNKNOWN_MEMBER_ID = ErrorCode.unknown_member_id
+REBALANCE_IN_PROGRESS = ErrorCode.rebalance_in_progress
+MEMBER_ID_REQUIRED = ErrorCode.member_id_required
+FENCED_INSTANCE_ID = ErrorCode.fenced_instance_id
+
+TICK_INTERVAL_S = 0.05
+MIN_SESSION_TIMEOUT_MS = 6_000  # group.min.session.timeout.ms
+MAX_SESSION_TIMEOUT_MS = 1_800_000  # group.max.session.timeout.ms
+MAX_METADATA_BYTES = 4_096  # offset.metadata.max.bytes
+
+StoreRecord = tuple[bytes, bytes | None]
+MemberIdentity = tuple[str, str | None]  # (member id, group instance id)
 
 
 class OffsetStore(Protocol):
-    def append(self, records: Sequence[tuple[bytes, bytes | None]]) -> None: ...
+    """Durable log of `__consumer_offsets` records (the broker: a compacted topic)."""
 
-    def load(self) -> Iterable[tuple[bytes, bytes | None]]: ...
+    def append(self, records: Sequence[StoreRecord]) -> None:
+        """Durable when it returns; raises OSError when the records could not be stored."""
+
+    def load(self) -> Iterable[StoreRecord]:
+        """Every record in log order (value None = tombstone)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class MemberLeaveResult:
+    member_id: str
+    group_instance_id: str | None
+    error: int
+
+
+class LeaveResult(Mapping[str, int]):
+    """LeaveGroup's answer: a top-level error and one per member, in request order.
+
+    Also a read-only mapping member id -> error, the shape LeaveGroup v0-2 handlers want.
+    """
+
+    def __init__(self, error: int, members: Sequence[MemberLeaveResult] = ()) -> None:
+        self.error = error
+        self.members = tuple(members)
+        self._by_id = {m.member_id: m.error for m in self.members}
+
+    def __getitem__(self, member_id: str) -> int:
+        return self._by_id[member_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_id)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __repr__(self) -> str:
+        return f"LeaveResult(error={self.error}, members={self.members!r})"
+
+
+@dataclass(frozen=True, slots=True)
 class MemberDescription:
     member_id: str
     group_instance_id: str | None
     client_id: str
     client_host: str
-    metadata: bytes
+    metadata: bytes  # empty unless the group is Stable (as Kafka)
     assignment: bytes
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GroupDescription:
     group_id: str
     state: str
     protocol_type: str
-    protocol: str
+    protocol: str  # "" unless Stable
     members: tuple[MemberDescription, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _JoinRequest:
+    """A JoinGroup's member-level fields, normalised."""
+
+    group_instance_id: str | None
+    protocol_type: str
+    protocols: Protocols
+    session_timeout_ms: int
+    rebalance_timeout_ms: int
+    client_id: str
+    client_host: str
+
+    def new_member(self, member_id: str, now_ms: int) -> Member:
+        return Member(
+            member_id,
+            self.group_instance_id,
+            self.client_id,
+            self.client_host,
+            self.session_timeout_ms,
+            self.rebalance_timeout_ms,
+            self.protocols,
+            now_ms,
+        )
 
 
 class GroupCoordinator:
@@ -63,43 +144,54 @@ class GroupCoordinator:
         *,
         clock_ms: Callable[[], int],
         initial_rebalance_delay_ms: int = 0,
+        min_session_timeout_ms: int = MIN_SESSION_TIMEOUT_MS,
+        max_session_timeout_ms: int = MAX_SESSION_TIMEOUT_MS,
+        max_metadata_bytes: int = MAX_METADATA_BYTES,
     ) -> None:
+        assert initial_rebalance_delay_ms >= 0 and min_session_timeout_ms <= max_session_timeout_ms
         self._store = store
         self._clock_ms = clock_ms
         self._initial_delay_ms = initial_rebalance_delay_ms
+        self._session_bounds_ms = (min_session_timeout_ms, max_session_timeout_ms)
+        self._max_metadata_bytes = max_metadata_bytes
         self._groups: dict[str, Group] = {}
 
     # -- recovery ----------------------------------------------------------------------------
     def load(self) -> None:
-        """Replay the store: committed offsets and group generations come back."""
+        """Replay the store: committed offsets, generations and last known members come back.
+
+        As in Kafka, restored members stay in the group only if they heartbeat within their
+        session timeout; otherwise they are expelled and the group rebalances.
+        """
+        now_ms = self._clock_ms()
         for key, value in self._store.load():
-            decoded = storage.decode_key(key)
-            if isinstance(decoded, str):
-                self._load_group(decoded, value)
+            try:
+                self._replay(key, value, now_ms)
+            except storage.RecordFormatError as exc:
+                log.warning("skipping unreadable __consumer_offsets record: %s", exc)
+        for group_id in [g for g, group in self._groups.items() if self._forgettable(group)]:
+            del self._groups[group_id]
+
+    def _replay(self, key: bytes, value: bytes | None, now_ms: int) -> None:
+        decoded = storage.decode_key(key)
+        if isinstance(decoded, str):
+            group = self._groups.setdefault(decoded, Group(decoded))
+            if value is None:
+                self._groups[decoded] = Group(decoded, offsets=group.offsets)
             else:
-                group_id, topic, partition = decoded
-                offsets = self._group(group_id).offsets
-                if value is None:
-                    offsets.pop((topic, partition), None)
-                else:
-                    offsets[(topic, partition)] = storage.decode_offset_value(value)
-
-    def _load_group(self, group_id: str, value: bytes | None) -> None:
-        if value is None:
-            self._groups.pop(group_id, None)
+                group.restore(storage.decode_group_value(value), now_ms)
             return
-        snapshot = storage.decode_group_value(value)
-        group = self._group(group_id)
-        group.generation, group.protocol_type = snapshot.generation, snapshot.protocol_type
-        group.protocol = snapshot.protocol
+        offsets = self._groups.setdefault(decoded.group, Group(decoded.group)).offsets
+        if value is None:
+            offsets.pop((decoded.topic, decoded.partition), None)
+        else:
+            offsets[(decoded.topic, decoded.partition)] = storage.decode_offset_value(value)
 
-    def _group(self, group_id: str) -> Group:
-        group = self._groups.get(group_id)
-        if group is None:
-            group = self._groups[group_id] = Group(group_id)
-        return group
+    @staticmethod
+    def _forgettable(group: Group) -> bool:
+        return group.is_empty() and not group.offsets and group.generation == 0
 
-    # -- join --------------------------------------------------------------------------------
+    # -- JoinGroup ---------------------------------------------------------------------------
     async def join_group(
         self,
         group_id: str,
@@ -113,170 +205,265 @@ class GroupCoordinator:
         client_host: str,
         require_known_member_id: bool,
     ) -> JoinResult:
-        group = self._group(group_id)
-        protocols = list(protocols)
-        if not group.supports(protocol_type, protocols):
-            return JoinResult(INCONSISTENT_GROUP_PROTOCOL, member_id=member_id)
-        if not member_id:
-            member_id = f"{client_id or 'member'}-{uuid.uuid4()}"
-            if require_known_member_id:
-                group.pending_member_ids.add(member_id)
-                return JoinResult(MEMBER_ID_REQUIRED, member_id=member_id)
-        elif member_id not in group.members and member_id not in group.pending_member_ids:
-            return JoinResult(UNKNOWN_MEMBER_ID, member_id=member_id)
-        group.pending_member_ids.discard(member_id)
-        now = self._clock_ms()
-        member = Member(
-            member_id,
+        """Join (or rejoin) and wait for the rebalance to finish; the leader gets the members.
+
+        rebalance_timeout_ms <= 0 (JoinGroup v0) means the session timeout, as in Kafka.
+        require_known_member_id is True from JoinGroup v4 (KIP-394).
+        """
+        if not group_id:
+            return JoinResult(ErrorCode.invalid_group_id, member_id=member_id)
+        low_ms, high_ms = self._session_bounds_ms
+        if not low_ms <= session_timeout_ms <= high_ms:
+            return JoinResult(ErrorCode.invalid_session_timeout, member_id=member_id)
+        request = _JoinRequest(
             group_instance_id,
-            client_id,
-            client_host,
+            protocol_type,
+            tuple((name, bytes(meta)) for name, meta in protocols),
             session_timeout_ms,
             rebalance_timeout_ms if rebalance_timeout_ms > 0 else session_timeout_ms,
-            protocols,
-            now,
-            join_done=anyio.Event(),
+            client_id,
+            client_host,
         )
-        previous = group.members.get(member_id)
-        if previous is not None:
-            member.assignment = previous.assignment
-        group.members[member_id] = member
-        group.protocol_type = protocol_type
-        if group.state != GroupState.PREPARING_REBALANCE:
-            self._prepare_rebalance(group, now, f"member {member_id} joined")
-        self._maybe_complete_join(group)
-        assert member.join_done is not None
-        await member.join_done.wait()
-        assert member.join_result is not None
-        return member.join_result
+        outcome = self._join(group_id, member_id, request, require_known_member_id)
+        return outcome if isinstance(outcome, JoinResult) else await outcome.wait()
 
-    def _prepare_rebalance(self, group: Group, now: int, reason: str) -> None:
-        if group.state == GroupState.COMPLETING_REBALANCE:
-            self._fail_pending_syncs(group)
-        first = group.state == GroupState.EMPTY
-        group.state = GroupState.PREPARING_REBALANCE
-        group.rebalance_deadline_ms = now + group.max_rebalance_timeout_ms
-        group.join_not_before_ms = now + (self._initial_delay_ms if first else 0)
-        log.info("group %s rebalancing: %s", group.group_id, reason)
+    def _join(
+        self, group_id: str, member_id: str, request: _JoinRequest, require_known_member_id: bool
+    ) -> JoinResult | Reply[JoinResult]:
+        group = self._groups.get(group_id)
+        if group is None:
+            if member_id:
+                return JoinResult(UNKNOWN_MEMBER_ID, member_id=member_id)
+            group = Group(group_id)
+        names = {name for name, _ in request.protocols}
+        if not group.supports(request.protocol_type, names):
+            return JoinResult(INCONSISTENT_GROUP_PROTOCOL, member_id=member_id)
+        if not member_id:
+            return self._join_new_member(group, request, require_known_member_id)
+        return self._join_known_member(group, member_id, request)
 
-    def _maybe_complete_join(self, group: Group, *, deadline_passed: bool = False) -> None:
-        if group.state != GroupState.PREPARING_REBALANCE:
-            return
-        if self._clock_ms() < group.join_not_before_ms and not deadline_passed:
-            return
-        waiting = [m for m in group.members.values() if m.awaiting_join]
-        if len(waiting) < len(group.members) and not deadline_passed:
-            return
-        for member in [m for m in group.members.values() if not m.awaiting_join]:
-            del group.members[member.member_id]  # did not rejoin in time
-        self._complete_join(group)
+    def _join_new_member(
+        self, group: Group, request: _JoinRequest, require_known_member_id: bool
+    ) -> JoinResult | Reply[JoinResult]:
+        now_ms = self._clock_ms()
+        prefix = request.group_instance_id or request.client_id
+        member_id = f"{prefix}-{uuid.uuid4()}"
+        if request.group_instance_id is not None:
+            return self._join_static_member(group, member_id, request, now_ms)
+        if require_known_member_id:
+            group.pending_members[member_id] = now_ms + request.session_timeout_ms
+            self._groups[group.group_id] = group
+            return JoinResult(MEMBER_ID_REQUIRED, member_id=member_id)
+        return self._add_member(group, request.new_member(member_id, now_ms), request)
 
-    def _complete_join(self, group: Group) -> None:
-        group.generation += 1
-        if not group.members:
-            group.state, group.protocol, group.leader = GroupState.EMPTY, None, None
-            self._persist_group(group)
-            return
-        group.protocol = group.choose_protocol()
-        if group.leader not in group.members:
-            group.leader = next(iter(group.members))
-        group.state = GroupState.COMPLETING_REBALANCE
-        assert group.protocol is not None, "supports() admitted only members with a common protocol"
-        everyone = tuple(
-            (m.member_id, m.group_instance_id, m.metadata_for(group.protocol))
-            for m in group.members.values()
-        )
-        for member in group.members.values():
-            member.join_result = JoinResult(
-                NONE,
-                group.generation,
-                group.protocol,
-                group.leader,
-                member.member_id,
-                everyone if member.member_id == group.leader else (),
+    def _join_static_member(
+        self, group: Group, member_id: str, request: _JoinRequest, now_ms: int
+    ) -> Reply[JoinResult]:
+        """Basic KIP-345: a returning instance replaces its old member id, then a rebalance."""
+        assert request.group_instance_id is not None
+        member = request.new_member(member_id, now_ms)
+        old_member_id = group.static_members.get(request.group_instance_id)
+        if old_member_id is None:
+            return self._add_member(group, member, request)
+        old = group.replace_static(old_member_id, member)
+        old.answer_join(JoinResult(FENCED_INSTANCE_ID, member_id=old_member_id))
+        old.answer_sync(SyncResult(FENCED_INSTANCE_ID))
+        reply = member.join_reply = Reply()
+        self._rebalance(group, f"static member {request.group_instance_id} rejoined")
+        return reply
+
+    def _join_known_member(
+        self, group: Group, member_id: str, request: _JoinRequest
+    ) -> JoinResult | Reply[JoinResult]:
+        if member_id in group.pending_members:
+            return self._add_member(group, request.new_member(member_id, self._clock_ms()), request)
+        error = group.member_error(member_id, request.group_instance_id)
+        instance_id = request.group_instance_id
+        if error == ErrorCode.none and instance_id and instance_id not in group.static_members:
+            error = UNKNOWN_MEMBER_ID  # an unknown static instance must rejoin with an empty id
+        if error != ErrorCode.none:
+            return JoinResult(error, member_id=member_id)
+        member = group.members[member_id]
+        unchanged = member.protocols == request.protocols
+        if group.state == GroupState.COMPLETING_REBALANCE and unchanged:
+            return group.join_result(member_id)  # a retry of a lost JoinGroup response
+        if group.state == GroupState.STABLE and unchanged and member_id != group.leader:
+            return group.join_result(member_id)  # nothing changed: go straight to SyncGroup
+        return self._update_member(group, member, request)
+
+    def _add_member(self, group: Group, member: Member, request: _JoinRequest) -> Reply[JoinResult]:
+        reply = member.join_reply = Reply()
+        group.add(member, request.protocol_type)
+        self._groups[group.group_id] = group
+        self._rebalance(group, f"member {member.member_id} joined")
+        return reply
+
+    def _update_member(
+        self, group: Group, member: Member, request: _JoinRequest
+    ) -> Reply[JoinResult]:
+        member.protocols = request.protocols
+        member.session_timeout_ms = request.session_timeout_ms
+        member.rebalance_timeout_ms = request.rebalance_timeout_ms
+        reply = member.join_reply = member.join_reply or Reply()  # a duplicate shares the answer
+        self._rebalance(group, f"member {member.member_id} rejoined")
+        return reply
+
+    # -- rebalance ---------------------------------------------------------------------------
+    def _rebalance(self, group: Group, reason: str) -> None:
+        """Kafka's maybePrepareRebalance, then complete the join if nobody is missing."""
+        if group.state in (GroupState.EMPTY, GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
+            log.info(
+                "group %s rebalancing (generation %d): %s", group.group_id, group.generation, reason
             )
-            member.last_heartbeat_ms = self._clock_ms()
-            member.sync_done = anyio.Event()
-            assert member.join_done is not None
-            member.join_done.set()
+            group.prepare_rebalance(self._clock_ms(), self._initial_delay_ms)
+        self._maybe_complete_join(group)
 
-    # -- sync --------------------------------------------------------------------------------
+    def _maybe_complete_join(self, group: Group) -> None:
+        if group.state != GroupState.PREPARING_REBALANCE:
+            return
+        now_ms = self._clock_ms()
+        if now_ms < group.join_not_before_ms:
+            return
+        if not group.all_joined() and now_ms < group.rebalance_deadline_ms:
+            return
+        if group.complete_join(now_ms) and group.state == GroupState.EMPTY:
+            self._persist_quietly(group)
+        if group.state == GroupState.COMPLETING_REBALANCE:
+            log.info(
+                "group %s generation %d: %d members, protocol %s",
+                group.group_id,
+                group.generation,
+                len(group.members),
+                group.protocol,
+            )
+
+    # -- SyncGroup ---------------------------------------------------------------------------
     async def sync_group(
         self,
         group_id: str,
         generation_id: int,
         member_id: str,
         assignments: Mapping[str, bytes],
+        *,
+        group_instance_id: str | None = None,
+        protocol_type: str | None = None,
+        protocol_name: str | None = None,
     ) -> SyncResult:
+        """Wait for the leader's assignments (or store them, from the leader); get ours."""
+        if not group_id:
+            return SyncResult(ErrorCode.invalid_group_id)
         group = self._groups.get(group_id)
-        member = group.members.get(member_id) if group else None
-        if group is None or member is None:
+        if group is None:
             return SyncResult(UNKNOWN_MEMBER_ID)
-        if generation_id != group.generation:
-            return SyncResult(ILLEGAL_GENERATION)
-        if group.state == GroupState.PREPARING_REBALANCE:
-            return SyncResult(REBALANCE_IN_PROGRESS)
-        if group.state == GroupState.COMPLETING_REBALANCE:
-            if member_id == group.leader:
-                self._install_assignments(group, assignments)
-            else:
-                assert member.sync_done is not None
-                await member.sync_done.wait()
-        if group.state != GroupState.STABLE or generation_id != group.generation:
-            return SyncResult(REBALANCE_IN_PROGRESS)
-        return SyncResult(NONE, member.assignment, group.protocol_type, group.protocol)
+        error = self._sync_error(
+            group, generation_id, member_id, group_instance_id, protocol_type, protocol_name
+        )
+        if error != ErrorCode.none:
+            return SyncResult(error)
+        member = group.members[member_id]
+        group.pending_sync.discard(member_id)
+        if group.state == GroupState.STABLE:
+            member.last_heartbeat_ms = self._clock_ms()
+            return group.sync_result(member)
+        assert group.state == GroupState.COMPLETING_REBALANCE, group.state
+        reply = member.sync_reply = member.sync_reply or Reply()
+        if member_id == group.leader:
+            self._install_assignment(group, group.full_assignment(assignments))
+        return await reply.wait()
 
-    def _install_assignments(self, group: Group, assignments: Mapping[str, bytes]) -> None:
-        for member in group.members.values():
-            member.assignment = assignments.get(member.member_id, b"")
-        group.state = GroupState.STABLE
-        self._persist_group(group)
-        for member in group.members.values():
-            if member.sync_done is not None:
-                member.sync_done.set()
-
-    def _fail_pending_syncs(self, group: Group) -> None:
-        for member in group.members.values():
-            if member.sync_done is not None:
-                member.sync_done.set()  # they re-check the state and answer REBALANCE_IN_PROGRESS
-
-    # -- heartbeat and leave -----------------------------------------------------------------
-    def heartbeat(self, group_id: str, generation_id: int, member_id: str) -> int:
-        group = self._groups.get(group_id)
-        member = group.members.get(member_id) if group else None
-        if group is None or member is None:
-            return UNKNOWN_MEMBER_ID
-        member.last_heartbeat_ms = self._clock_ms()
-        if group.state == GroupState.PREPARING_REBALANCE:
-            return REBALANCE_IN_PROGRESS
+    @staticmethod
+    def _sync_error(
+        group: Group,
+        generation_id: int,
+        member_id: str,
+        group_instance_id: str | None,
+        protocol_type: str | None,
+        protocol_name: str | None,
+    ) -> int:
+        """Kafka's doSyncGroup checks, in its order."""
+        error = group.member_error(member_id, group_instance_id)
+        if error != ErrorCode.none:
+            return error
         if generation_id != group.generation:
             return ILLEGAL_GENERATION
-        return NONE
-
-    def leave_group(self, group_id: str, member_ids: Sequence[str]) -> dict[str, int]:
-        group = self._groups.get(group_id)
-        results = {}
-        for member_id in member_ids:
-            if group is None or member_id not in group.members:
-                results[member_id] = UNKNOWN_MEMBER_ID
-                continue
-            self._remove_member(group, member_id, "left the group")
-            results[member_id] = NONE
-        return results
-
-    def _remove_member(self, group: Group, member_id: str, reason: str) -> None:
-        member = group.members.pop(member_id)
-        if member.join_done is not None and not member.join_done.is_set():
-            member.join_result = JoinResult(UNKNOWN_MEMBER_ID, member_id=member_id)
-            member.join_done.set()
+        if protocol_type is not None and protocol_type != group.protocol_type:
+            return INCONSISTENT_GROUP_PROTOCOL
+        if protocol_name is not None and protocol_name != group.protocol:
+            return INCONSISTENT_GROUP_PROTOCOL
         if group.state == GroupState.PREPARING_REBALANCE:
+            return REBALANCE_IN_PROGRESS
+        return ErrorCode.none
+
+    def _install_assignment(self, group: Group, assignment: dict[str, bytes]) -> None:
+        """Store the generation with its assignment first; only then is the group Stable."""
+        record = storage.group_value(group.to_record(assignment))
+        try:
+            self._store.append([(storage.group_key(group.group_id), record)])
+        except OSError as exc:
+            log.warning("group %s: storing assignment failed: %s", group.group_id, exc)
+            group.fail_syncs(ErrorCode.coordinator_not_available)
+            self._rebalance(group, "storing the assignment failed")
+            return
+        group.install_assignment(assignment, self._clock_ms())
+
+    # -- Heartbeat and LeaveGroup ------------------------------------------------------------
+    def heartbeat(
+        self,
+        group_id: str,
+        generation_id: int,
+        member_id: str,
+        group_instance_id: str | None = None,
+    ) -> int:
+        """Refresh the member's session; REBALANCE_IN_PROGRESS tells it to rejoin."""
+        group = self._groups.get(group_id)
+        if group is None:
+            return ErrorCode.invalid_group_id if not group_id else UNKNOWN_MEMBER_ID
+        error = group.member_error(member_id, group_instance_id)
+        if error != ErrorCode.none:
+            return error
+        if generation_id != group.generation:
+            return ILLEGAL_GENERATION
+        group.members[member_id].last_heartbeat_ms = self._clock_ms()
+        if group.state == GroupState.PREPARING_REBALANCE:
+            return REBALANCE_IN_PROGRESS
+        return ErrorCode.none
+
+    def leave_group(self, group_id: str, members: Sequence[MemberIdentity | str]) -> LeaveResult:
+        """Remove members (a bare string is a v0-2 member id) and rebalance the rest."""
+        identities = [(m, None) if isinstance(m, str) else m for m in members]
+        group = self._groups.get(group_id)
+        results = [
+            MemberLeaveResult(member_id, instance_id, self._leave(group, member_id, instance_id))
+            for member_id, instance_id in identities
+        ]
+        return LeaveResult(ErrorCode.invalid_group_id if not group_id else ErrorCode.none, results)
+
+    def _leave(self, group: Group | None, member_id: str, group_instance_id: str | None) -> int:
+        if group is None:
+            return UNKNOWN_MEMBER_ID
+        if group_instance_id is not None:
+            current = group.static_members.get(group_instance_id)
+            if current is None:
+                return UNKNOWN_MEMBER_ID
+            if member_id and member_id != current:
+                return FENCED_INSTANCE_ID
+            member_id = current
+        elif member_id in group.pending_members:
+            del group.pending_members[member_id]
             self._maybe_complete_join(group)
-        elif group.state in (GroupState.STABLE, GroupState.COMPLETING_REBALANCE):
-            if group.members:
-                self._prepare_rebalance(group, self._clock_ms(), f"{member_id} {reason}")
-            else:
-                self._fail_pending_syncs(group)
-                self._complete_join(group)
+            return ErrorCode.none
+        elif member_id not in group.members:
+            return UNKNOWN_MEMBER_ID
+        self._remove_members(group, [member_id], "left the group")
+        return ErrorCode.none
+
+    def _remove_members(self, group: Group, member_ids: Sequence[str], reason: str) -> None:
+        for member_id in member_ids:
+            member = group.remove(member_id)
+            member.answer_join(JoinResult(UNKNOWN_MEMBER_ID, member_id=member_id))
+            member.answer_sync(SyncResult(UNKNOWN_MEMBER_ID))
+        if member_ids:
+            self._rebalance(group, f"{', '.join(member_ids)} {reason}")
 
     # -- offsets -----------------------------------------------------------------------------
     def commit_offsets(
@@ -285,35 +472,73 @@ class GroupCoordinator:
         generation_id: int,
         member_id: str,
         offsets: Mapping[tuple[str, int], OffsetAndMetadata],
+        *,
+        group_instance_id: str | None = None,
     ) -> dict[tuple[str, int], int]:
-        error = self._commit_error(group_id, generation_id, member_id)
-        if error:
-            return dict.fromkeys(offsets, error)
-        group = self._group(group_id)
-        self._store.append(
-            [
-                (storage.offset_key(group_id, topic, partition), storage.offset_value(value))
-                for (topic, partition), value in offsets.items()
-            ]
-        )
-        group.offsets.update(offsets)
-        return dict.fromkeys(offsets, NONE)
+        """Store offsets durably; an error per partition.
 
-    def _commit_error(self, group_id: str, generation_id: int, member_id: str) -> int:
+        generation_id -1 with no member id is a simple commit (admin tools, manual
+        assignment), allowed while the group has no members, as in Kafka.
+        """
         group = self._groups.get(group_id)
-        if group is None or not group.members:
-            return NONE if generation_id < 0 else ILLEGAL_GENERATION
-        if member_id not in group.members:
-            return UNKNOWN_MEMBER_ID
-        if generation_id != group.generation:
-            return ILLEGAL_GENERATION
-        if group.state != GroupState.STABLE:
-            return REBALANCE_IN_PROGRESS
-        return NONE
+        if group is None and generation_id >= 0:
+            return dict.fromkeys(offsets, ILLEGAL_GENERATION)
+        group = group or Group(group_id)
+        error = self._commit_error(group, generation_id, member_id, group_instance_id)
+        if error != ErrorCode.none:
+            return dict.fromkeys(offsets, error)
+        errors = {tp: self._metadata_error(value) for tp, value in offsets.items()}
+        accepted = {tp: v for tp, v in offsets.items() if errors[tp] == ErrorCode.none}
+        if not self._store_offsets(group_id, accepted):
+            return dict.fromkeys(offsets, ErrorCode.coordinator_not_available)
+        self._groups.setdefault(group_id, group).offsets.update(accepted)
+        if member_id in group.members:
+            group.members[member_id].last_heartbeat_ms = self._clock_ms()
+        return errors
+
+    @staticmethod
+    def _commit_error(
+        group: Group, generation_id: int, member_id: str, group_instance_id: str | None
+    ) -> int:
+        """Kafka's validateOffsetCommit (commits are fine while PreparingRebalance)."""
+        if generation_id >= 0 or member_id or group_instance_id is not None:
+            error = group.member_error(member_id, group_instance_id)
+            if error != ErrorCode.none:
+                return error
+            if generation_id != group.generation:
+                return ILLEGAL_GENERATION
+            if group.state == GroupState.COMPLETING_REBALANCE:
+                return REBALANCE_IN_PROGRESS
+            return ErrorCode.none
+        if group.state != GroupState.EMPTY:
+            return UNKNOWN_MEMBER_ID  # a simple commit while the group is managed
+        return ErrorCode.none
+
+    def _metadata_error(self, value: OffsetAndMetadata) -> int:
+        if len(value.metadata.encode()) > self._max_metadata_bytes:
+            return ErrorCode.offset_metadata_too_large
+        return ErrorCode.none
+
+    def _store_offsets(
+        self, group_id: str, offsets: Mapping[tuple[str, int], OffsetAndMetadata]
+    ) -> bool:
+        records: list[StoreRecord] = [
+            (storage.offset_key(group_id, topic, partition), storage.offset_value(value))
+            for (topic, partition), value in offsets.items()
+        ]
+        if not records:
+            return True
+        try:
+            self._store.append(records)
+        except OSError as exc:
+            log.warning("group %s: storing offsets failed: %s", group_id, exc)
+            return False
+        return True
 
     def fetch_offsets(
         self, group_id: str, partitions: Sequence[tuple[str, int]] | None
     ) -> dict[tuple[str, int], OffsetAndMetadata | None]:
+        """Committed offsets (None = nothing committed); partitions None = all of the group's."""
         group = self._groups.get(group_id)
         committed = group.offsets if group else {}
         if partitions is None:
@@ -321,7 +546,8 @@ class GroupCoordinator:
         return {tp: committed.get(tp) for tp in partitions}
 
     def delete_offsets_for_topic(self, topic: str) -> None:
-        tombstones: list[tuple[bytes, bytes | None]] = []
+        """The topic was deleted: forget (and tombstone) every group's offsets for it."""
+        tombstones: list[StoreRecord] = []
         for group in self._groups.values():
             for key in [k for k in group.offsets if k[0] == topic]:
                 del group.offsets[key]
@@ -329,49 +555,82 @@ class GroupCoordinator:
         if tombstones:
             self._store.append(tombstones)
 
-    def _persist_group(self, group: Group) -> None:
-        snapshot = GroupSnapshot(
-            group.protocol_type, group.generation, group.protocol, group.leader, self._clock_ms()
-        )
-        self._store.append([(storage.group_key(group.group_id), storage.group_value(snapshot))])
-
-    # -- introspection -----------------------------------------------------------------------
+    # -- groups as a whole -------------------------------------------------------------------
     def list_groups(self) -> list[tuple[str, str, str]]:
-        return [(g.group_id, g.protocol_type, g.state.value) for g in self._groups.values()]
+        """(group id, protocol type, state) for every group we know, members or not."""
+        return [(g.group_id, g.protocol_type or "", g.state.value) for g in self._groups.values()]
 
     def describe_group(self, group_id: str) -> GroupDescription:
+        """Kafka's group summary; an unknown group is Dead with no members."""
         group = self._groups.get(group_id) or Group(group_id, state=GroupState.DEAD)
         stable = group.state == GroupState.STABLE
+        protocol = group.protocol if stable and group.protocol else ""
         members = tuple(
             MemberDescription(
                 m.member_id,
                 m.group_instance_id,
                 m.client_id,
                 m.client_host,
-                m.metadata_for(group.protocol) if group.protocol and stable else b"",
+                m.metadata_for(protocol) if stable else b"",
                 m.assignment if stable else b"",
             )
             for m in group.members.values()
         )
         return GroupDescription(
-            group_id, group.state.value, group.protocol_type, group.protocol or "", members
+            group_id, group.state.value, group.protocol_type or "", protocol, members
         )
+
+    def delete_groups(self, group_ids: Sequence[str]) -> dict[str, int]:
+        """DeleteGroups: only groups without members; their offsets go too (tombstones)."""
+        return {group_id: self._delete_group(group_id) for group_id in group_ids}
+
+    def _delete_group(self, group_id: str) -> int:
+        group = self._groups.get(group_id)
+        if group is None:
+            return ErrorCode.group_id_not_found
+        if group.state != GroupState.EMPTY or group.members:
+            return ErrorCode.non_empty_group
+        tombstones: list[StoreRecord] = [
+            (storage.offset_key(group_id, topic, partition), None)
+            for topic, partition in group.offsets
+        ]
+        tombstones.append((storage.group_key(group_id), None))
+        try:
+            self._store.append(tombstones)
+        except OSError as exc:
+            log.warning("group %s: delete failed: %s", group_id, exc)
+            return ErrorCode.coordinator_not_available
+        group.transition(GroupState.DEAD, self._clock_ms())
+        del self._groups[group_id]
+        return ErrorCode.none
+
+    def _persist_quietly(self, group: Group) -> None:
+        """Kafka stores an emptied group's new generation but only logs a failure."""
+        record = storage.group_value(group.to_record())
+        try:
+            self._store.append([(storage.group_key(group.group_id), record)])
+        except OSError as exc:
+            log.warning("group %s: storing metadata failed: %s", group.group_id, exc)
 
     # -- time --------------------------------------------------------------------------------
     def tick(self) -> None:
-        """Expire silent members and finish rebalances whose time is up."""
-        now = self._clock_ms()
+        """Expire silent members and KIP-394 ids, end rebalances and syncs whose time is up."""
+        now_ms = self._clock_ms()
         for group in list(self._groups.values()):
-            for member in list(group.members.values()):
-                if (
-                    not member.awaiting_join
-                    and now - member.last_heartbeat_ms > member.session_timeout_ms
-                ):
-                    self._remove_member(group, member.member_id, "session timed out")
-            if group.state == GroupState.PREPARING_REBALANCE:
-                self._maybe_complete_join(group, deadline_passed=now >= group.rebalance_deadline_ms)
+            self._expire(group, now_ms)
+            self._maybe_complete_join(group)
 
-    async def run(self) -> None:
+    def _expire(self, group: Group, now_ms: int) -> None:
+        for member_id in [m for m, expiry in group.pending_members.items() if now_ms >= expiry]:
+            del group.pending_members[member_id]
+        silent = [m.member_id for m in group.members.values() if m.session_expired(now_ms)]
+        self._remove_members(group, silent, "session timed out")
+        syncing = group.state in (GroupState.COMPLETING_REBALANCE, GroupState.STABLE)
+        if syncing and group.pending_sync and now_ms >= group.sync_deadline_ms:
+            self._remove_members(group, sorted(group.pending_sync), "never sent SyncGroup")
+
+    async def run(self, interval_s: float = TICK_INTERVAL_S) -> None:
+        """Call tick() forever; the broker runs this in its task group."""
         while True:
-            await anyio.sleep(TICK_INTERVAL_S)
+            await anyio.sleep(interval_s)
             self.tick()
