@@ -308,7 +308,9 @@ class Group:
             member.assignment = assignment[member_id]
         self.transition(GroupState.STABLE, now_ms)
         for member in self.members.values():
-            member.answer_sync(self.sync_result(member))
+            if member.sync_reply is not None:
+                member.last_heartbeat_ms = now_ms  # its session restarts with the answer
+                member.answer_sync(self.sync_result(member))
 
     def fail_syncs(self, error: int) -> None:
         for member in self.members.values():
