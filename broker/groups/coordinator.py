@@ -47,6 +47,8 @@ TICK_INTERVAL_S = 0.05
 MIN_SESSION_TIMEOUT_MS = 6_000  # group.min.session.timeout.ms
 MAX_SESSION_TIMEOUT_MS = 1_800_000  # group.max.session.timeout.ms
 MAX_METADATA_BYTES = 4_096  # offset.metadata.max.bytes
+OFFSETS_RETENTION_MS = 7 * 24 * 3600 * 1000  # offsets.retention.minutes = 10080
+RETENTION_CHECK_INTERVAL_MS = 600_000  # offsets.retention.check.interval.ms
 
 StoreRecord = tuple[bytes, bytes | None]
 MemberIdentity = tuple[str, str | None]  # (member id, group instance id)
@@ -147,6 +149,8 @@ class GroupCoordinator:
         min_session_timeout_ms: int = MIN_SESSION_TIMEOUT_MS,
         max_session_timeout_ms: int = MAX_SESSION_TIMEOUT_MS,
         max_metadata_bytes: int = MAX_METADATA_BYTES,
+        offsets_retention_ms: int = OFFSETS_RETENTION_MS,
+        retention_check_interval_ms: int = RETENTION_CHECK_INTERVAL_MS,
     ) -> None:
         assert initial_rebalance_delay_ms >= 0 and min_session_timeout_ms <= max_session_timeout_ms
         self._store = store
@@ -154,6 +158,9 @@ class GroupCoordinator:
         self._initial_delay_ms = initial_rebalance_delay_ms
         self._session_bounds_ms = (min_session_timeout_ms, max_session_timeout_ms)
         self._max_metadata_bytes = max_metadata_bytes
+        self._offsets_retention_ms = offsets_retention_ms
+        self._retention_check_interval_ms = retention_check_interval_ms
+        self._next_retention_check_ms = clock_ms() + retention_check_interval_ms
         self._groups: dict[str, Group] = {}
 
     # -- recovery ----------------------------------------------------------------------------
@@ -590,19 +597,43 @@ class GroupCoordinator:
             return ErrorCode.group_id_not_found
         if group.state != GroupState.EMPTY or group.members:
             return ErrorCode.non_empty_group
+        if not self._forget(group, list(group.offsets)):
+            return ErrorCode.coordinator_not_available
+        return ErrorCode.none
+
+    def _forget(self, group: Group, partitions: Sequence[tuple[str, int]]) -> bool:
+        """Tombstone these offsets, and the group itself once it has neither members nor offsets.
+
+        False (nothing changed) when the store refused the tombstones.
+        """
+        dead = group.state == GroupState.EMPTY and set(partitions) >= set(group.offsets)
         tombstones: list[StoreRecord] = [
-            (storage.offset_key(group_id, topic, partition), None)
-            for topic, partition in group.offsets
+            (storage.offset_key(group.group_id, topic, partition), None)
+            for topic, partition in partitions
         ]
-        tombstones.append((storage.group_key(group_id), None))
+        if dead:
+            tombstones.append((storage.group_key(group.group_id), None))
         try:
             self._store.append(tombstones)
         except OSError as exc:
-            log.warning("group %s: delete failed: %s", group_id, exc)
-            return ErrorCode.coordinator_not_available
-        group.transition(GroupState.DEAD, self._clock_ms())
-        del self._groups[group_id]
-        return ErrorCode.none
+            log.warning("group %s: writing tombstones failed: %s", group.group_id, exc)
+            return False
+        for partition in partitions:
+            del group.offsets[partition]
+        if dead:
+            group.transition(GroupState.DEAD, self._clock_ms())
+            del self._groups[group.group_id]
+        return True
+
+    def _expire_offsets(self, now_ms: int) -> None:
+        """Kafka's offsets.retention.minutes: an Empty group's offsets go `retention` after it
+        emptied (or, for groups that never had members, after each commit); then the group."""
+        for group in list(self._groups.values()):
+            if group.state != GroupState.EMPTY or group.pending_members:
+                continue
+            expired = group.expired_offsets(now_ms, self._offsets_retention_ms)
+            if expired or not group.offsets:
+                self._forget(group, expired)
 
     def _persist_quietly(self, group: Group) -> None:
         """Kafka stores an emptied group's new generation but only logs a failure."""
@@ -614,11 +645,14 @@ class GroupCoordinator:
 
     # -- time --------------------------------------------------------------------------------
     def tick(self) -> None:
-        """Expire silent members and KIP-394 ids, end rebalances and syncs whose time is up."""
+        """Expire silent members, KIP-394 ids and old offsets; end rebalances that are due."""
         now_ms = self._clock_ms()
         for group in list(self._groups.values()):
             self._expire(group, now_ms)
             self._maybe_complete_join(group)
+        if now_ms >= self._next_retention_check_ms:
+            self._next_retention_check_ms = now_ms + self._retention_check_interval_ms
+            self._expire_offsets(now_ms)
 
     def _expire(self, group: Group, now_ms: int) -> None:
         for member_id in [m for m, expiry in group.pending_members.items() if now_ms >= expiry]:

@@ -316,6 +316,19 @@ class Group:
         for member in self.members.values():
             member.answer_sync(SyncResult(error))
 
+    def expired_offsets(self, now_ms: int, retention_ms: int) -> list[tuple[str, int]]:
+        """Offsets of an Empty group older than retention_ms, counted from when it emptied
+        or, if it never had members, from each commit (Kafka 2.1+, KIP-211)."""
+        assert self.state == GroupState.EMPTY
+        expired = []
+        for partition, value in self.offsets.items():
+            since_ms = self.state_timestamp_ms
+            if since_ms < 0:
+                since_ms = value.commit_timestamp_ms
+            if since_ms >= 0 and now_ms - since_ms >= retention_ms:
+                expired.append(partition)
+        return expired
+
     # -- persistence -------------------------------------------------------------------------
     def to_record(self, assignment: Mapping[str, bytes] | None = None) -> GroupMetadataRecord:
         members = tuple(

@@ -238,3 +238,40 @@ async def test_commits_from_many_tasks_all_land() -> None:
         for partition in range(50):
             tasks.start_soon(commit, partition)
     assert len(reloaded(store).fetch_offsets("g", None)) == 50
+
+
+@pytest.mark.anyio
+async def test_offsets_of_an_emptied_group_expire_after_the_retention() -> None:
+    store, clock = ListStore(), Clock()
+    gc = GroupCoordinator(
+        store, clock_ms=clock, offsets_retention_ms=60_000, retention_check_interval_ms=1_000
+    )
+    member = await stable_member(gc)
+    gc.commit_offsets("g", 1, member, {TP: OffsetAndMetadata(1, commit_timestamp_ms=clock())})
+    for _ in range(12):  # a live member's offsets never expire
+        clock.advance(SESSION_MS // 2, gc)
+        assert gc.heartbeat("g", 1, member) == ErrorCode.none
+    gc.leave_group("g", [member])
+    clock.advance(59_000, gc)
+    assert gc.fetch_offsets("g", [TP]) == {TP: OffsetAndMetadata(1, commit_timestamp_ms=1_000_000)}
+    clock.advance(1_000, gc)
+    assert gc.fetch_offsets("g", None) == {} and gc.list_groups() == []
+    assert store.records[-2:] == [
+        (storage.offset_key("g", *TP), None),
+        (storage.group_key("g"), None),
+    ]
+    assert reloaded(store).list_groups() == []
+
+
+def test_simple_commits_expire_one_by_one() -> None:
+    clock = Clock()
+    gc = GroupCoordinator(
+        ListStore(), clock_ms=clock, offsets_retention_ms=60_000, retention_check_interval_ms=1
+    )
+    gc.commit_offsets("s", -1, "", {("a", 0): OffsetAndMetadata(1, commit_timestamp_ms=clock())})
+    clock.advance(30_000, gc)
+    gc.commit_offsets("s", -1, "", {("b", 0): OffsetAndMetadata(2, commit_timestamp_ms=clock())})
+    clock.advance(30_000, gc)
+    assert list(gc.fetch_offsets("s", None)) == [("b", 0)]
+    clock.advance(30_000, gc)
+    assert gc.describe_group("s").state == "Dead"
