@@ -14,7 +14,7 @@ from broker.clock import now_ms
 from broker.config import BrokerConfig
 from broker.handlers import HANDLERS
 from broker.handlers.api_versions import unsupported_api_versions_response
-from broker.log import LogConfig, apply_retention, compact
+from broker.log import LogConfig
 from broker.offsets_topic import build_group_coordinator
 from broker.partitions import Partition, PartitionManager
 from broker.protocol.codec import decode_header, decode_request, encode_response
@@ -52,9 +52,19 @@ class Broker:
             self.partitions.open(info.name, index, config, now_ms=now_ms())
 
     def create_topic(
-        self, name: str, partitions: int, configs: dict[str, str], *, internal: bool = False
-    ) -> TopicInfo:
+        self,
+        name: str,
+        partitions: int,
+        configs: dict[str, str],
+        *,
+        internal: bool = False,
+        validate_only: bool = False,
+    ) -> TopicInfo | None:
+        """Create and open a topic; raises TopicError or ValueError (bad config) first."""
         LogConfig.from_topic_configs(configs)  # reject bad configs before anything is written
+        if validate_only:
+            self.topics.check_create(name, partitions)
+            return None
         info = self.topics.create(name, partitions, configs, internal=internal)
         self.open_topic(info)
         log.info("created topic %s with %d partitions", name, partitions)
@@ -66,8 +76,11 @@ class Broker:
         self.groups.delete_offsets_for_topic(name)
         log.info("deleted topic %s", name)
 
-    def add_partitions(self, name: str, count: int) -> None:
-        self.open_topic(self.topics.set_partition_count(name, count))
+    def add_partitions(self, name: str, count: int, *, validate_only: bool = False) -> None:
+        if validate_only:
+            self.topics.check_partition_count(name, count)
+        else:
+            self.open_topic(self.topics.set_partition_count(name, count))
 
     def partition(self, topic: str, index: int) -> Partition | None:
         return self.partitions.get(topic, index)
@@ -116,8 +129,8 @@ class Broker:
         while True:
             await anyio.sleep(self.config.maintenance_interval_s)
             for partition in self.partitions.all():
-                apply_retention(partition.log, now_ms())
-                compact(partition.log, now_ms())
+                partition.log.apply_retention(now_ms())
+                partition.log.compact(now_ms())
                 await anyio.sleep(0)
 
     def close(self) -> None:

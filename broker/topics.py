@@ -13,6 +13,8 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from broker.protocol.errors import ErrorCode
+
 _LEGAL_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 
 
@@ -36,7 +38,10 @@ class TopicInfo:
 
 def validate_topic_name(name: str) -> None:
     if name in (".", "..") or not _LEGAL_NAME.match(name):
-        raise TopicError(17, f"invalid topic name {name!r}: use 1-249 of [a-zA-Z0-9._-]")
+        raise TopicError(
+            ErrorCode.invalid_topic_exception,
+            f"invalid topic name {name!r}: use 1-249 of [a-zA-Z0-9._-]",
+        )
 
 
 class TopicRegistry:
@@ -70,14 +75,18 @@ class TopicRegistry:
     def all(self) -> list[TopicInfo]:
         return list(self._topics.values())
 
+    def check_create(self, name: str, partitions: int) -> None:
+        """Raise TopicError unless `create` would succeed (CreateTopics validate_only uses it)."""
+        validate_topic_name(name)
+        if name in self._topics:
+            raise TopicError(ErrorCode.topic_already_exists, f"topic {name!r} already exists")
+        if partitions < 1:
+            raise TopicError(ErrorCode.invalid_partitions, f"invalid partition count {partitions}")
+
     def create(
         self, name: str, partitions: int, configs: dict[str, str], *, internal: bool = False
     ) -> TopicInfo:
-        validate_topic_name(name)
-        if name in self._topics:
-            raise TopicError(36, f"topic {name!r} already exists")
-        if partitions < 1:
-            raise TopicError(37, f"invalid partition count {partitions}")
+        self.check_create(name, partitions)
         info = TopicInfo(name, str(uuid.uuid4()), partitions, dict(configs), internal)
         self._topics[name] = info
         self.save()
@@ -86,14 +95,22 @@ class TopicRegistry:
     def delete(self, name: str) -> TopicInfo:
         info = self._topics.pop(name, None)
         if info is None:
-            raise TopicError(3, f"unknown topic {name!r}")
+            raise TopicError(ErrorCode.unknown_topic_or_partition, f"unknown topic {name!r}")
         self.save()
         return info
 
-    def set_partition_count(self, name: str, count: int) -> TopicInfo:
+    def check_partition_count(self, name: str, count: int) -> TopicInfo:
+        """Raise TopicError unless the topic exists and `count` grows it."""
         info = self._require(name)
         if count <= info.partitions:
-            raise TopicError(37, f"topic {name!r} has {info.partitions} partitions, asked {count}")
+            raise TopicError(
+                ErrorCode.invalid_partitions,
+                f"topic {name!r} has {info.partitions} partitions, asked {count}",
+            )
+        return info
+
+    def set_partition_count(self, name: str, count: int) -> TopicInfo:
+        info = self.check_partition_count(name, count)
         info.partitions = count
         self.save()
         return info
@@ -111,5 +128,5 @@ class TopicRegistry:
     def _require(self, name: str) -> TopicInfo:
         info = self._topics.get(name)
         if info is None:
-            raise TopicError(3, f"unknown topic {name!r}")
+            raise TopicError(ErrorCode.unknown_topic_or_partition, f"unknown topic {name!r}")
         return info

@@ -28,29 +28,12 @@ def _create_one(broker: Broker, topic: Any, validate_only: bool) -> tuple[int, s
         )
     configs = {c.name: c.value for c in topic.configs if c.value is not None}
     try:
-        if validate_only:
-            _validate_new_topic(broker, topic.name, partitions, configs)
-        else:
-            broker.create_topic(topic.name, partitions, configs)
+        broker.create_topic(topic.name, partitions, configs, validate_only=validate_only)
     except TopicError as exc:
         return exc.error_code, exc.message
     except ValueError as exc:
         return ErrorCode.invalid_config, str(exc)
     return ErrorCode.none, None
-
-
-def _validate_new_topic(
-    broker: Broker, name: str, partitions: int, configs: dict[str, str]
-) -> None:
-    from broker.log import LogConfig
-    from broker.topics import validate_topic_name
-
-    validate_topic_name(name)
-    if name in broker.topics:
-        raise TopicError(ErrorCode.topic_already_exists, f"topic {name!r} already exists")
-    if partitions < 1:
-        raise TopicError(ErrorCode.invalid_partitions, f"invalid partition count {partitions}")
-    LogConfig.from_topic_configs(configs)
 
 
 @handles(ApiKey.CREATE_TOPICS)
@@ -95,19 +78,7 @@ async def create_partitions(broker: Broker, request: Request, info: ConnectionIn
         error: int = ErrorCode.none
         message: str | None = None
         try:
-            if request.body.validate_only:
-                current = broker.topics.get(topic.name)
-                if current is None:
-                    raise TopicError(
-                        ErrorCode.unknown_topic_or_partition, f"unknown topic {topic.name!r}"
-                    )
-                if topic.count <= current.partitions:
-                    raise TopicError(
-                        ErrorCode.invalid_partitions,
-                        f"{topic.name!r} already has {current.partitions} partitions",
-                    )
-            else:
-                broker.add_partitions(topic.name, topic.count)
+            broker.add_partitions(topic.name, topic.count, validate_only=request.body.validate_only)
         except TopicError as exc:
             error, message = exc.error_code, exc.message
         results.append(

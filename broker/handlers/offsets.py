@@ -34,23 +34,17 @@ def _lookup(partition: Partition, timestamp_ms: int) -> tuple[int, int]:
 
 def _list_partition(broker: Broker, build: MessageBuilder, topic: str, query: Any) -> Any:
     partition = broker.partition(topic, query.partition_index)
-    if partition is None:
-        return build.make(
-            "ListOffsetsPartitionResponse",
-            partition_index=query.partition_index,
-            error_code=ErrorCode.unknown_topic_or_partition,
-            timestamp=-1,
-            offset=-1,
-            leader_epoch=-1,
-        )
-    timestamp, offset = _lookup(partition, query.timestamp)
+    error, timestamp, offset, epoch = ErrorCode.unknown_topic_or_partition, -1, -1, -1
+    if partition is not None:
+        error, epoch = ErrorCode.none, partition.leader_epoch
+        timestamp, offset = _lookup(partition, query.timestamp)
     return build.make(
         "ListOffsetsPartitionResponse",
         partition_index=query.partition_index,
-        error_code=0,
+        error_code=error,
         timestamp=timestamp,
         offset=offset,
-        leader_epoch=partition.leader_epoch,
+        leader_epoch=epoch,
     )
 
 
@@ -70,35 +64,25 @@ async def list_offsets(broker: Broker, request: Request, info: ConnectionInfo) -
     return build.make("ListOffsetsResponse", throttle_time=0, topics=topics)
 
 
-def _epoch_end(broker: Broker, build: MessageBuilder, topic: str, query: Any) -> Any:
-    partition = broker.partition(topic, query.partition)
+def _epoch_lookup(partition: Partition | None, query: Any) -> tuple[int, int, int]:
+    """(error, epoch, end offset), fencing requests that carry a stale or future epoch."""
     if partition is None:
-        return build.make(
-            "EpochEndOffset",
-            error_code=ErrorCode.unknown_topic_or_partition,
-            partition=query.partition,
-            leader_epoch=-1,
-            end_offset=-1,
-        )
+        return ErrorCode.unknown_topic_or_partition, -1, -1
     if query.current_leader_epoch > partition.leader_epoch:
-        error = ErrorCode.unknown_leader_epoch
-    elif 0 <= query.current_leader_epoch < partition.leader_epoch:
-        error = ErrorCode.fenced_leader_epoch
-    else:
-        epoch, end_offset = partition.log.end_offset_for_epoch(query.leader_epoch)
-        return build.make(
-            "EpochEndOffset",
-            error_code=0,
-            partition=query.partition,
-            leader_epoch=epoch,
-            end_offset=end_offset,
-        )
+        return ErrorCode.unknown_leader_epoch, -1, -1
+    if 0 <= query.current_leader_epoch < partition.leader_epoch:
+        return ErrorCode.fenced_leader_epoch, -1, -1
+    return (ErrorCode.none, *partition.log.end_offset_for_epoch(query.leader_epoch))
+
+
+def _epoch_end(broker: Broker, build: MessageBuilder, topic: str, query: Any) -> Any:
+    error, epoch, end_offset = _epoch_lookup(broker.partition(topic, query.partition), query)
     return build.make(
         "EpochEndOffset",
         error_code=error,
         partition=query.partition,
-        leader_epoch=-1,
-        end_offset=-1,
+        leader_epoch=epoch,
+        end_offset=end_offset,
     )
 
 

@@ -8,8 +8,8 @@ import subprocess
 import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from tests.integration.conftest import BrokerProcess
 
@@ -198,3 +198,18 @@ def test_list_offsets_by_time(broker: BrokerProcess) -> None:
     consumer.close()
     assert found[0].offset == 5
     assert (low, high) == (0, 10)
+
+
+def test_validate_only_admin_requests_change_nothing(broker: BrokerProcess) -> None:
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics(
+        [NewTopic("dry", num_partitions=2, replication_factor=1)], validate_only=True
+    )["dry"].result(10)
+    assert "dry" not in admin.list_topics(timeout=10).topics
+    create_topic(broker.bootstrap, "grow", partitions=2)
+    admin.create_partitions([NewPartitions("grow", 4)], validate_only=True)["grow"].result(10)
+    assert len(admin.list_topics(timeout=10).topics["grow"].partitions) == 2
+    with pytest.raises(KafkaException):
+        admin.create_partitions([NewPartitions("grow", 1)], validate_only=True)["grow"].result(10)
+    with pytest.raises(KafkaException):
+        admin.create_topics([NewTopic("grow", 1, 1)], validate_only=True)["grow"].result(10)
