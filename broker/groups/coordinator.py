@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -71,28 +71,12 @@ class MemberLeaveResult:
     error: int
 
 
-class LeaveResult(Mapping[str, int]):
-    """LeaveGroup's answer: a top-level error and one per member, in request order.
+@dataclass(frozen=True, slots=True)
+class LeaveResult:
+    """LeaveGroup's answer: a top-level error and one per member, in request order."""
 
-    Also a read-only mapping member id -> error, the shape LeaveGroup v0-2 handlers want.
-    """
-
-    def __init__(self, error: int, members: Sequence[MemberLeaveResult] = ()) -> None:
-        self.error = error
-        self.members = tuple(members)
-        self._by_id = {m.member_id: m.error for m in self.members}
-
-    def __getitem__(self, member_id: str) -> int:
-        return self._by_id[member_id]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._by_id)
-
-    def __len__(self) -> int:
-        return len(self._by_id)
-
-    def __repr__(self) -> str:
-        return f"LeaveResult(error={self.error}, members={self.members!r})"
+    error: int
+    members: tuple[MemberLeaveResult, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -435,14 +419,13 @@ class GroupCoordinator:
             return REBALANCE_IN_PROGRESS
         return ErrorCode.none
 
-    def leave_group(self, group_id: str, members: Sequence[MemberIdentity | str]) -> LeaveResult:
-        """Remove members (a bare string is a v0-2 member id) and rebalance the rest."""
-        identities = [(m, None) if isinstance(m, str) else m for m in members]
+    def leave_group(self, group_id: str, members: Sequence[MemberIdentity]) -> LeaveResult:
+        """Remove members and rebalance the rest."""
         group = self._groups.get(group_id)
-        results = [
+        results = tuple(
             MemberLeaveResult(member_id, instance_id, self._leave(group, member_id, instance_id))
-            for member_id, instance_id in identities
-        ]
+            for member_id, instance_id in members
+        )
         return LeaveResult(ErrorCode.invalid_group_id if not group_id else ErrorCode.none, results)
 
     def _leave(self, group: Group | None, member_id: str, group_instance_id: str | None) -> int:

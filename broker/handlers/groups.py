@@ -94,16 +94,24 @@ async def heartbeat(broker: Broker, request: Request, info: ConnectionInfo) -> A
 async def leave_group(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     body = request.body
     build = response_builder(ApiKey.LEAVE_GROUP, request.header.api_version)
-    identities = body.members if hasattr(body, "members") else None
-    member_ids = [m.member_id for m in identities] if identities is not None else [body.member_id]
-    results = broker.groups.leave_group(body.group_id, member_ids)
-    members: tuple[Any, ...] = ()
-    if build.has_field("LeaveGroupResponse", "members"):  # v3+: per-member results
-        members = tuple(
-            build.make("MemberResponse", member_id=m, group_instance_id=None, error_code=results[m])
-            for m in member_ids
+    batched = build.has_field("LeaveGroupResponse", "members")  # v3+: many members, each answered
+    identities = (
+        [(m.member_id, m.group_instance_id) for m in body.members]
+        if batched
+        else [(body.member_id, None)]
+    )
+    result = broker.groups.leave_group(body.group_id, identities)
+    members = tuple(
+        build.make(
+            "MemberResponse",
+            member_id=m.member_id,
+            group_instance_id=m.group_instance_id,
+            error_code=m.error,
         )
-    top_error = results[member_ids[0]] if identities is None and member_ids else 0
+        for m in result.members
+        if batched
+    )
+    top_error = result.error or (0 if batched else result.members[0].error)
     return build.make("LeaveGroupResponse", throttle_time=0, error_code=top_error, members=members)
 
 

@@ -35,7 +35,7 @@ class Client:
                         await self._heartbeat_until_told_otherwise()
             finally:
                 if leave and self.member_id:
-                    self.gc.leave_group("g", [self.member_id])
+                    self.gc.leave_group("g", [(self.member_id, None)])
 
     async def _rebalance(self) -> bool:
         joined = await join(self.gc, self.member_id, require_known=True)

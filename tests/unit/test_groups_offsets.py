@@ -76,7 +76,7 @@ async def test_commits_are_accepted_while_preparing_but_not_while_completing() -
     clock = Clock()
     gc = coordinator(clock=clock, initial_delay_ms=100)
     first, second = await form_group(gc, clock, 2)
-    gc.leave_group("g", [second])
+    gc.leave_group("g", [(second, None)])
     assert gc.describe_group("g").state == "PreparingRebalance"
     assert gc.commit_offsets("g", 1, first, {TP: OffsetAndMetadata(10)}) == {TP: 0}, (
         "consumers commit in onPartitionsRevoked, after the rebalance started"
@@ -184,7 +184,7 @@ async def test_the_store_holds_kafka_group_records() -> None:
     assert [(m.member_id, m.client_id, m.subscription) for m in record.members] == [
         (member, "client", b"range-meta")
     ]
-    gc.leave_group("g", [member])
+    gc.leave_group("g", [(member, None)])
     emptied = storage.decode_group_value(store.records[-1][1] or b"")
     assert (emptied.generation, emptied.members, emptied.protocol) == (2, (), None)
 
@@ -251,7 +251,7 @@ async def test_offsets_of_an_emptied_group_expire_after_the_retention() -> None:
     for _ in range(12):  # a live member's offsets never expire
         clock.advance(SESSION_MS // 2, gc)
         assert gc.heartbeat("g", 1, member) == ErrorCode.none
-    gc.leave_group("g", [member])
+    gc.leave_group("g", [(member, None)])
     clock.advance(59_000, gc)
     assert gc.fetch_offsets("g", [TP]) == {TP: OffsetAndMetadata(1, commit_timestamp_ms=1_000_000)}
     clock.advance(1_000, gc)
