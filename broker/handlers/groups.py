@@ -76,6 +76,7 @@ async def sync_group(broker: Broker, request: Request, info: ConnectionInfo) -> 
         body.generation_id,
         body.member_id,
         {a.member_id: a.assignment for a in body.assignments},
+        group_instance_id=getattr(body, "group_instance_id", None),
     )
     return build.make(
         "SyncGroupResponse", throttle_time=0, error_code=result.error, assignment=result.assignment
@@ -86,7 +87,12 @@ async def sync_group(broker: Broker, request: Request, info: ConnectionInfo) -> 
 async def heartbeat(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     body = request.body
     build = response_builder(ApiKey.HEARTBEAT, request.header.api_version)
-    error = broker.groups.heartbeat(body.group_id, body.generation_id, body.member_id)
+    error = broker.groups.heartbeat(
+        body.group_id,
+        body.generation_id,
+        body.member_id,
+        getattr(body, "group_instance_id", None),
+    )
     return build.make("HeartbeatResponse", throttle_time=0, error_code=error)
 
 
@@ -131,7 +137,11 @@ async def offset_commit(broker: Broker, request: Request, info: ConnectionInfo) 
         for p in topic.partitions
     }
     errors = broker.groups.commit_offsets(
-        body.group_id, body.generation_id_or_member_epoch, body.member_id, offsets
+        body.group_id,
+        body.generation_id_or_member_epoch,
+        body.member_id,
+        offsets,
+        group_instance_id=getattr(body, "group_instance_id", None),
     )
     topics = tuple(
         build.make(

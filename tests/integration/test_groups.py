@@ -129,3 +129,21 @@ def test_committed_offsets_survive_restart(broker: BrokerProcess) -> None:
     )
     consumer.close()
     assert [(tp.partition, tp.offset) for tp in committed] == [(0, 17), (1, 9)]
+
+
+def test_static_member_rejoins_under_its_instance_id(broker: BrokerProcess) -> None:
+    create_topic(broker.bootstrap, "static", partitions=PARTITIONS)
+    for attempt in range(2):  # the second consumer takes over the first one's instance id
+        member = GroupMember(broker.bootstrap, "static", "statics", "range")
+        member.consumer.close()
+        member.consumer = Consumer(
+            {
+                "bootstrap.servers": broker.bootstrap,
+                "group.id": "statics",
+                "group.instance.id": "pod-0",
+                "session.timeout.ms": 6000,
+            }
+        )
+        member.consumer.subscribe(["static"])
+        with running([member]):
+            assert _wait_for(lambda m=member: m.partitions() == set(range(PARTITIONS)), 30), attempt
