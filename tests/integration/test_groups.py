@@ -18,7 +18,9 @@ PARTITIONS = 6
 class GroupMember(threading.Thread):
     """A confluent-kafka consumer polling in its own thread, recording its assignment."""
 
-    def __init__(self, bootstrap: str, topic: str, group: str, strategy: str) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, group: str, strategy: str, **config: object
+    ) -> None:
         super().__init__(daemon=True)
         self.consumer = Consumer(
             {
@@ -28,6 +30,7 @@ class GroupMember(threading.Thread):
                 "session.timeout.ms": 6000,
                 "heartbeat.interval.ms": 500,
                 "partition.assignment.strategy": strategy,
+                **config,
             }
         )
         self.consumer.subscribe([topic])
@@ -134,16 +137,8 @@ def test_committed_offsets_survive_restart(broker: BrokerProcess) -> None:
 def test_static_member_rejoins_under_its_instance_id(broker: BrokerProcess) -> None:
     create_topic(broker.bootstrap, "static", partitions=PARTITIONS)
     for attempt in range(2):  # the second consumer takes over the first one's instance id
-        member = GroupMember(broker.bootstrap, "static", "statics", "range")
-        member.consumer.close()
-        member.consumer = Consumer(
-            {
-                "bootstrap.servers": broker.bootstrap,
-                "group.id": "statics",
-                "group.instance.id": "pod-0",
-                "session.timeout.ms": 6000,
-            }
+        member = GroupMember(
+            broker.bootstrap, "static", "statics", "range", **{"group.instance.id": "pod-0"}
         )
-        member.consumer.subscribe(["static"])
         with running([member]):
             assert _wait_for(lambda m=member: m.partitions() == set(range(PARTITIONS)), 30), attempt
