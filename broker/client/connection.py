@@ -1,0 +1,155 @@
+"""One TCP connection to a Kafka broker: pipelined requests matched by correlation id.
+
+A reader task (in the owning client's task group) receives frames and completes the
+waiting request; a request that times out closes the connection, because its response
+may still arrive and the byte stream can no longer be trusted (librdkafka does the same).
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from anyio.abc import SocketStream, TaskGroup
+
+from broker.protocol.codec import RequestHeader, decode_response, encode_request
+from broker.protocol.framing import FrameReader, frame
+from broker.protocol.versions import ApiKey
+
+log = logging.getLogger(__name__)
+
+_CORRELATION = struct.Struct(">i")
+_RECEIVE_BYTES = 1 << 20
+
+
+class KafkaConnectionError(Exception):
+    """The connection could not be made, broke, or a request on it timed out."""
+
+
+@dataclass
+class _Pending:
+    api_key: int
+    version: int
+    done: anyio.Event = field(default_factory=anyio.Event)
+    body: Any = None
+    error: Exception | None = None
+
+
+class KafkaConnection:
+    """Requests may be issued concurrently; responses come back in order of sending."""
+
+    def __init__(self, stream: SocketStream, address: tuple[str, int], client_id: str) -> None:
+        self.address = address
+        self._stream = stream
+        self._client_id = client_id
+        self._send_lock = anyio.Lock()
+        self._pending: dict[int, _Pending] = {}
+        self._next_correlation = 1
+        self._closed_reason: str | None = None
+        self.api_versions: dict[int, tuple[int, int]] = {}
+
+    @classmethod
+    async def open(
+        cls, address: tuple[str, int], client_id: str, task_group: TaskGroup, timeout_s: float
+    ) -> KafkaConnection:
+        host, port = address
+        try:
+            with anyio.fail_after(timeout_s):
+                stream = await anyio.connect_tcp(host, port)
+        except (OSError, TimeoutError) as exc:
+            raise KafkaConnectionError(f"cannot connect to {host}:{port}: {exc}") from exc
+        connection = cls(stream, address, client_id)
+        task_group.start_soon(connection._read_loop)
+        await connection._negotiate(timeout_s)
+        return connection
+
+    @property
+    def closed(self) -> bool:
+        return self._closed_reason is not None
+
+    async def _negotiate(self, timeout_s: float) -> None:
+        from broker.protocol.messages import request_builder
+
+        body = request_builder(ApiKey.API_VERSIONS, 0).make("ApiVersionsRequest")
+        response = await self.request(ApiKey.API_VERSIONS, 0, body, timeout_s)
+        if int(response.error_code) != 0:
+            await self.aclose(f"ApiVersions failed with error {int(response.error_code)}")
+            raise KafkaConnectionError(f"{self.peer}: ApiVersions error {response.error_code}")
+        self.api_versions = {
+            int(k.api_key): (int(k.min_version), int(k.max_version)) for k in response.api_keys
+        }
+
+    @property
+    def peer(self) -> str:
+        return f"{self.address[0]}:{self.address[1]}"
+
+    def version_for(self, api_key: int, client_max: int, client_min: int = 0) -> int:
+        """The highest version both sides speak, or KafkaConnectionError if none."""
+        low, high = self.api_versions.get(api_key, (0, -1))
+        version = min(high, client_max)
+        if version < max(low, client_min):
+            raise KafkaConnectionError(
+                f"{self.peer} serves {ApiKey(api_key).name} v{low}-{high}; "
+                f"regionlink needs v{client_min}-{client_max}"
+            )
+        return version
+
+    async def request(self, api_key: int, version: int, body: Any, timeout_s: float) -> Any:
+        """Send one request and wait for its decoded response body."""
+        if self._closed_reason is not None:
+            raise KafkaConnectionError(f"{self.peer}: connection closed ({self._closed_reason})")
+        correlation_id = self._next_correlation
+        self._next_correlation = (correlation_id + 1) & 0x7FFFFFFF
+        payload = frame(
+            encode_request(RequestHeader(api_key, version, correlation_id, self._client_id), body)
+        )
+        pending = self._pending[correlation_id] = _Pending(api_key, version)
+        try:
+            async with self._send_lock:
+                await self._stream.send(payload)
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+            await self.aclose(f"send failed: {exc}")
+        with anyio.move_on_after(timeout_s):
+            await pending.done.wait()
+        if not pending.done.is_set():
+            await self.aclose(f"{ApiKey(api_key).name} timed out after {timeout_s:g}s")
+        if pending.error is not None:
+            raise pending.error
+        return pending.body
+
+    async def _read_loop(self) -> None:
+        reader = FrameReader()
+        try:
+            while True:
+                data = await self._stream.receive(_RECEIVE_BYTES)
+                for payload in reader.feed(data):
+                    self._complete(payload)
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            await self.aclose("closed by the broker")
+        except (OSError, anyio.BrokenResourceError) as exc:
+            await self.aclose(f"receive failed: {exc}")
+        except Exception as exc:  # a response we cannot decode: the stream is unusable
+            log.warning("%s: dropping connection: %s", self.peer, exc)
+            await self.aclose(f"bad response: {exc}")
+
+    def _complete(self, payload: bytes) -> None:
+        (correlation_id,) = _CORRELATION.unpack_from(payload, 0)
+        pending = self._pending.pop(correlation_id, None)
+        if pending is None:
+            raise KafkaConnectionError(f"response for unknown correlation id {correlation_id}")
+        _, pending.body = decode_response(pending.api_key, pending.version, payload)
+        pending.done.set()
+
+    async def aclose(self, reason: str = "closed by regionlink") -> None:
+        if self._closed_reason is None:
+            self._closed_reason = reason
+            await self._stream.aclose()
+        error = KafkaConnectionError(f"{self.peer}: {reason}")
+        for pending in self._pending.values():
+            if not pending.done.is_set():
+                pending.error = error
+                pending.done.set()
+        self._pending.clear()

@@ -1,0 +1,205 @@
+"""Data-path requests: Fetch, Produce and ListOffsets, with record batches as bytes."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from broker.client.client import KafkaClient
+from broker.protocol.messages import MessageBuilder
+from broker.protocol.versions import ApiKey
+
+TopicPartition = tuple[str, int]
+
+EARLIEST = -2
+LATEST = -1
+READ_UNCOMMITTED = 0
+READ_COMMITTED = 1
+
+
+@dataclass(frozen=True)
+class FetchedPartition:
+    error: int
+    high_watermark: int
+    last_stable_offset: int
+    log_start_offset: int
+    aborted: tuple[tuple[int, int], ...]  # (producer_id, first_offset)
+    records: bytes
+
+
+@dataclass(frozen=True)
+class ProduceResult:
+    error: int
+    base_offset: int
+    log_start_offset: int
+    message: str | None
+
+
+def _by_topic(partitions: Mapping[TopicPartition, Any]) -> dict[str, dict[int, Any]]:
+    grouped: dict[str, dict[int, Any]] = defaultdict(dict)
+    for (topic, partition), value in partitions.items():
+        grouped[topic][partition] = value
+    return grouped
+
+
+async def fetch(
+    client: KafkaClient,
+    node_id: int,
+    positions: Mapping[TopicPartition, int],
+    *,
+    partition_max_bytes: int = 1 << 20,
+    max_bytes: int = 16 << 20,
+    max_wait_ms: int = 500,
+    min_bytes: int = 1,
+    isolation_level: int = READ_COMMITTED,
+) -> dict[TopicPartition, FetchedPartition]:
+    """One sessionless Fetch from `node_id` (the leader of every partition asked for)."""
+
+    def build(b: MessageBuilder, version: int) -> Any:
+        topics = tuple(
+            b.make(
+                "FetchTopic",
+                topic=topic,
+                partitions=tuple(
+                    b.make(
+                        "FetchPartition",
+                        partition=p,
+                        current_leader_epoch=-1,
+                        fetch_offset=offset,
+                        log_start_offset=-1,
+                        partition_max_bytes=partition_max_bytes,
+                    )
+                    for p, offset in parts.items()
+                ),
+            )
+            for topic, parts in _by_topic(positions).items()
+        )
+        return b.make(
+            "FetchRequest",
+            replica_id=-1,
+            max_wait=max_wait_ms,
+            min_bytes=min_bytes,
+            max_bytes=max_bytes,
+            isolation_level=isolation_level,
+            session_id=0,
+            session_epoch=-1,
+            topics=topics,
+            forgotten_topics_data=(),
+            rack_id="",
+        )
+
+    timeout_s = client.request_timeout_s + max_wait_ms / 1000
+    response = await client.call(ApiKey.FETCH, build, node_id, timeout_s)
+    result: dict[TopicPartition, FetchedPartition] = {}
+    for topic in response.responses:
+        for p in topic.partitions:
+            aborted = tuple(
+                (int(a.producer_id), int(a.first_offset)) for a in (p.aborted_transactions or ())
+            )
+            result[(topic.topic, int(p.partition_index))] = FetchedPartition(
+                int(p.error_code),
+                int(p.high_watermark),
+                int(getattr(p, "last_stable_offset", -1)),
+                int(getattr(p, "log_start_offset", -1)),
+                aborted,
+                bytes(p.records or b""),
+            )
+    return result
+
+
+async def produce(
+    client: KafkaClient,
+    node_id: int,
+    batches: Mapping[TopicPartition, bytes],
+    *,
+    acks: int = -1,
+    timeout_ms: int = 30_000,
+) -> dict[TopicPartition, ProduceResult]:
+    """One Produce to `node_id` with exactly one batch per partition (Kafka's v3+ rule)."""
+    assert acks != 0, "acks=0 has no response; the mirror never uses it"
+
+    def build(b: MessageBuilder, version: int) -> Any:
+        topic_data = tuple(
+            b.make(
+                "TopicProduceData",
+                name=topic,
+                partition_data=tuple(
+                    b.make("PartitionProduceData", index=p, records=batch)
+                    for p, batch in parts.items()
+                ),
+            )
+            for topic, parts in _by_topic(batches).items()
+        )
+        return b.make(
+            "ProduceRequest",
+            transactional_id=None,
+            acks=acks,
+            timeout=timeout_ms,
+            topic_data=topic_data,
+        )
+
+    timeout_s = client.request_timeout_s + timeout_ms / 1000
+    response = await client.call(ApiKey.PRODUCE, build, node_id, timeout_s)
+    result: dict[TopicPartition, ProduceResult] = {}
+    for topic in response.responses:
+        for p in topic.partition_responses:
+            result[(topic.name, int(p.index))] = ProduceResult(
+                int(p.error_code),
+                int(p.base_offset),
+                int(getattr(p, "log_start_offset", -1)),
+                getattr(p, "error_message", None),
+            )
+    return result
+
+
+async def list_offsets(
+    client: KafkaClient,
+    node_id: int,
+    partitions: Mapping[TopicPartition, int],
+    *,
+    isolation_level: int = READ_UNCOMMITTED,
+) -> dict[TopicPartition, tuple[int, int]]:
+    """ListOffsets for {tp: timestamp (EARLIEST/LATEST/ms)} → {tp: (error, offset)}."""
+
+    def build(b: MessageBuilder, version: int) -> Any:
+        topics = tuple(
+            b.make(
+                "ListOffsetsTopic",
+                name=topic,
+                partitions=tuple(
+                    b.make(
+                        "ListOffsetsPartition",
+                        partition_index=p,
+                        current_leader_epoch=-1,
+                        timestamp=ts,
+                    )
+                    for p, ts in parts.items()
+                ),
+            )
+            for topic, parts in _by_topic(partitions).items()
+        )
+        return b.make(
+            "ListOffsetsRequest", replica_id=-1, isolation_level=isolation_level, topics=topics
+        )
+
+    response = await client.call(ApiKey.LIST_OFFSETS, build, node_id)
+    return {
+        (topic.name, int(p.partition_index)): (int(p.error_code), int(p.offset))
+        for topic in response.topics
+        for p in topic.partitions
+    }
+
+
+__all__ = [
+    "EARLIEST",
+    "LATEST",
+    "READ_COMMITTED",
+    "READ_UNCOMMITTED",
+    "FetchedPartition",
+    "ProduceResult",
+    "fetch",
+    "list_offsets",
+    "produce",
+]
