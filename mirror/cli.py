@@ -10,6 +10,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from mirror.config import MirrorConfig
+from mirror.errors import ConfigError
+
 app = typer.Typer(
     name="regionlink",
     help="Cross-region replication and disaster recovery for Kafka-style streaming.",
@@ -87,6 +90,76 @@ def broker(
         run_broker(config)
     except OSError as exc:
         raise CliError(f"cannot run the broker on {listen}: {exc.strerror or exc}") from exc
+
+
+worker_app = typer.Typer(
+    help="Mirror workers: copy topics between clusters and keep group offsets in step.",
+    no_args_is_help=False,
+)
+app.add_typer(worker_app, name="worker")
+
+
+def _load_config(path: Path) -> MirrorConfig:
+    from mirror.config import load_mirror_config
+    from mirror.errors import ConfigError
+
+    try:
+        return load_mirror_config(path)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from exc
+
+
+@worker_app.callback(invoke_without_command=True)
+def worker(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None, typer.Option(help="Mirror TOML file: [clusters.*] and [[flows]].")
+    ] = None,
+    worker_id: Annotated[
+        str | None, typer.Option(help="Name in status output (default: host-pid).")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run a mirror worker for every flow in --config until SIGTERM.
+
+    Start several workers with the same file to share the partitions of each flow;
+    when one dies, the others take over its partitions after the session timeout.
+    Remote topics are named SOURCE.TOPIC; group offsets translate exactly.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if config is None:
+        raise CliError("regionlink worker needs --config FILE (see regionlink worker --help)")
+    from mirror.worker_main import run_worker_process
+
+    _setup_logging(log_level)
+    run_worker_process(_load_config(config), worker_id)
+
+
+offsets_app = typer.Typer(help="Inspect offset translation between regions.")
+app.add_typer(offsets_app, name="offsets")
+
+
+@offsets_app.command("translate")
+def offsets_translate(
+    config: Annotated[Path, typer.Option(help="Mirror TOML file with the flow.")],
+    group: Annotated[str, typer.Option(help="Consumer group id on the source cluster.")],
+    flow: Annotated[str, typer.Option(help="SOURCE:TARGET, e.g. us:eu.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Show where GROUP's committed source offsets land on the target, exactly.
+
+    Reads the group's offsets at the source and the flow's offset map on the target.
+    "pending" means the record at that offset has not been mirrored yet.
+    """
+    from mirror.translate_cli import print_translation
+
+    loaded = _load_config(config)
+    try:
+        flow_config = loaded.flow(flow)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from exc
+    print_translation(loaded, flow_config, group, as_json)
 
 
 def main() -> None:

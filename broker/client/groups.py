@@ -169,6 +169,7 @@ async def join_group(
     protocols: list[tuple[str, bytes]],
     session_timeout_ms: int,
     rebalance_timeout_ms: int,
+    group_instance_id: str | None = None,
 ) -> JoinResult:
     """JoinGroup, retrying once with the member id the coordinator assigns (KIP-394)."""
     for _attempt in range(2):
@@ -180,7 +181,7 @@ async def join_group(
                 session_timeout=session_timeout_ms,
                 rebalance_timeout=rebalance_timeout_ms,
                 member_id=member_id,
-                group_instance_id=None,
+                group_instance_id=group_instance_id,
                 protocol_type=protocol_type,
                 protocols=tuple(
                     b.make("JoinGroupRequestProtocol", name=n, metadata=m) for n, m in protocols
@@ -210,6 +211,7 @@ async def sync_group(
     generation_id: int,
     member_id: str,
     assignments: Mapping[str, bytes],
+    group_instance_id: str | None = None,
 ) -> bytes:
     """SyncGroup; the leader passes every member's assignment, followers pass none."""
 
@@ -219,7 +221,7 @@ async def sync_group(
             group_id=group_id,
             generation_id=generation_id,
             member_id=member_id,
-            group_instance_id=None,
+            group_instance_id=group_instance_id,
             protocol_type=None,
             protocol_name=None,
             assignments=tuple(
@@ -234,7 +236,12 @@ async def sync_group(
 
 
 async def heartbeat(
-    client: KafkaClient, coordinator: int, group_id: str, generation_id: int, member_id: str
+    client: KafkaClient,
+    coordinator: int,
+    group_id: str,
+    generation_id: int,
+    member_id: str,
+    group_instance_id: str | None = None,
 ) -> int:
     """Heartbeat → error code (REBALANCE_IN_PROGRESS means: rejoin)."""
 
@@ -244,16 +251,22 @@ async def heartbeat(
             group_id=group_id,
             generation_id=generation_id,
             member_id=member_id,
-            group_instance_id=None,
+            group_instance_id=group_instance_id,
         )
 
     response = await client.call(ApiKey.HEARTBEAT, build, coordinator)
     return int(response.error_code)
 
 
-async def leave_group(client: KafkaClient, coordinator: int, group_id: str, member_id: str) -> None:
+async def leave_group(
+    client: KafkaClient,
+    coordinator: int,
+    group_id: str,
+    member_id: str,
+    group_instance_id: str | None = None,
+) -> None:
     def build(b: MessageBuilder, version: int) -> Any:
-        member = b.make("MemberIdentity", member_id=member_id, group_instance_id=None)
+        member = b.make("MemberIdentity", member_id=member_id, group_instance_id=group_instance_id)
         return b.make(
             "LeaveGroupRequest", group_id=group_id, member_id=member_id, members=(member,)
         )

@@ -125,3 +125,7 @@ def broker_factory(tmp_path: Path) -> Iterator[type[BrokerProcess]]:
 @pytest.fixture
 def broker(broker_factory: type[BrokerProcess], tmp_path: Path) -> BrokerProcess:
     return broker_factory(tmp_path / "broker").start()
+
+
+# Mirror fixtures live with their helpers; importing them here makes them visible to tests.
+from tests.integration.mirror_harness import regions, worker_factory  # noqa: E402, F401

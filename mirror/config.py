@@ -1,0 +1,315 @@
+"""The mirror's configuration: clusters, the flows between them, and the worker.
+
+The models are strict (a TOML ``"yes"`` is not a boolean) and reject unknown keys, so a typo
+fails at load time with its file and line instead of silently taking a default. Topology
+files reuse `ClusterConfig`, `FlowConfig` and `check_flows`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Sequence
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
+
+from mirror.errors import ConfigError, Loc, LocatedValueError
+from mirror.tomlsource import load_toml, validate
+
+ALIAS_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+"""Cluster aliases: never contain the default separator ".", so prefixes stay unambiguous."""
+
+_TOPIC_CHARS = re.compile(r"[A-Za-z0-9._-]+")
+_PORT = re.compile(r"[0-9]{1,5}")
+
+# MirrorMaker 2's defaults for topics.exclude and groups.exclude, plus our own groups.
+DEFAULT_TOPICS_EXCLUDE: list[str] = [".*[-.]internal", ".*\\.replica", "__.*"]
+DEFAULT_GROUPS_EXCLUDE: list[str] = ["console-consumer-.*", "connect-.*", "__.*", "regionlink-.*"]
+
+_MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+Problem = tuple[Loc, str]
+
+PositiveSeconds = Annotated[float, Field(gt=0)]
+
+
+def parse_host_port(value: str, *, allow_port_zero: bool = False) -> tuple[str, int]:
+    """``"host:port"`` or ``"[v6addr]:port"`` -> ``(host, port)``; ValueError if malformed."""
+    host, sep, port = value.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"IPv6 address in {value!r} must be in brackets: [addr]:port")
+    if not sep or not host or any(c.isspace() for c in host) or not _PORT.fullmatch(port):
+        raise ValueError(f"expected host:port, got {value!r}")
+    lowest = 0 if allow_port_zero else 1
+    if not lowest <= int(port) <= 65535:
+        raise ValueError(f"port {port} in {value!r} is outside {lowest}-65535")
+    return host, int(port)
+
+
+def parse_bootstrap(value: str) -> list[tuple[str, int]]:
+    """``"host:port[,host:port...]"`` -> addresses; ValueError if any is malformed."""
+    if not value.strip():
+        raise ValueError("bootstrap must list at least one host:port")
+    return [parse_host_port(address) for address in value.split(",")]
+
+
+class ClusterConfig(BaseModel):
+    """How to reach one cluster (a region's brokers)."""
+
+    model_config = _MODEL_CONFIG
+
+    bootstrap: str
+    request_timeout_s: PositiveSeconds = 30.0
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _check_bootstrap(cls, value: str) -> str:
+        parse_bootstrap(value)
+        return value
+
+    @property
+    def bootstrap_servers(self) -> list[tuple[str, int]]:
+        return parse_bootstrap(self.bootstrap)
+
+
+class FlowConfig(BaseModel):
+    """One direction of replication, source cluster -> target cluster (MM2's ``A->B``)."""
+
+    model_config = _MODEL_CONFIG
+
+    source: str
+    target: str
+    topics: list[str] = Field(default_factory=lambda: [".*"])
+    topics_exclude: list[str] = Field(default_factory=lambda: list(DEFAULT_TOPICS_EXCLUDE))
+    groups: list[str] = Field(default_factory=lambda: [".*"])
+    groups_exclude: list[str] = Field(default_factory=lambda: list(DEFAULT_GROUPS_EXCLUDE))
+    naming: Literal["prefix", "identity"] = "prefix"
+    separator: str = "."
+    start_from: Literal["earliest", "latest"] = "earliest"
+    sync_group_offsets: bool = False
+    sync_topic_configs: bool = True
+    emit_checkpoints_interval_s: PositiveSeconds = 5.0
+    emit_heartbeats_interval_s: PositiveSeconds = 1.0
+    refresh_topics_interval_s: PositiveSeconds = 5.0
+    refresh_groups_interval_s: PositiveSeconds = 5.0
+    offset_lag_max: int = Field(default=100, ge=0)
+    offset_syncs_location: Literal["source", "target"] = "source"
+    replication_factor: Annotated[int, Field(ge=1)] | None = None  # None: target's default
+    workers: int = Field(default=1, ge=1)
+    enabled: bool = True
+
+    @field_validator("source", "target")
+    @classmethod
+    def _check_alias(cls, alias: str) -> str:
+        if not ALIAS_PATTERN.fullmatch(alias):
+            raise ValueError(f"{alias!r} is not a cluster alias (letters, digits, '_', '-')")
+        return alias
+
+    @field_validator("topics", "topics_exclude", "groups", "groups_exclude")
+    @classmethod
+    def _check_patterns(cls, patterns: list[str]) -> list[str]:
+        problems: list[Problem] = []
+        for index, pattern in enumerate(patterns):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                problems.append(((index,), f"bad regex {pattern!r}: {exc}"))
+        if problems:
+            raise LocatedValueError(problems)
+        return patterns
+
+    @field_validator("separator")
+    @classmethod
+    def _check_separator(cls, separator: str) -> str:
+        # Remote topic names are alias + separator + topic, so it must be legal in a topic name.
+        if not _TOPIC_CHARS.fullmatch(separator):
+            raise ValueError(
+                f"separator {separator!r} must be non-empty letters, digits, '.', '_' or '-'"
+            )
+        return separator
+
+    @model_validator(mode="after")
+    def _check_separator_not_in_source(self) -> FlowConfig:
+        if self.separator in self.source:
+            raise LocatedValueError.at(
+                ("separator",),
+                f"separator {self.separator!r} occurs in source alias {self.source!r}, "
+                "so remote topic prefixes would be ambiguous",
+            )
+        return self
+
+    @property
+    def name(self) -> str:
+        return f"{self.source}->{self.target}"
+
+    @property
+    def spec(self) -> str:
+        """``"source:target"``, as accepted by `MirrorConfig.flow`."""
+        return f"{self.source}:{self.target}"
+
+
+class WorkerSection(BaseModel):
+    """Settings of the mirror worker process itself."""
+
+    model_config = _MODEL_CONFIG
+
+    control_listen: str = "127.0.0.1:0"  # gRPC control API; port 0 picks a free port
+    worker_id: Annotated[str, Field(min_length=1)] | None = None
+
+    @field_validator("control_listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        parse_host_port(value, allow_port_zero=True)
+        return value
+
+
+def check_cluster_aliases(aliases: Collection[str]) -> list[Problem]:
+    """Problems with cluster aliases, each located at ``(alias,)``."""
+    return [
+        ((alias,), f"cluster alias {alias!r} may only use letters, digits, '_' and '-'")
+        for alias in aliases
+        if not ALIAS_PATTERN.fullmatch(alias)
+    ]
+
+
+def check_flows(flows: Sequence[FlowConfig], aliases: Collection[str]) -> list[Problem]:
+    """Cross-flow problems, each located relative to the flow list (``(1, "source")``).
+
+    Disabled flows are checked too: enabling one later must not create a loop.
+    """
+    problems: list[Problem] = []
+    known = ", ".join(sorted(aliases)) or "(none)"
+    first_index: dict[tuple[str, str], int] = {}
+    pairs = {(flow.source, flow.target) for flow in flows}
+    for index, flow in enumerate(flows):
+        for role, alias in (("source", flow.source), ("target", flow.target)):
+            if alias not in aliases:
+                problems.append(
+                    ((index, role), f"unknown cluster {alias!r}; clusters are: {known}")
+                )
+        if flow.source == flow.target:
+            problems.append(((index, "target"), f"flow {flow.name} copies a cluster onto itself"))
+            continue
+        pair = (flow.source, flow.target)
+        if pair in first_index:
+            problems.append(
+                ((index,), f"duplicate flow {flow.name} (also flows[{first_index[pair]}])")
+            )
+            continue
+        first_index[pair] = index
+        if flow.naming == "identity":
+            if (flow.target, flow.source) in pairs:
+                problems.append(
+                    (
+                        (index, "naming"),
+                        f"identity naming on {flow.name} with reverse flow "
+                        f"{flow.target}->{flow.source} could copy records back and forth; "
+                        'use naming = "prefix" for active-active',
+                    )
+                )
+            elif loop := _identity_path(flows, flow.target, flow.source):
+                problems.append(
+                    (
+                        (index, "naming"),
+                        f"identity naming closes the loop {flow.source}->{'->'.join(loop)}; "
+                        'use naming = "prefix" on at least one of these flows',
+                    )
+                )
+    return problems
+
+
+def _identity_path(flows: Sequence[FlowConfig], start: str, goal: str) -> list[str]:
+    """Aliases on a path start -> ... -> goal made only of identity flows, or []."""
+    edges: dict[str, list[str]] = {}
+    for flow in flows:
+        if flow.naming == "identity" and flow.source != flow.target:
+            edges.setdefault(flow.source, []).append(flow.target)
+    parents: dict[str, str | None] = {start: None}
+    frontier = [start]
+    while frontier:
+        alias = frontier.pop(0)
+        if alias == goal:
+            path: list[str] = []
+            node: str | None = alias
+            while node is not None:
+                path.append(node)
+                node = parents[node]
+            return path[::-1]
+        for nxt in edges.get(alias, []):
+            if nxt not in parents:
+                parents[nxt] = alias
+                frontier.append(nxt)
+    return []
+
+
+class MirrorConfig(BaseModel):
+    """A mirror configuration file: the clusters it connects and the flows it runs."""
+
+    model_config = _MODEL_CONFIG
+
+    clusters: dict[str, ClusterConfig]
+    flows: list[FlowConfig]
+    worker: WorkerSection = Field(default_factory=WorkerSection)
+
+    _source_path: Path | None = PrivateAttr(default=None)
+
+    @field_validator("clusters")
+    @classmethod
+    def _check_clusters(cls, clusters: dict[str, ClusterConfig]) -> dict[str, ClusterConfig]:
+        if not clusters:
+            raise ValueError("at least one [clusters.ALIAS] table is required")
+        if problems := check_cluster_aliases(clusters):
+            raise LocatedValueError(problems)
+        return clusters
+
+    @field_validator("flows")
+    @classmethod
+    def _check_flow_count(cls, flows: list[FlowConfig]) -> list[FlowConfig]:
+        if not flows:
+            raise ValueError("at least one [[flows]] entry is required")
+        return flows
+
+    @model_validator(mode="after")
+    def _check_flows(self) -> MirrorConfig:
+        if problems := check_flows(self.flows, self.clusters):
+            raise LocatedValueError((("flows", *loc), message) for loc, message in problems)
+        return self
+
+    @property
+    def aliases(self) -> frozenset[str]:
+        return frozenset(self.clusters)
+
+    @property
+    def source_path(self) -> Path | None:
+        """The file this was loaded from, if any (for messages)."""
+        return self._source_path
+
+    def flow(self, spec: str) -> FlowConfig:
+        """The flow named ``"source:target"``; `ConfigError` if there is none."""
+        source, sep, target = spec.partition(":")
+        if not sep or not source or not target:
+            raise ConfigError(f"expected a flow as SOURCE:TARGET, got {spec!r}")
+        for flow in self.flows:
+            if (flow.source, flow.target) == (source, target):
+                return flow
+        where = self._source_path if self._source_path is not None else "the configuration"
+        flows = ", ".join(flow.spec for flow in self.flows)
+        raise ConfigError(f"no flow {spec} in {where}; flows are: {flows}")
+
+
+def load_mirror_config(path: Path) -> MirrorConfig:
+    """Load and validate a mirror TOML file; `ConfigError` lists every problem by line."""
+    data, source = load_toml(path)
+    config = validate(MirrorConfig, data, source, path)
+    config._source_path = path
+    return config

@@ -1,0 +1,234 @@
+"""Copy one source partition to its remote partition, exactly once and in order.
+
+Start: read the target's end offset and the persisted offset map; they say exactly
+which source offset to copy next (the target partition is written only by this flow,
+and run starts are persisted before the batches they describe). Loop: fetch, plan
+(mirror.transfer), persist new run starts, produce with our idempotent producer id.
+Any error restarts from that same resume point after a backoff, so nothing is lost
+or written twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import anyio
+
+from broker.client import KafkaClient, KafkaConnectionError, KafkaError
+from broker.client.admin import init_producer_id
+from broker.client.data import EARLIEST, LATEST, fetch, list_offsets, produce
+from broker.protocol.batch import InvalidBatch
+from broker.protocol.errors import ErrorCode
+from mirror.backoff import Backoff
+from mirror.offset_store import OffsetMapStore
+from mirror.offset_syncs import OffsetSyncEmitter
+from mirror.offsets.offset_map import MirrorCursor
+from mirror.status import LostRange, PartitionState, PartitionStatus
+from mirror.transfer import OutgoingBatch, ProducerSession, TransferPlan, plan_transfer
+
+log = logging.getLogger(__name__)
+
+TopicPartition = tuple[str, int]
+_REFRESH_ERRORS = {
+    ErrorCode.not_leader_or_follower,
+    ErrorCode.leader_not_available,
+    ErrorCode.unknown_topic_or_partition,
+    ErrorCode.fenced_leader_epoch,
+    ErrorCode.unknown_leader_epoch,
+}
+_PRODUCE_ATTEMPTS = 5
+
+
+class CopyError(Exception):
+    """A condition the copier cannot resolve by itself (shown in status, retried)."""
+
+
+@dataclass(frozen=True)
+class CopySettings:
+    start_from: str = "earliest"
+    fetch_max_bytes: int = 4 << 20
+    fetch_max_wait_ms: int = 500
+    produce_timeout_ms: int = 30_000
+
+
+class PartitionCopier:
+    def __init__(
+        self,
+        source: KafkaClient,
+        target: KafkaClient,
+        store: OffsetMapStore,
+        status: PartitionStatus,
+        settings: CopySettings,
+        syncs: OffsetSyncEmitter | None = None,
+    ) -> None:
+        self.source = source
+        self.syncs = syncs
+        self.target = target
+        self.store = store
+        self.status = status
+        self.settings = settings
+        self.source_tp: TopicPartition = (status.source_topic, status.partition)
+        self.target_tp: TopicPartition = (status.target_topic, status.partition)
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Finish the current produce, then return (used when the partition is revoked)."""
+        self._stopping = True
+
+    async def run(self) -> None:
+        backoff = Backoff()
+        while not self._stopping:
+            try:
+                await self._copy(backoff)
+            except (KafkaError, KafkaConnectionError, CopyError, InvalidBatch) as exc:
+                self.status.state = PartitionState.RETRYING
+                self.status.last_error = str(exc)
+                delay_s = backoff.next_delay_s()
+                log.warning("%s[%d]: %s; retrying in %.1fs", *self.source_tp, exc, delay_s)
+                await anyio.sleep(delay_s)
+
+    async def _copy(self, backoff: Backoff) -> None:
+        cursor = await self._resume()
+        session = ProducerSession(*await init_producer_id(self.target))
+        sequence = 0
+        while not self._stopping:
+            fetched = await self._fetch(cursor.source_position)
+            if fetched is None:
+                continue
+            records, aborted, high_watermark = fetched
+            plan, sequence = plan_transfer(records, aborted, cursor, session, sequence)
+            if plan.new_runs:
+                await self.store.append(self.source_tp, plan.new_runs)
+            for batch in plan.batches:
+                await self._produce(batch)
+            self._offer_syncs(plan, cursor)
+            self._account(plan.batches, cursor, high_watermark)
+            backoff.reset()
+
+    async def _resume(self) -> MirrorCursor:
+        """Where to continue: from the map and what landed, or from the start policy."""
+        self.status.state = PartitionState.STARTING
+        target_end = await self._offset(self.target, self.target_tp, LATEST)
+        await self.store.catch_up()
+        offset_map = self.store.map_for(self.source_tp)
+        position = offset_map.resume_position(target_end)
+        if position is None:
+            start = LATEST if self.settings.start_from == "latest" else EARLIEST
+            position = await self._offset(self.source, self.source_tp, start)
+        cursor = MirrorCursor(offset_map, position, target_end)
+        await self._skip_lost(cursor)
+        self.status.source_position, self.status.target_end = position, target_end
+        log.info(
+            "%s[%d]: resuming at source offset %d, target offset %d",
+            *self.source_tp,
+            cursor.source_position,
+            target_end,
+        )
+        return cursor
+
+    async def _skip_lost(self, cursor: MirrorCursor) -> None:
+        """Records deleted by retention before we copied them: report the range, go on."""
+        earliest = await self._offset(self.source, self.source_tp, EARLIEST)
+        if earliest <= cursor.source_position:
+            return
+        lost = LostRange(cursor.source_position, earliest, int(time.time() * 1000))
+        self.status.lost.append(lost)
+        log.error(
+            "%s[%d]: source offsets %d-%d (%d records) were deleted by retention before they "
+            "were mirrored; continuing at %d",
+            *self.source_tp,
+            lost.first_offset,
+            lost.end_offset - 1,
+            lost.record_count,
+            earliest,
+        )
+        cursor.skip_to(earliest)
+
+    async def _offset(self, client: KafkaClient, tp: TopicPartition, which: int) -> int:
+        leader = await client.leader_for(*tp)
+        error, offset = (await list_offsets(client, leader, {tp: which}))[tp]
+        if error in _REFRESH_ERRORS:
+            await client.refresh_metadata([tp[0]])
+        if error:
+            raise KafkaError(error, f"ListOffsets {tp[0]}[{tp[1]}]")
+        return offset
+
+    async def _fetch(self, position: int) -> tuple[bytes, tuple[tuple[int, int], ...], int] | None:
+        leader = await self.source.leader_for(*self.source_tp)
+        result = await fetch(
+            self.source,
+            leader,
+            {self.source_tp: position},
+            partition_max_bytes=self.settings.fetch_max_bytes,
+            max_bytes=self.settings.fetch_max_bytes,
+            max_wait_ms=self.settings.fetch_max_wait_ms,
+        )
+        fetched = result[self.source_tp]
+        if fetched.error == ErrorCode.offset_out_of_range:
+            raise CopyError(f"source offset {position} is out of range; resuming")
+        if fetched.error in _REFRESH_ERRORS:
+            await self.source.refresh_metadata([self.source_tp[0]])
+            raise KafkaError(fetched.error, f"Fetch {self.source_tp[0]}[{self.source_tp[1]}]")
+        if fetched.error:
+            raise KafkaError(fetched.error, f"Fetch {self.source_tp[0]}[{self.source_tp[1]}]")
+        self.status.source_end = fetched.high_watermark
+        return fetched.records, fetched.aborted, fetched.high_watermark
+
+    async def _produce(self, batch: OutgoingBatch) -> None:
+        """Produce one batch; retries resend the same bytes, which the target deduplicates."""
+        for attempt in range(_PRODUCE_ATTEMPTS):
+            try:
+                leader = await self.target.leader_for(*self.target_tp)
+                result = (
+                    await produce(
+                        self.target,
+                        leader,
+                        {self.target_tp: batch.data},
+                        timeout_ms=self.settings.produce_timeout_ms,
+                    )
+                )[self.target_tp]
+            except KafkaConnectionError:
+                if attempt + 1 == _PRODUCE_ATTEMPTS:
+                    raise
+                await anyio.sleep(0.1 * 2**attempt)
+                continue
+            if result.error in (0, ErrorCode.duplicate_sequence_number):
+                return
+            if result.error in _REFRESH_ERRORS or ErrorCode(result.error).retriable:
+                await self.target.refresh_metadata([self.target_tp[0]])
+                await anyio.sleep(0.1 * 2**attempt)
+                continue
+            raise KafkaError(
+                result.error,
+                f"target refused {self.target_tp[0]}[{self.target_tp[1]}]",
+                result.message,
+            )
+        raise CopyError(f"producing to {self.target_tp[0]}[{self.target_tp[1]}] kept failing")
+
+    def _offer_syncs(self, plan: TransferPlan, cursor: MirrorCursor) -> None:
+        if self.syncs is None:
+            return
+        for run in plan.new_runs:
+            self.syncs.offer(self.source_tp, run.source_offset, run.target_offset, True)
+        if plan.batches:
+            last = plan.batches[-1].source_last_offset
+            self.syncs.offer(self.source_tp, last, cursor.target_end - 1, False)
+
+    def _account(
+        self, batches: list[OutgoingBatch], cursor: MirrorCursor, high_watermark: int
+    ) -> None:
+        status = self.status
+        status.count(sum(b.record_count for b in batches), sum(len(b.data) for b in batches))
+        status.source_position = cursor.source_position
+        status.target_end = cursor.target_end
+        status.lag_records = max(0, high_watermark - cursor.source_position)
+        if status.lag_records == 0:
+            status.lag_ms = 0
+            status.state = PartitionState.CAUGHT_UP
+        else:
+            newest_ms = max((b.max_timestamp_ms for b in batches), default=0)
+            status.lag_ms = max(0, int(time.time() * 1000) - newest_ms) if newest_ms else 0
+            status.state = PartitionState.COPYING
+        status.last_error = ""

@@ -1,0 +1,254 @@
+"""The replicator process: runs every enabled flow of a config file.
+
+Per flow: a source and a target client, group membership on the target (to share
+partitions with other workers of the flow), topic discovery and remote-topic sync, one
+copier per owned partition, and on the member with index 0 the flow-wide duties:
+heartbeats, checkpoints and group offset sync.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+
+import anyio
+from anyio.abc import TaskGroup
+
+from broker.client import KafkaClient, KafkaConnectionError, KafkaError
+from mirror.checkpoints import Checkpointer
+from mirror.config import FlowConfig, MirrorConfig
+from mirror.copier import CopySettings, PartitionCopier
+from mirror.internal import COMPACTED, HEARTBEATS_TOPIC, InternalTopic, offset_syncs_topic
+from mirror.membership import Assignment, Membership
+from mirror.offset_store import OffsetMapStore
+from mirror.offset_syncs import OffsetSyncEmitter
+from mirror.offsets.mm2_formats import Heartbeat
+from mirror.policy import ReplicationPolicy
+from mirror.status import FlowStatus, PartitionStatus, WorkerStatus
+from mirror.topic_sync import MirroredTopic, discover, ensure_remote_topics
+
+log = logging.getLogger(__name__)
+
+TopicPartition = tuple[str, int]
+REVOKE_GRACE_S = 5.0
+
+
+def worker_group_id(flow: FlowConfig) -> str:
+    """The target-side group the flow's workers join (excluded from group mirroring)."""
+    return f"regionlink-mirror-{flow.source}-{flow.target}"
+
+
+@dataclass
+class _Running:
+    copier: PartitionCopier
+    scope: anyio.CancelScope
+    done: anyio.Event
+
+
+class FlowRunner:
+    def __init__(
+        self,
+        config: MirrorConfig,
+        flow: FlowConfig,
+        status: FlowStatus,
+        worker_id: str,
+        instance_id: str | None = None,
+    ) -> None:
+        self.config = config
+        self.flow = flow
+        self.status = status
+        self.worker_id = worker_id
+        self.instance_id = instance_id
+        self.policy = ReplicationPolicy.for_flow(flow, config.aliases)
+        self.topics: list[MirroredTopic] = []
+        self.assignment: Assignment | None = None
+        self._running: dict[TopicPartition, _Running] = {}
+        self._reconcile_lock = anyio.Lock()
+        self._task_group: TaskGroup | None = None
+        self.paused = False
+
+    def _client(self, alias: str) -> KafkaClient:
+        cluster = self.config.clusters[alias]
+        return KafkaClient(
+            cluster.bootstrap_servers,
+            client_id=f"regionlink-{self.worker_id}",
+            request_timeout_s=cluster.request_timeout_s,
+        )
+
+    async def run(self) -> None:
+        async with (
+            self._client(self.flow.source) as source,
+            self._client(self.flow.target) as target,
+        ):
+            self.source, self.target = source, target
+            self.store = OffsetMapStore(target, self.flow.source)
+            self.syncs = self._sync_emitter(source, target)
+            membership = Membership(
+                target,
+                worker_group_id(self.flow),
+                self._on_assignment,
+                instance_id=self.instance_id,
+            )
+            async with anyio.create_task_group() as tg:
+                self._task_group = tg
+                tg.start_soon(self._keep_topics)
+                tg.start_soon(membership.run)
+                tg.start_soon(self._flow_duties)
+                tg.start_soon(self.syncs.run)
+
+    def _sync_emitter(self, source: KafkaClient, target: KafkaClient) -> OffsetSyncEmitter:
+        if self.flow.offset_syncs_location == "source":
+            return OffsetSyncEmitter(
+                source, offset_syncs_topic(self.flow.target), self.flow.offset_lag_max
+            )
+        return OffsetSyncEmitter(
+            target, offset_syncs_topic(self.flow.source), self.flow.offset_lag_max
+        )
+
+    # --- topics and partitions -------------------------------------------------------
+
+    async def _keep_topics(self) -> None:
+        while True:
+            try:
+                topics = await discover(self.source, self.flow, self.policy)
+                await ensure_remote_topics(self.source, self.target, self.flow, topics)
+                self.topics = topics
+                self.status.topics = [t.source_topic for t in topics]
+                self.status.state = "paused" if self.paused else "running"
+                self.status.last_error = ""
+                await self._reconcile()
+            except (KafkaError, KafkaConnectionError) as exc:
+                self.status.state = "error"
+                self.status.last_error = str(exc)
+                log.warning("flow %s: topic sync failed: %s", self.flow.name, exc)
+            await anyio.sleep(self.flow.refresh_topics_interval_s)
+
+    async def set_paused(self, paused: bool) -> None:
+        """A paused flow stops its copiers (after their current batch) and keeps its group."""
+        self.paused = paused
+        self.status.state = "paused" if paused else "running"
+        await self._reconcile()
+
+    async def _on_assignment(self, assignment: Assignment | None) -> None:
+        self.assignment = assignment
+        self.status.member_index = assignment.index if assignment else -1
+        self.status.member_count = assignment.count if assignment else 0
+        await self._reconcile()
+
+    def _wanted(self) -> dict[TopicPartition, MirroredTopic]:
+        if self.assignment is None or self.paused:
+            return {}
+        return {
+            (t.source_topic, p): t
+            for t in self.topics
+            for p in range(t.partitions)
+            if self.assignment.owns(t.source_topic, p)
+        }
+
+    async def _reconcile(self) -> None:
+        """Start copiers for newly owned partitions, stop those no longer owned."""
+        async with self._reconcile_lock:
+            wanted = self._wanted()
+            for tp in [tp for tp in self._running if tp not in wanted]:
+                await self._stop_copier(tp)
+            for tp, topic in wanted.items():
+                if tp not in self._running:
+                    self._start_copier(tp, topic)
+
+    def _start_copier(self, tp: TopicPartition, topic: MirroredTopic) -> None:
+        assert self._task_group is not None
+        status = self.status.partitions.get(tp)
+        if status is None:
+            status = self.status.partitions[tp] = PartitionStatus(tp[0], tp[1], topic.target_topic)
+        settings = CopySettings(start_from=self.flow.start_from)
+        copier = PartitionCopier(self.source, self.target, self.store, status, settings, self.syncs)
+        running = _Running(copier, anyio.CancelScope(), anyio.Event())
+        self._running[tp] = running
+
+        async def run() -> None:
+            try:
+                with running.scope:
+                    await copier.run()
+            finally:
+                running.done.set()
+
+        self._task_group.start_soon(run)
+
+    async def _stop_copier(self, tp: TopicPartition) -> None:
+        running = self._running.pop(tp)
+        running.copier.stop()
+        with anyio.move_on_after(REVOKE_GRACE_S):
+            await running.done.wait()
+        running.scope.cancel()
+        await running.done.wait()
+        self.status.partitions.pop(tp, None)
+
+    # --- flow-wide duties (member 0) -----------------------------------------------------
+
+    async def _flow_duties(self) -> None:
+        checkpointer = Checkpointer(self.source, self.target, self.flow, self.store)
+        heartbeats = InternalTopic(self.target, HEARTBEATS_TOPIC, COMPACTED)
+        next_checkpoint_s = next_heartbeat_s = 0.0
+        while True:
+            await anyio.sleep(0.2)
+            if self.assignment is None or self.assignment.index != 0:
+                continue
+            now_s = time.monotonic()
+            try:
+                if now_s >= next_heartbeat_s:
+                    next_heartbeat_s = now_s + self.flow.emit_heartbeats_interval_s
+                    beat = Heartbeat(self.flow.source, self.flow.target, int(time.time() * 1000))
+                    await heartbeats.write([beat.encode()])
+                if now_s >= next_checkpoint_s and self.topics:
+                    next_checkpoint_s = now_s + self.flow.emit_checkpoints_interval_s
+                    result = await checkpointer.run_once(self.topics)
+                    self.status.groups_checkpointed = len({t.group for t in result.translations})
+                    self.status.groups_synced = result.groups_synced
+                    self.status.last_checkpoint_ms = int(time.time() * 1000)
+            except (KafkaError, KafkaConnectionError) as exc:
+                log.warning("flow %s: checkpoint/heartbeat failed: %s", self.flow.name, exc)
+                self.status.last_error = str(exc)
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Worker:
+    """Every enabled flow of one config file, with pause/resume per flow."""
+
+    def __init__(self, config: MirrorConfig, worker_id: str | None = None) -> None:
+        self.config = config
+        # A named worker is a static group member: when it restarts (same name) it takes
+        # its partitions back at once instead of waiting for its old session to expire.
+        instance_id = worker_id or config.worker.worker_id
+        worker_id = instance_id or default_worker_id()
+        self.status = WorkerStatus(worker_id, int(time.time() * 1000))
+        self.runners: dict[tuple[str, str], FlowRunner] = {}
+        for flow in config.flows:
+            if flow.enabled:
+                flow_status = self.status.flows[flow.name] = FlowStatus(flow.source, flow.target)
+                runner = FlowRunner(config, flow, flow_status, worker_id, instance_id)
+                self.runners[(flow.source, flow.target)] = runner
+
+    async def run(self) -> None:
+        """Run until cancelled; then give up partitions cleanly."""
+        async with anyio.create_task_group() as tg:
+            for runner in self.runners.values():
+                tg.start_soon(runner.run)
+
+    async def pause(self, source: str, target: str) -> str | None:
+        return await self._set_paused(source, target, True)
+
+    async def resume(self, source: str, target: str) -> str | None:
+        return await self._set_paused(source, target, False)
+
+    async def _set_paused(self, source: str, target: str, paused: bool) -> str | None:
+        runner = self.runners.get((source, target))
+        if runner is None:
+            return f"this worker runs no flow {source}->{target}"
+        await runner.set_paused(paused)
+        return None
