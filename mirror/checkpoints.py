@@ -64,7 +64,7 @@ async def target_ends(target: KafkaClient, tps: list[TopicPartition]) -> dict[To
 
 
 async def _committed_offsets(
-    source: KafkaClient, groups: list[str]
+    source: KafkaClient, groups: list[str], partitions: dict[str, range]
 ) -> dict[str, dict[TopicPartition, tuple[int, str]]]:
     results: dict[str, dict[TopicPartition, tuple[int, str]]] = {}
     limiter = anyio.CapacityLimiter(_CONCURRENT_REQUESTS)
@@ -72,8 +72,8 @@ async def _committed_offsets(
     async def one(group: str) -> None:
         async with limiter:
             try:
-                results[group] = await fetch_committed(source, group)
-            except KafkaError as exc:
+                results[group] = await fetch_committed(source, group, partitions)
+            except (KafkaError, KafkaConnectionError) as exc:
                 log.warning("cannot read offsets of group %s: %s", group, exc)
 
     async with anyio.create_task_group() as tg:
@@ -91,7 +91,8 @@ async def translate_groups(
 ) -> list[Translation]:
     """Exact translations of every committed offset of `groups` on mirrored topics."""
     remote = {t.source_topic: t.target_topic for t in topics}
-    committed = await _committed_offsets(source, groups)
+    partitions = {t.source_topic: range(t.partitions) for t in topics}
+    committed = await _committed_offsets(source, groups, partitions)
     wanted = {
         (remote[topic], partition)
         for offsets in committed.values()
@@ -205,7 +206,11 @@ class Checkpointer:
         return synced
 
     async def _sync_group(self, group: str, offsets: dict[TopicPartition, tuple[int, str]]) -> bool:
-        current = await fetch_committed(self.target, group)
+        current = await fetch_committed(
+            self.target,
+            group,
+            {topic: [p for t, p in offsets if t == topic] for topic, _ in offsets},
+        )
         forward = {
             tp: value
             for tp, value in offsets.items()

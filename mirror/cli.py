@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -118,6 +119,13 @@ def worker(
     worker_id: Annotated[
         str | None, typer.Option(help="Name in status output (default: host-pid).")
     ] = None,
+    control_listen: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT for the gRPC control API (default: [worker] section)."),
+    ] = None,
+    metrics_file: Annotated[
+        Path | None, typer.Option(help="Append OpenTelemetry metrics here as JSON lines.")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run a mirror worker for every flow in --config until SIGTERM.
@@ -130,10 +138,106 @@ def worker(
         return
     if config is None:
         raise CliError("regionlink worker needs --config FILE (see regionlink worker --help)")
-    from mirror.worker_main import run_worker_process
+    from mirror.worker_main import WorkerOptions, run_worker_process
 
     _setup_logging(log_level)
-    run_worker_process(_load_config(config), worker_id)
+    loaded = _load_config(config)
+    options = WorkerOptions(worker_id, control_listen, metrics_file)
+    try:
+        run_worker_process(loaded, options)
+    except OSError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _control_address(control: str | None, config: Path | None) -> str:
+    if control:
+        return control
+    if config is not None:
+        listen = _load_config(config).worker.control_listen
+        if not listen.endswith(":0"):
+            return listen
+        raise CliError(f"{config} lets the worker pick its control port; pass --control HOST:PORT")
+    raise CliError("pass --control HOST:PORT (printed by the worker at start) or --config FILE")
+
+
+ControlOption = Annotated[
+    str | None, typer.Option(help="The worker's control API, HOST:PORT (printed at start).")
+]
+ConfigOption = Annotated[
+    Path | None, typer.Option(help="Mirror TOML whose [worker] control_listen has a fixed port.")
+]
+
+
+@worker_app.command("status")
+def worker_status(
+    control: ControlOption = None,
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    watch: Annotated[bool, typer.Option(help="Refresh every --interval-s until Ctrl-C.")] = False,
+    interval_s: Annotated[float, typer.Option(help="Refresh period for --watch.")] = 1.0,
+) -> None:
+    """Show a running worker's flows and partitions: state, lag (records and ms), rates."""
+    import json
+
+    import anyio
+    from rich.live import Live
+
+    from mirror.control.client import ControlError, fetch_status
+    from mirror.control.render import render_status
+
+    address = _control_address(control, config)
+    try:
+        status = anyio.run(fetch_status, address)
+        if as_json:
+            print(json.dumps(status))
+            return
+        if not watch:
+            Console().print(render_status(status))
+            return
+        with Live(render_status(status), refresh_per_second=4) as live:
+            while True:
+                time.sleep(interval_s)
+                live.update(render_status(anyio.run(fetch_status, address)))
+    except ControlError as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _flow_action(action: str, control: str | None, config: Path | None, flow: str) -> None:
+    import anyio
+
+    from mirror.control.client import ControlError, pause_flow, resume_flow
+
+    source, sep, target = flow.partition(":")
+    if not sep or not source or not target:
+        raise CliError(f"expected --flow SOURCE:TARGET, got {flow!r}")
+    call = pause_flow if action == "pause" else resume_flow
+    try:
+        ok, message = anyio.run(call, _control_address(control, config), source, target)
+    except ControlError as exc:
+        raise CliError(str(exc)) from exc
+    if not ok:
+        raise CliError(message)
+    Console().print(message)
+
+
+@worker_app.command("pause")
+def worker_pause(
+    flow: Annotated[str, typer.Option(help="SOURCE:TARGET")],
+    control: ControlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Stop copying a flow (after the current batch); offsets and progress are kept."""
+    _flow_action("pause", control, config, flow)
+
+
+@worker_app.command("resume")
+def worker_resume(
+    flow: Annotated[str, typer.Option(help="SOURCE:TARGET")],
+    control: ControlOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Continue a paused flow exactly where it stopped."""
+    _flow_action("resume", control, config, flow)
 
 
 offsets_app = typer.Typer(help="Inspect offset translation between regions.")

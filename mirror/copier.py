@@ -15,13 +15,15 @@ import time
 from dataclasses import dataclass
 
 import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
 
 from broker.client import KafkaClient, KafkaConnectionError, KafkaError
 from broker.client.admin import init_producer_id
-from broker.client.data import EARLIEST, LATEST, fetch, list_offsets, produce
+from broker.client.data import EARLIEST, LATEST, list_offsets, produce
 from broker.protocol.batch import InvalidBatch
 from broker.protocol.errors import ErrorCode
 from mirror.backoff import Backoff
+from mirror.fetcher import Chunk, FeedItem, SourceFetcher
 from mirror.offset_store import OffsetMapStore
 from mirror.offset_syncs import OffsetSyncEmitter
 from mirror.offsets.offset_map import MirrorCursor
@@ -48,8 +50,6 @@ class CopyError(Exception):
 @dataclass(frozen=True)
 class CopySettings:
     start_from: str = "earliest"
-    fetch_max_bytes: int = 4 << 20
-    fetch_max_wait_ms: int = 500
     produce_timeout_ms: int = 30_000
 
 
@@ -61,9 +61,11 @@ class PartitionCopier:
         store: OffsetMapStore,
         status: PartitionStatus,
         settings: CopySettings,
+        fetcher: SourceFetcher,
         syncs: OffsetSyncEmitter | None = None,
     ) -> None:
         self.source = source
+        self.fetcher = fetcher
         self.syncs = syncs
         self.target = target
         self.store = store
@@ -76,6 +78,7 @@ class PartitionCopier:
     def stop(self) -> None:
         """Finish the current produce, then return (used when the partition is revoked)."""
         self._stopping = True
+        self.fetcher.unsubscribe(self.source_tp)  # wakes a copier waiting for data
 
     async def run(self) -> None:
         backoff = Backoff()
@@ -83,6 +86,8 @@ class PartitionCopier:
             try:
                 await self._copy(backoff)
             except (KafkaError, KafkaConnectionError, CopyError, InvalidBatch) as exc:
+                if self._stopping:
+                    return
                 self.status.state = PartitionState.RETRYING
                 self.status.last_error = str(exc)
                 delay_s = backoff.next_delay_s()
@@ -93,19 +98,37 @@ class PartitionCopier:
         cursor = await self._resume()
         session = ProducerSession(*await init_producer_id(self.target))
         sequence = 0
-        while not self._stopping:
-            fetched = await self._fetch(cursor.source_position)
-            if fetched is None:
-                continue
-            records, aborted, high_watermark = fetched
-            plan, sequence = plan_transfer(records, aborted, cursor, session, sequence)
-            if plan.new_runs:
-                await self.store.append(self.source_tp, plan.new_runs)
-            for batch in plan.batches:
-                await self._produce(batch)
-            self._offer_syncs(plan, cursor)
-            self._account(plan.batches, cursor, high_watermark)
-            backoff.reset()
+        feed = self.fetcher.subscribe(self.source_tp, cursor.source_position)
+        try:
+            while not self._stopping:
+                chunk = await self._next_chunk(feed)
+                fetched = chunk.fetched
+                assert chunk.position <= cursor.source_position, (chunk.position, cursor)
+                self.status.source_end = fetched.high_watermark
+                plan, sequence = plan_transfer(
+                    fetched.records, fetched.aborted, cursor, session, sequence
+                )
+                if plan.new_runs:
+                    await self.store.append(self.source_tp, plan.new_runs)
+                for batch in plan.batches:
+                    await self._produce(batch)
+                self._offer_syncs(plan, cursor)
+                self._account(plan.batches, cursor, fetched.high_watermark)
+                backoff.reset()
+        finally:
+            self.fetcher.unsubscribe(self.source_tp)
+
+    async def _next_chunk(self, feed: MemoryObjectReceiveStream[FeedItem]) -> Chunk:
+        try:
+            item = await feed.receive()
+        except anyio.EndOfStream:
+            raise CopyError("the source feed stopped; resuming") from None
+        if isinstance(item, KafkaError) and item.code == ErrorCode.offset_out_of_range:
+            raise CopyError("the source offset is out of range; resuming") from item
+        if isinstance(item, Exception):
+            raise item
+        self.fetcher.taken(self.source_tp, item)
+        return item
 
     async def _resume(self) -> MirrorCursor:
         """Where to continue: from the map and what landed, or from the start policy."""
@@ -154,27 +177,6 @@ class PartitionCopier:
         if error:
             raise KafkaError(error, f"ListOffsets {tp[0]}[{tp[1]}]")
         return offset
-
-    async def _fetch(self, position: int) -> tuple[bytes, tuple[tuple[int, int], ...], int] | None:
-        leader = await self.source.leader_for(*self.source_tp)
-        result = await fetch(
-            self.source,
-            leader,
-            {self.source_tp: position},
-            partition_max_bytes=self.settings.fetch_max_bytes,
-            max_bytes=self.settings.fetch_max_bytes,
-            max_wait_ms=self.settings.fetch_max_wait_ms,
-        )
-        fetched = result[self.source_tp]
-        if fetched.error == ErrorCode.offset_out_of_range:
-            raise CopyError(f"source offset {position} is out of range; resuming")
-        if fetched.error in _REFRESH_ERRORS:
-            await self.source.refresh_metadata([self.source_tp[0]])
-            raise KafkaError(fetched.error, f"Fetch {self.source_tp[0]}[{self.source_tp[1]}]")
-        if fetched.error:
-            raise KafkaError(fetched.error, f"Fetch {self.source_tp[0]}[{self.source_tp[1]}]")
-        self.status.source_end = fetched.high_watermark
-        return fetched.records, fetched.aborted, fetched.high_watermark
 
     async def _produce(self, batch: OutgoingBatch) -> None:
         """Produce one batch; retries resend the same bytes, which the target deduplicates."""

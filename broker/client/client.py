@@ -52,6 +52,10 @@ CLIENT_MIN_VERSION: dict[ApiKey, int] = {
 }
 
 
+DEFAULT_LANE = "default"
+FETCH_LANE = "fetch"
+
+
 class KafkaError(Exception):
     """A Kafka error code returned by a broker for some operation."""
 
@@ -114,8 +118,10 @@ class KafkaClient:
         self.request_timeout_s = request_timeout_s
         self.connect_timeout_s = connect_timeout_s
         self.view = ClusterView()
-        self._connections: dict[tuple[str, int], KafkaConnection] = {}
-        self._connect_locks: dict[tuple[str, int], anyio.Lock] = {}
+        # Keyed by (address, lane): brokers answer a connection's requests in order, so
+        # long-polling fetches get their own lane and never delay admin or group requests.
+        self._connections: dict[tuple[tuple[str, int], str], KafkaConnection] = {}
+        self._connect_locks: dict[tuple[tuple[str, int], str], anyio.Lock] = {}
         self._task_group: TaskGroup | None = None
 
     async def __aenter__(self) -> KafkaClient:
@@ -137,23 +143,28 @@ class KafkaClient:
 
     # --- connections -------------------------------------------------------------
 
-    async def connection_to(self, address: tuple[str, int]) -> KafkaConnection:
-        existing = self._connections.get(address)
+    async def connection_to(
+        self, address: tuple[str, int], lane: str = DEFAULT_LANE
+    ) -> KafkaConnection:
+        key = (address, lane)
+        existing = self._connections.get(key)
         if existing is not None and not existing.closed:
             return existing
-        lock = self._connect_locks.setdefault(address, anyio.Lock())
+        lock = self._connect_locks.setdefault(key, anyio.Lock())
         async with lock:
-            existing = self._connections.get(address)
+            existing = self._connections.get(key)
             if existing is not None and not existing.closed:
                 return existing
             assert self._task_group is not None, "use KafkaClient as an async context manager"
             connection = await KafkaConnection.open(
                 address, self.client_id, self._task_group, self.connect_timeout_s
             )
-            self._connections[address] = connection
+            self._connections[key] = connection
             return connection
 
-    async def connection(self, node_id: int | None = None) -> KafkaConnection:
+    async def connection(
+        self, node_id: int | None = None, lane: str = DEFAULT_LANE
+    ) -> KafkaConnection:
         """A connection to broker `node_id`, or to any reachable broker when None."""
         if node_id is not None:
             address = self.view.brokers.get(node_id)
@@ -162,16 +173,16 @@ class KafkaClient:
                 address = self.view.brokers.get(node_id)
             if address is None:
                 raise KafkaConnectionError(f"broker {node_id} is not in the cluster metadata")
-            return await self.connection_to(address)
-        for connection in self._connections.values():
-            if not connection.closed:
+            return await self.connection_to(address, lane)
+        for (_, connection_lane), connection in self._connections.items():
+            if connection_lane == lane and not connection.closed:
                 return connection
         candidates = list(self.view.brokers.values()) or list(self.bootstrap)
         random.shuffle(candidates)
         errors = []
         for address in candidates + [a for a in self.bootstrap if a not in candidates]:
             try:
-                return await self.connection_to(address)
+                return await self.connection_to(address, lane)
             except KafkaConnectionError as exc:
                 errors.append(str(exc))
         raise KafkaConnectionError("no broker reachable: " + "; ".join(errors))
@@ -184,9 +195,10 @@ class KafkaClient:
         build: Callable[[MessageBuilder, int], Any],
         node_id: int | None = None,
         timeout_s: float | None = None,
+        lane: str = DEFAULT_LANE,
     ) -> Any:
         """Negotiate the version with the broker, build the request for it, send it."""
-        connection = await self.connection(node_id)
+        connection = await self.connection(node_id, lane)
         version = connection.version_for(
             api_key, CLIENT_MAX_VERSION[api_key], CLIENT_MIN_VERSION.get(api_key, 0)
         )

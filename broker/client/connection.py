@@ -118,6 +118,7 @@ class KafkaConnection:
             await self.aclose(f"{ApiKey(api_key).name} timed out after {timeout_s:g}s")
         if pending.error is not None:
             raise pending.error
+        assert pending.body is not None, "a completed request has a body or an error"
         return pending.body
 
     async def _read_loop(self) -> None:
@@ -140,8 +141,16 @@ class KafkaConnection:
         pending = self._pending.pop(correlation_id, None)
         if pending is None:
             raise KafkaConnectionError(f"response for unknown correlation id {correlation_id}")
-        _, pending.body = decode_response(pending.api_key, pending.version, payload)
-        pending.done.set()
+        try:
+            _, pending.body = decode_response(pending.api_key, pending.version, payload)
+        except Exception as exc:
+            name = ApiKey(pending.api_key).name
+            pending.error = KafkaConnectionError(
+                f"{self.peer}: cannot decode {name} v{pending.version} response: {exc}"
+            )
+            raise
+        finally:
+            pending.done.set()
 
     async def aclose(self, reason: str = "closed by regionlink") -> None:
         if self._closed_reason is None:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from broker.client.client import KafkaClient
+from broker.client.client import FETCH_LANE, KafkaClient
 from broker.protocol.messages import MessageBuilder
 from broker.protocol.versions import ApiKey
 
@@ -91,7 +91,7 @@ async def fetch(
         )
 
     timeout_s = client.request_timeout_s + max_wait_ms / 1000
-    response = await client.call(ApiKey.FETCH, build, node_id, timeout_s)
+    response = await client.call(ApiKey.FETCH, build, node_id, timeout_s, FETCH_LANE)
     result: dict[TopicPartition, FetchedPartition] = {}
     for topic in response.responses:
         for p in topic.partitions:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,13 +86,26 @@ async def describe_group_states(client: KafkaClient, group_ids: list[str]) -> di
 
 
 async def fetch_committed(
-    client: KafkaClient, group_id: str, coordinator: int | None = None
+    client: KafkaClient,
+    group_id: str,
+    partitions: Mapping[str, Iterable[int]] | None = None,
+    coordinator: int | None = None,
 ) -> dict[TopicPartition, tuple[int, str]]:
-    """All committed offsets of a group → {tp: (offset, metadata)}."""
+    """Committed offsets of a group → {tp: (offset, metadata)}, for `partitions` or all.
+
+    Name the partitions when you know them: some brokers (Tansu 0.6) answer the
+    "all topics" form with a malformed response.
+    """
     node_id = coordinator if coordinator is not None else await find_coordinator(client, group_id)
 
     def build(b: MessageBuilder, version: int) -> Any:
-        return b.make("OffsetFetchRequest", group_id=group_id, topics=None, require_stable=False)
+        topics = None
+        if partitions is not None:
+            topics = tuple(
+                b.make("OffsetFetchRequestTopic", name=name, partition_indexes=tuple(indexes))
+                for name, indexes in partitions.items()
+            )
+        return b.make("OffsetFetchRequest", group_id=group_id, topics=topics, require_stable=False)
 
     response = await client.call(ApiKey.OFFSET_FETCH, build, node_id)
     check(getattr(response, "error_code", 0), f"OffsetFetch {group_id}")

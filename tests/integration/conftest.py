@@ -128,4 +128,4 @@ def broker(broker_factory: type[BrokerProcess], tmp_path: Path) -> BrokerProcess
 
 
 # Mirror fixtures live with their helpers; importing them here makes them visible to tests.
-from tests.integration.mirror_harness import regions, worker_factory  # noqa: E402, F401
+from tests.integration.mirror_harness import regions, tansu, worker_factory  # noqa: E402, F401

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,7 +20,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from tests.integration.conftest import BrokerProcess
+from tests.integration.conftest import BrokerProcess, free_port
 
 START_TIMEOUT_S = 20.0
 
@@ -44,6 +46,7 @@ class WorkerProcess:
         self.name = name
         self.log_path = config.parent / f"worker-{name}.log"
         self.process: subprocess.Popen[str] | None = None
+        self.control = ""  # HOST:PORT of its gRPC control API, known once started
 
     def start(self) -> WorkerProcess:
         log = open(self.log_path, "a")  # noqa: SIM115 - handed to the child
@@ -68,17 +71,39 @@ class WorkerProcess:
         assert self.process.stdout is not None
         deadline = time.monotonic() + START_TIMEOUT_S
         seen = ""
-        while time.monotonic() < deadline and "ready" not in seen:
+        while time.monotonic() < deadline and "control API on" not in seen:
             readable, _, _ = select.select([self.process.stdout.fileno()], [], [], 0.1)
             if readable:
                 chunk = os.read(self.process.stdout.fileno(), 4096).decode()
                 if not chunk:
                     break
                 seen += chunk
-        if "ready" not in seen:
+        match = re.search(r"control API on (\S+:\d+)", seen)
+        if match is None:
             self.kill()
             raise RuntimeError(f"worker did not start: {seen!r} {self.log_text()[-2000:]}")
+        self.control = match.group(1)
         return self
+
+    def status(self) -> dict[str, Any]:
+        """`regionlink worker status --json`, through the real CLI and control API."""
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "mirror.cli",
+                "worker",
+                "status",
+                "--control",
+                self.control,
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        return dict(json.loads(done.stdout))
 
     def log_text(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
@@ -248,3 +273,51 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 def topic_names(bootstrap: str) -> set[str]:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     return set(admin.list_topics(timeout=5).topics)
+
+
+class TansuProcess:
+    """The Tansu broker (Rust, in-memory): a Kafka-compatible cluster that is not ours."""
+
+    def __init__(self, work_dir: Path) -> None:
+        from tools.fetch_tansu import fetch
+
+        self.port = free_port()
+        self.log_path = work_dir / "tansu.log"
+        url = f"tcp://127.0.0.1:{self.port}"
+        binary = fetch(Path(__file__).resolve().parents[2] / ".tansu")
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    str(binary),
+                    "broker",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                    "--storage-engine",
+                    "memory://tansu/",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_until(self._accepting, 20, "Tansu to accept connections")
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _accepting(self) -> bool:
+        assert self.process.poll() is None, self.log_path.read_text()[-2000:]
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait(10)
+
+
+@pytest.fixture
+def tansu(tmp_path: Path) -> Iterator[TansuProcess]:
+    process = TansuProcess(tmp_path)
+    yield process
+    process.stop()

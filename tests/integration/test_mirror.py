@@ -274,8 +274,11 @@ def test_two_workers_share_partitions_and_take_over(
     second = worker_factory(config, "second")
     wait_until(lambda: "member 1 of 2" in first.log_text() + second.log_text(), 30, "two members")
     wait_until(_mirrored(regions, "shared", "us.shared", 600), 30, "first wave mirrored")
-    copied_by = {w.name: w.log_text().count("resuming at source offset") for w in (first, second)}
-    assert all(count > 0 for count in copied_by.values()), copied_by
+    wait_until(
+        lambda: all("resuming at source offset" in w.log_text() for w in (first, second)),
+        30,
+        "both workers to copy partitions",
+    )
     second.kill()
     produce(us, "shared", [b"b%d" % i for i in range(600)], keys=[b"%d" % i for i in range(600)])
     wait_until(_mirrored(regions, "shared", "us.shared", 1200), 60, "second wave mirrored")
