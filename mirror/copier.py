@@ -132,7 +132,8 @@ class PartitionCopier:
 
     async def _resume(self) -> MirrorCursor:
         """Where to continue: from the map and what landed, or from the start policy."""
-        self.status.state = PartitionState.STARTING
+        if self.status.state != PartitionState.RETRYING:
+            self.status.state = PartitionState.STARTING  # a retry keeps showing its error
         target_end = await self._offset(self.target, self.target_tp, LATEST)
         await self.store.catch_up()
         offset_map = self.store.map_for(self.source_tp)

@@ -136,10 +136,14 @@ class KafkaClient:
         tb: TracebackType | None,
     ) -> bool | None:
         assert self._task_group is not None
-        for connection in list(self._connections.values()):
-            await connection.aclose()
-        self._task_group.cancel_scope.cancel()
-        return await self._task_group.__aexit__(exc_type, exc, tb)
+        try:
+            with anyio.CancelScope(shield=True):  # closing must finish even when cancelled
+                for connection in list(self._connections.values()):
+                    await connection.aclose()
+        finally:
+            self._task_group.cancel_scope.cancel()
+            result = await self._task_group.__aexit__(exc_type, exc, tb)
+        return result
 
     # --- connections -------------------------------------------------------------
 

@@ -217,13 +217,14 @@ def read_all(bootstrap: str, topic: str, timeout_s: float = 10.0) -> list[Seen]:
     )
     try:
         metadata = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)[1]
+        marks = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
             for p in metadata.partitions
         }
-        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+        ends = {p: high for p, (_, high) in marks.items()}
+        consumer.assign([TopicPartition(topic, p, low) for p, (low, _) in marks.items()])
         seen: list[Seen] = []
-        remaining = {p for p, end in ends.items() if end > 0}
+        remaining = {p for p, (low, high) in marks.items() if high > low}
         deadline = time.monotonic() + timeout_s
         while remaining and time.monotonic() < deadline:
             message = consumer.poll(0.5)
