@@ -126,6 +126,10 @@ def worker(
     metrics_file: Annotated[
         Path | None, typer.Option(help="Append OpenTelemetry metrics here as JSON lines.")
     ] = None,
+    trace_file: Annotated[
+        Path | None,
+        typer.Option(help="Write a span per mirrored batch (linked to record traceparents)."),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run a mirror worker for every flow in --config until SIGTERM.
@@ -138,10 +142,12 @@ def worker(
         return
     if config is None:
         raise CliError("regionlink worker needs --config FILE (see regionlink worker --help)")
+    from broker import telemetry
     from mirror.worker_main import WorkerOptions, run_worker_process
 
     _setup_logging(log_level)
     loaded = _load_config(config)
+    telemetry.configure(trace_file, service_name="regionlink-mirror")
     options = WorkerOptions(worker_id, control_listen, metrics_file)
     try:
         run_worker_process(loaded, options)

@@ -28,6 +28,7 @@ from mirror.offset_store import OffsetMapStore
 from mirror.offset_syncs import OffsetSyncEmitter
 from mirror.offsets.offset_map import MirrorCursor
 from mirror.status import LostRange, PartitionState, PartitionStatus
+from mirror.tracing import mirror_span
 from mirror.transfer import OutgoingBatch, ProducerSession, TransferPlan, plan_transfer
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,14 @@ class PartitionCopier:
                 if plan.new_runs:
                     await self.store.append(self.source_tp, plan.new_runs)
                 for batch in plan.batches:
-                    await self._produce(batch)
+                    with mirror_span(
+                        batch.data,
+                        self.source_tp,
+                        self.target_tp,
+                        batch.source_first_offset,
+                        batch.record_count,
+                    ):
+                        await self._produce(batch)
                 self._offer_syncs(plan, cursor)
                 self._account(plan.batches, cursor, fetched.high_watermark)
                 backoff.reset()

@@ -1,7 +1,8 @@
-"""`make demo`: start a broker, push records through it with confluent-kafka, show them.
+"""`make demo`: two regions on this machine, a mirror between them, a consumer failing over.
 
-Grows into the multi-region demo (topologies issue); today it proves a real client
-produces to and consumes from a regionlink region.
+us-east and eu-west are real `regionlink broker` processes; a `regionlink worker` mirrors
+us-east's topics to eu-west as `us-east.<topic>`. A consumer group reads part of the
+orders in us-east, then moves to eu-west and continues exactly where it stopped.
 """
 
 from __future__ import annotations
@@ -13,109 +14,164 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import anyio
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from rich.console import Console
+from rich.syntax import Syntax
 from rich.table import Table
 
+from mirror.control.client import fetch_status
+from mirror.control.render import render_status
+
 RECORDS = 10_000
-console = Console()
+READ_AT_SOURCE = 4_000
+GROUP = "billing"
+console = Console(width=max(120, Console().width))
 
 
-def start_broker(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
+def _start(args: list[str], ready: str) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mirror.cli",
-            "broker",
-            "--data-dir",
-            str(data_dir),
-            "--listen",
-            "127.0.0.1:0",
-            "--log-level",
-            "warning",
-        ],
+        [sys.executable, "-m", "mirror.cli", *args, "--log-level", "warning"],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert process.stdout is not None
     line = process.stdout.readline()
-    match = re.search(r"ready on ([\d.]+:\d+)", line)
+    match = re.search(ready, line)
     if not match:
         process.kill()
-        raise SystemExit(f"broker failed to start: {line!r}")
+        raise SystemExit(f"{args[0]} failed to start: {line!r}")
     return process, match.group(1)
 
 
-def produce(bootstrap: str, topic: str) -> float:
+@contextmanager
+def running(processes: list[subprocess.Popen[str]]) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(15)
+
+
+def produce(bootstrap: str) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # must outlive its futures
+    admin.create_topics([NewTopic("orders", num_partitions=3, replication_factor=1)])[
+        "orders"
+    ].result(10)
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
-            "acks": "all",
             "enable.idempotence": True,
             "linger.ms": 5,
             "compression.type": "lz4",
         }
     )
-    started = time.perf_counter()
     for i in range(RECORDS):
-        producer.produce(topic, key=f"customer-{i % 100}".encode(), value=f"order #{i}".encode())
+        producer.produce("orders", key=f"customer-{i % 100}".encode(), value=f"order #{i}".encode())
         producer.poll(0)
-    producer.flush(30)
-    return time.perf_counter() - started
+    assert producer.flush(30) == 0
 
 
-def consume(bootstrap: str, topic: str) -> list[tuple[int, int, bytes, bytes]]:
-    """Read the topic back through a consumer group, as an application would."""
+def consume(bootstrap: str, topic: str, limit: int | None) -> set[bytes]:
+    """Read as group GROUP; commit and stop after `limit` records (or when idle)."""
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "demo", "auto.offset.reset": "earliest"}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": GROUP,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
     )
     consumer.subscribe([topic])
-    rows: list[tuple[int, int, bytes, bytes]] = []
-    deadline = time.monotonic() + 30
-    while len(rows) < RECORDS and time.monotonic() < deadline:
-        msg = consumer.poll(0.5)
-        if msg is not None and msg.error() is None:
-            rows.append(
-                (msg.partition() or 0, msg.offset() or 0, msg.key() or b"", msg.value() or b"")
-            )
+    values: set[bytes] = set()
+    idle_since = time.monotonic()
+    while (limit is None or len(values) < limit) and time.monotonic() - idle_since < 3:
+        message = consumer.poll(0.2)
+        if message is None or message.error():
+            continue
+        values.add(message.value() or b"")
+        idle_since = time.monotonic()
+    consumer.commit(asynchronous=False)
     consumer.close()
-    return rows
+    return values
+
+
+def wait_for_mirror(control: str, timeout_s: float = 60) -> None:
+    """Show the worker's status until the flow has no lag and the group offsets are synced."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = anyio.run(fetch_status, control)
+        flow = status["flows"][0]
+        copied = flow["records_copied"]
+        if copied >= RECORDS and flow["lag_records"] == 0 and flow["groups_synced"] >= 1:
+            console.print(render_status(status))
+            return
+        time.sleep(0.5)
+    raise SystemExit("the mirror did not catch up within a minute")
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="regionlink-demo-") as tmp:
-        process, bootstrap = start_broker(Path(tmp) / "us-east")
-        try:
-            console.print(f"[bold]regionlink broker[/bold] up on [cyan]{bootstrap}[/cyan]")
-            admin = AdminClient({"bootstrap.servers": bootstrap})  # must outlive its futures
-            admin.create_topics([NewTopic("orders", num_partitions=3, replication_factor=1)])[
-                "orders"
-            ].result(10)
-            elapsed_s = produce(bootstrap, "orders")
+        work = Path(tmp)
+        us, us_bootstrap = _start(
+            ["broker", "--data-dir", str(work / "us-east"), "--listen", "127.0.0.1:0"],
+            r"ready on ([\d.]+:\d+)",
+        )
+        eu, eu_bootstrap = _start(
+            ["broker", "--data-dir", str(work / "eu-west"), "--listen", "127.0.0.1:0"],
+            r"ready on ([\d.]+:\d+)",
+        )
+        with running([us, eu]):
             console.print(
-                f"produced {RECORDS:,} records (acks=all, idempotent, lz4) in {elapsed_s:.2f}s"
+                f"regions: us-east [cyan]{us_bootstrap}[/cyan], eu-west [cyan]{eu_bootstrap}[/cyan]"
             )
-            rows = consume(bootstrap, "orders")
-            table = Table(title=f"consumed {len(rows):,} records — first five")
-            for column in ("partition", "offset", "key", "value"):
-                table.add_column(column)
-            for partition, offset, key, value in sorted(rows)[:5]:
-                table.add_row(str(partition), str(offset), key.decode(), value.decode())
-            console.print(table)
-            if len(rows) != RECORDS:
-                raise SystemExit(f"expected {RECORDS} records, read {len(rows)}")
+            produce(us_bootstrap)
+            first = consume(us_bootstrap, "orders", READ_AT_SOURCE)
             console.print(
-                "[green]every record came back.[/green] Next: `make test`, then "
-                "`.venv/bin/regionlink broker --help`."
+                f"produced {RECORDS:,} orders in us-east; group [bold]{GROUP}[/bold] "
+                f"read {len(first):,} of them there and committed"
             )
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(10)
+            config = work / "mirror.toml"
+            config.write_text(
+                f'[clusters.us-east]\nbootstrap = "{us_bootstrap}"\n'
+                f'[clusters.eu-west]\nbootstrap = "{eu_bootstrap}"\n'
+                '[[flows]]\nsource = "us-east"\ntarget = "eu-west"\ntopics = ["orders"]\n'
+                "sync_group_offsets = true\nemit_checkpoints_interval_s = 1\n"
+            )
+            worker, control = _start(
+                ["worker", "--config", str(config)], r"control API on (\S+:\d+)"
+            )
+            with running([worker]):
+                wait_for_mirror(control)
+            rest = consume(eu_bootstrap, "us-east.orders", None)
+            report(first, rest)
+            console.print("\nThe worker ran with this config (mirror.toml):")
+            console.print(Syntax(config.read_text(), "toml"))
+            console.print(
+                "Try next: [bold].venv/bin/regionlink worker --help[/bold], "
+                "[bold].venv/bin/regionlink offsets translate --help[/bold], and `make test`."
+            )
+
+
+def report(first: set[bytes], rest: set[bytes]) -> None:
+    table = Table(title=f"group {GROUP} failed over from us-east to eu-west")
+    for column in ("read in us-east", "read in eu-west", "read twice", "never read"):
+        table.add_column(column)
+    everything = {f"order #{i}".encode() for i in range(RECORDS)}
+    twice, missed = first & rest, everything - first - rest
+    table.add_row(f"{len(first):,}", f"{len(rest):,}", f"{len(twice):,}", f"{len(missed):,}")
+    console.print(table)
+    if twice or missed:
+        raise SystemExit("offset translation was not exact")
+    console.print("[green]exact failover: nothing re-read, nothing missed.[/green]")
 
 
 if __name__ == "__main__":

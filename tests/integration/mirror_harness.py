@@ -41,9 +41,10 @@ def write_config(path: Path, clusters: dict[str, str], flows: list[dict[str, Any
 class WorkerProcess:
     """One `regionlink worker --config FILE` OS process."""
 
-    def __init__(self, config: Path, name: str) -> None:
+    def __init__(self, config: Path, name: str, extra_args: tuple[str, ...] = ()) -> None:
         self.config = config
         self.name = name
+        self.extra_args = extra_args
         self.log_path = config.parent / f"worker-{name}.log"
         self.process: subprocess.Popen[str] | None = None
         self.control = ""  # HOST:PORT of its gRPC control API, known once started
@@ -61,7 +62,8 @@ class WorkerProcess:
                 "--worker-id",
                 self.name,
                 "--log-level",
-                "info",
+                os.environ.get("WORKER_LOG_LEVEL", "info"),
+                *self.extra_args,
             ],
             stdout=subprocess.PIPE,
             stderr=log,
@@ -129,11 +131,11 @@ class WorkerProcess:
 
 
 @pytest.fixture
-def worker_factory(tmp_path: Path) -> Iterator[Callable[[Path, str], WorkerProcess]]:
+def worker_factory(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []
 
-    def make(config: Path, name: str = "w1") -> WorkerProcess:
-        worker = WorkerProcess(config, name)
+    def make(config: Path, name: str = "w1", extra_args: tuple[str, ...] = ()) -> WorkerProcess:
+        worker = WorkerProcess(config, name, extra_args)
         started.append(worker)
         return worker.start()
 

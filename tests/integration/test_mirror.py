@@ -287,3 +287,27 @@ def test_two_workers_share_partitions_and_take_over(
     assert sorted((r.partition, r.value) for r in target) == sorted(
         (r.partition, r.value) for r in source
     )
+
+
+def test_mirrored_batches_get_spans_linked_to_record_traceparents(
+    regions: Regions, worker_factory: WorkerFactory, tmp_path: Path
+) -> None:
+    from broker.telemetry import read_spans
+
+    us = regions.us.bootstrap
+    create_topic(us, "traced", 1)
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    headers = [("traceparent", f"00-{trace_id}-00f067aa0ba902b7-01".encode())]
+    produce(us, "traced", [b"t%d" % i for i in range(20)], partition=0, headers=headers)
+    trace_file = tmp_path / "mirror-spans.jsonl"
+    config = write_config(tmp_path / "w.toml", regions.clusters, [{"source": "us", "target": "eu"}])
+    worker = worker_factory(config, "w", ("--trace-file", str(trace_file)))
+    wait_until(_mirrored(regions, "traced", "us.traced", 20), 20, "traced records mirrored")
+    assert worker.stop() == 0
+    spans = [s for s in read_spans(trace_file) if s["name"] == "mirror batch"]
+    assert spans, "a span per mirrored batch"
+    linked = {link["context"]["trace_id"] for s in spans for link in s["links"]}  # type: ignore[attr-defined, index]
+    assert f"0x{trace_id}" in linked
+    assert sum(s["attributes"]["messaging.batch.message_count"] for s in spans) == 20  # type: ignore[index]
+    target = read_all(regions.eu.bootstrap, "us.traced")
+    assert {r.headers for r in target} == {tuple(headers)}, "traceparent passes through unchanged"
