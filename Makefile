@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## demo: start a broker, produce and consume through it with a real Kafka client
+## demo: two regions, a mirror worker, a consumer group failing over exactly
 demo: $(STAMP)
 	$(PY) -m mirror.demo
 
