@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from broker import telemetry
 from broker.client import KafkaClient, KafkaConnectionError, KafkaError
 from broker.client.admin import init_producer_id
-from broker.client.data import EARLIEST, LATEST, list_offsets, produce
+from broker.client.data import EARLIEST, LATEST, list_offsets, produce, produce_pipelined
 from broker.protocol.batch import InvalidBatch
 from broker.protocol.errors import ErrorCode
 from mirror.backoff import Backoff
@@ -42,6 +43,8 @@ _REFRESH_ERRORS = {
     ErrorCode.unknown_leader_epoch,
 }
 _PRODUCE_ATTEMPTS = 5
+_ACCEPTED = (0, ErrorCode.duplicate_sequence_number)
+PIPELINE_DEPTH = 5  # Kafka deduplicates the last 5 batches of an idempotent producer
 
 
 class CopyError(Exception):
@@ -111,15 +114,7 @@ class PartitionCopier:
                 )
                 if plan.new_runs:
                     await self.store.append(self.source_tp, plan.new_runs)
-                for batch in plan.batches:
-                    with mirror_span(
-                        batch.data,
-                        self.source_tp,
-                        self.target_tp,
-                        batch.source_first_offset,
-                        batch.record_count,
-                    ):
-                        await self._produce(batch)
+                await self._produce_all(plan.batches)
                 self._offer_syncs(plan, cursor)
                 self._account(plan.batches, cursor, fetched.high_watermark)
                 backoff.reset()
@@ -187,6 +182,42 @@ class PartitionCopier:
             raise KafkaError(error, f"ListOffsets {tp[0]}[{tp[1]}]")
         return offset
 
+    async def _produce_all(self, batches: list[OutgoingBatch]) -> None:
+        """Pipeline up to PIPELINE_DEPTH produce requests; resend from the first failure."""
+        if telemetry.tracing_enabled():  # one span around each produce
+            for batch in batches:
+                with mirror_span(
+                    batch.data,
+                    self.source_tp,
+                    self.target_tp,
+                    batch.source_first_offset,
+                    batch.record_count,
+                ):
+                    await self._produce(batch)
+            return
+        index = 0
+        while index < len(batches):
+            window = batches[index : index + PIPELINE_DEPTH]
+            accepted = 0
+            try:
+                leader = await self.target.leader_for(*self.target_tp)
+                results = await produce_pipelined(
+                    self.target,
+                    leader,
+                    [{self.target_tp: b.data} for b in window],
+                    timeout_ms=self.settings.produce_timeout_ms,
+                )
+                for result in results:
+                    if result[self.target_tp].error not in _ACCEPTED:
+                        break
+                    accepted += 1
+            except KafkaConnectionError:
+                pass
+            index += accepted
+            if accepted < len(window):
+                await self._produce(batches[index])  # the slow path retries and explains
+                index += 1
+
     async def _produce(self, batch: OutgoingBatch) -> None:
         """Produce one batch; retries resend the same bytes, which the target deduplicates."""
         for attempt in range(_PRODUCE_ATTEMPTS):
@@ -205,7 +236,7 @@ class PartitionCopier:
                     raise
                 await anyio.sleep(0.1 * 2**attempt)
                 continue
-            if result.error in (0, ErrorCode.duplicate_sequence_number):
+            if result.error in _ACCEPTED:
                 return
             if result.error in _REFRESH_ERRORS or ErrorCode(result.error).retriable:
                 await self.target.refresh_metadata([self.target_tp[0]])

@@ -30,7 +30,7 @@ class KafkaConnectionError(Exception):
 
 
 @dataclass
-class _Pending:
+class Pending:
     api_key: int
     version: int
     done: anyio.Event = field(default_factory=anyio.Event)
@@ -46,7 +46,7 @@ class KafkaConnection:
         self._stream = stream
         self._client_id = client_id
         self._send_lock = anyio.Lock()
-        self._pending: dict[int, _Pending] = {}
+        self._pending: dict[int, Pending] = {}
         self._next_correlation = 1
         self._closed_reason: str | None = None
         self.api_versions: dict[int, tuple[int, int]] = {}
@@ -99,6 +99,10 @@ class KafkaConnection:
 
     async def request(self, api_key: int, version: int, body: Any, timeout_s: float) -> Any:
         """Send one request and wait for its decoded response body."""
+        return await self.wait(await self.send(api_key, version, body), timeout_s)
+
+    async def send(self, api_key: int, version: int, body: Any) -> Pending:
+        """Write a request without waiting for its response (pipelining); see `wait`."""
         if self._closed_reason is not None:
             raise KafkaConnectionError(f"{self.peer}: connection closed ({self._closed_reason})")
         correlation_id = self._next_correlation
@@ -106,16 +110,20 @@ class KafkaConnection:
         payload = frame(
             encode_request(RequestHeader(api_key, version, correlation_id, self._client_id), body)
         )
-        pending = self._pending[correlation_id] = _Pending(api_key, version)
+        pending = self._pending[correlation_id] = Pending(api_key, version)
         try:
             async with self._send_lock:
                 await self._stream.send(payload)
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             await self.aclose(f"send failed: {exc}")
+        return pending
+
+    async def wait(self, pending: Pending, timeout_s: float) -> Any:
+        """The response body of a sent request; KafkaConnectionError if it never comes."""
         with anyio.move_on_after(timeout_s):
             await pending.done.wait()
         if not pending.done.is_set():
-            await self.aclose(f"{ApiKey(api_key).name} timed out after {timeout_s:g}s")
+            await self.aclose(f"{ApiKey(pending.api_key).name} timed out after {timeout_s:g}s")
         if pending.error is not None:
             raise pending.error
         assert pending.body is not None, "a completed request has a body or an error"

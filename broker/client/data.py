@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from broker.client.client import FETCH_LANE, KafkaClient
-from broker.protocol.messages import MessageBuilder
+from broker.client.client import CLIENT_MAX_VERSION, FETCH_LANE, KafkaClient
+from broker.protocol.messages import MessageBuilder, request_builder
 from broker.protocol.versions import ApiKey
 
 TopicPartition = tuple[str, int]
@@ -109,15 +109,9 @@ async def fetch(
     return result
 
 
-async def produce(
-    client: KafkaClient,
-    node_id: int,
-    batches: Mapping[TopicPartition, bytes],
-    *,
-    acks: int = -1,
-    timeout_ms: int = 30_000,
-) -> dict[TopicPartition, ProduceResult]:
-    """One Produce to `node_id` with exactly one batch per partition (Kafka's v3+ rule)."""
+def _produce_request(
+    batches: Mapping[TopicPartition, bytes], acks: int, timeout_ms: int
+) -> Callable[[MessageBuilder, int], Any]:
     assert acks != 0, "acks=0 has no response; the mirror never uses it"
 
     def build(b: MessageBuilder, version: int) -> Any:
@@ -140,8 +134,10 @@ async def produce(
             topic_data=topic_data,
         )
 
-    timeout_s = client.request_timeout_s + timeout_ms / 1000
-    response = await client.call(ApiKey.PRODUCE, build, node_id, timeout_s)
+    return build
+
+
+def _produce_results(response: Any) -> dict[TopicPartition, ProduceResult]:
     result: dict[TopicPartition, ProduceResult] = {}
     for topic in response.responses:
         for p in topic.partition_responses:
@@ -152,6 +148,47 @@ async def produce(
                 getattr(p, "error_message", None),
             )
     return result
+
+
+async def produce(
+    client: KafkaClient,
+    node_id: int,
+    batches: Mapping[TopicPartition, bytes],
+    *,
+    acks: int = -1,
+    timeout_ms: int = 30_000,
+) -> dict[TopicPartition, ProduceResult]:
+    """One Produce to `node_id` with exactly one batch per partition (Kafka's v3+ rule)."""
+    timeout_s = client.request_timeout_s + timeout_ms / 1000
+    build = _produce_request(batches, acks, timeout_ms)
+    return _produce_results(await client.call(ApiKey.PRODUCE, build, node_id, timeout_s))
+
+
+async def produce_pipelined(
+    client: KafkaClient,
+    node_id: int,
+    requests: list[Mapping[TopicPartition, bytes]],
+    *,
+    acks: int = -1,
+    timeout_ms: int = 30_000,
+) -> list[dict[TopicPartition, ProduceResult]]:
+    """Several Produce requests written back to back on one connection, then awaited.
+
+    The broker handles them in order, so batches of one partition keep their order; with
+    an idempotent producer a failed one makes the following ones fail with
+    OUT_OF_ORDER_SEQUENCE, and resending from the first failure is safe.
+    """
+    connection = await client.connection(node_id)
+    version = connection.version_for(ApiKey.PRODUCE, CLIENT_MAX_VERSION[ApiKey.PRODUCE], 3)
+    builder = request_builder(ApiKey.PRODUCE, version)
+    sent = [
+        await connection.send(
+            ApiKey.PRODUCE, version, _produce_request(batches, acks, timeout_ms)(builder, version)
+        )
+        for batches in requests
+    ]
+    timeout_s = client.request_timeout_s + timeout_ms / 1000
+    return [_produce_results(await connection.wait(pending, timeout_s)) for pending in sent]
 
 
 async def list_offsets(
@@ -202,4 +239,5 @@ __all__ = [
     "fetch",
     "list_offsets",
     "produce",
+    "produce_pipelined",
 ]

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from tests.integration.conftest import BrokerProcess, free_port
@@ -47,8 +48,10 @@ def test_retention_gap_is_reported_and_mirroring_goes_on(
     worker = worker_factory(config, "w")
     wait_until(_mirrored(regions.eu.bootstrap, "us.metrics", 5), 20, "first records mirrored")
     assert worker.stop() == 0, "SIGTERM stops a worker cleanly"
+    producer = Producer({"bootstrap.servers": us, "linger.ms": 0})
     for i in range(60):  # while the worker is down, retention deletes unmirrored records
-        produce(us, "metrics", [b"late-%02d-" % i + b"x" * 150], partition=0)
+        producer.produce("metrics", value=b"late-%02d-" % i + b"x" * 150, partition=0)
+        producer.flush(10)  # one small batch each, so segments roll
 
     def low_watermark() -> int:
         return min(r.offset for r in read_all(us, "metrics"))
