@@ -18,30 +18,13 @@ from anyio.abc import TaskGroup
 from broker.client.connection import KafkaConnection, KafkaConnectionError
 from broker.protocol.errors import ErrorCode
 from broker.protocol.messages import MessageBuilder, request_builder
-from broker.protocol.versions import ApiKey
+from broker.protocol.versions import SERVED, ApiKey
 
 # Highest versions the client asks for: the broker's own maxima (non-flexible hot APIs).
 CLIENT_MAX_VERSION: dict[ApiKey, int] = {
-    ApiKey.PRODUCE: 8,
-    ApiKey.FETCH: 11,
-    ApiKey.LIST_OFFSETS: 5,
-    ApiKey.METADATA: 8,
-    ApiKey.OFFSET_COMMIT: 7,
-    ApiKey.OFFSET_FETCH: 7,
-    ApiKey.FIND_COORDINATOR: 2,
-    ApiKey.JOIN_GROUP: 5,
-    ApiKey.HEARTBEAT: 3,
-    ApiKey.LEAVE_GROUP: 3,
-    ApiKey.SYNC_GROUP: 3,
-    ApiKey.DESCRIBE_GROUPS: 4,
-    ApiKey.LIST_GROUPS: 4,
-    ApiKey.CREATE_TOPICS: 4,
-    ApiKey.DELETE_TOPICS: 4,
-    ApiKey.INIT_PRODUCER_ID: 4,
-    ApiKey.OFFSET_FOR_LEADER_EPOCH: 4,
-    ApiKey.DESCRIBE_CONFIGS: 1,
-    ApiKey.CREATE_PARTITIONS: 2,
-    ApiKey.INCREMENTAL_ALTER_CONFIGS: 1,
+    ApiKey(key): served.served_max
+    for key, served in SERVED.items()
+    if key not in (ApiKey.API_VERSIONS, ApiKey.SASL_HANDSHAKE, ApiKey.DESCRIBE_CLUSTER)
 }
 # Versions below these lack fields we rely on (record batch v2, leader epochs, ...).
 CLIENT_MIN_VERSION: dict[ApiKey, int] = {

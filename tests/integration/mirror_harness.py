@@ -324,3 +324,30 @@ def tansu(tmp_path: Path) -> Iterator[TansuProcess]:
     process = TansuProcess(tmp_path)
     yield process
     process.stop()
+
+
+def translate(config: Path, group: str, flow: str = "us:eu") -> dict[tuple[str, int], int | None]:
+    """`regionlink offsets translate --json` → {(target topic, partition): target offset}."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mirror.cli",
+            "offsets",
+            "translate",
+            "--config",
+            str(config),
+            "--group",
+            group,
+            "--flow",
+            flow,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)["offsets"]
+    return {(r["target_topic"], r["partition"]): r["target_offset"] for r in rows}

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +20,7 @@ from tests.integration.mirror_harness import (
     read_all,
     topic_configs,
     topic_names,
+    translate,
     wait_until,
     write_config,
 )
@@ -152,31 +150,6 @@ def _consume_rest(bootstrap: str, topic: str, group: str, quiet_s: float = 3.0) 
     return values
 
 
-def _translate(config: Path, group: str) -> dict[tuple[str, int], int | None]:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mirror.cli",
-            "offsets",
-            "translate",
-            "--config",
-            str(config),
-            "--group",
-            group,
-            "--flow",
-            "us:eu",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    rows = json.loads(done.stdout)["offsets"]
-    return {(r["target_topic"], r["partition"]): r["target_offset"] for r in rows}
-
-
 def test_group_resumes_at_target_exactly(
     regions: Regions, worker_factory: WorkerFactory, tmp_path: Path
 ) -> None:
@@ -201,7 +174,7 @@ def test_group_resumes_at_target_exactly(
     )
     worker_factory(config)
     wait_until(_mirrored(regions, "orders", "us.orders", 1000), 20, "orders mirrored")
-    assert _translate(config, "billing") == {("us.orders", 0): 437}
+    assert translate(config, "billing") == {("us.orders", 0): 437}
 
     def synced() -> bool:
         consumer = Consumer({"bootstrap.servers": regions.eu.bootstrap, "group.id": "billing"})

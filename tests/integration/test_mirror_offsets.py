@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +17,7 @@ from tests.integration.mirror_harness import (
     create_topic,
     end_offsets,
     read_all,
+    translate,
     wait_until,
     write_config,
 )
@@ -36,33 +34,12 @@ def _commit(bootstrap: str, group: str, topic: str, offset: int) -> None:
         consumer.close()
 
 
-def _translations(config: Path, groups: list[str], flow: str = "us:eu") -> dict[str, int | None]:
+def _translations(config: Path, groups: list[str]) -> dict[str, int | None]:
     result = {}
     for group in groups:
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "mirror.cli",
-                "offsets",
-                "translate",
-                "--config",
-                str(config),
-                "--group",
-                group,
-                "--flow",
-                flow,
-                "--json",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr
-        rows = json.loads(done.stdout)["offsets"]
+        rows = list(translate(config, group).values())
         assert len(rows) == 1, rows
-        result[group] = rows[0]["target_offset"]
+        result[group] = rows[0]
     return result
 
 
