@@ -75,20 +75,36 @@ class TransferPlan:
 
 
 class AbortedTransactions:
-    """The read_committed filter of Kafka's fetcher, fed with a Fetch response's list."""
+    """The read_committed filter of Kafka's fetcher, fed with a Fetch response's list.
+
+    Every batch with a producer id is observed in log order, markers and batches below the
+    fetch position included, exactly as Kafka's fetcher does: an aborted transaction opens
+    when the log reaches its first offset and closes at its ABORT marker.
+    """
 
     def __init__(self, aborted: Iterable[tuple[int, int]]) -> None:
         self._pending = [(first_offset, producer_id) for producer_id, first_offset in aborted]
         heapq.heapify(self._pending)
         self._open: set[int] = set()
 
-    def is_aborted(self, header: BatchHeader) -> bool:
+    def observe(self, records: bytes, header: BatchHeader) -> bool:
+        """Whether the batch is aborted transactional data (to be skipped)."""
+        if not header.has_producer_id:
+            return False
         while self._pending and self._pending[0][0] <= header.last_offset:
             self._open.add(heapq.heappop(self._pending)[1])
-        return header.producer_id in self._open
+        if header.is_control:
+            if _is_abort_marker(records, header):
+                self._open.discard(header.producer_id)
+            return False
+        return header.is_transactional and header.producer_id in self._open
 
-    def end(self, producer_id: int) -> None:
-        self._open.discard(producer_id)
+
+def _is_abort_marker(records: bytes, header: BatchHeader) -> bool:
+    return any(
+        control_record_type(record) == ControlType.ABORT
+        for record in decode_batch_records(records, header)
+    )
 
 
 def plan_transfer(
@@ -106,12 +122,10 @@ def plan_transfer(
     plan = TransferPlan()
     filter_ = AbortedTransactions(aborted)
     for header in iter_valid_prefix(records):
+        aborted_data = filter_.observe(records, header)
         if header.last_offset < cursor.source_position:
             continue  # a batch we already copied (fetch returns the whole batch)
-        if header.is_control:
-            _end_transaction(records, header, filter_)
-            _skip(plan, cursor, header)
-        elif header.records_count == 0 or (header.is_transactional and filter_.is_aborted(header)):
+        if header.is_control or aborted_data or header.records_count == 0:
             _skip(plan, cursor, header)
         elif _copyable(header, cursor.source_position):
             run = cursor.place_dense(header.base_offset, header.records_count)
@@ -139,12 +153,6 @@ def _skip(plan: TransferPlan, cursor: MirrorCursor, header: BatchHeader) -> None
     before = cursor.source_position
     cursor.skip_to(header.next_offset)
     plan.skipped_offsets += cursor.source_position - before
-
-
-def _end_transaction(records: bytes, header: BatchHeader, filter_: AbortedTransactions) -> None:
-    for record in decode_batch_records(records, header):
-        if control_record_type(record) == ControlType.ABORT:
-            filter_.end(header.producer_id)
 
 
 def _rewrite(

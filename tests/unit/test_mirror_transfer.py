@@ -400,16 +400,6 @@ def test_non_transactional_batch_of_an_aborted_producer_id_is_kept() -> None:
     assert len(out_records(plan)) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "AbortedTransactions is only advanced by transactional data batches: an ABORT marker "
-        "whose transaction's data came in an earlier fetch (Kafka still lists it, its last "
-        "offset is >= the fetch offset) ends nothing, so the producer's next, committed "
-        "transaction in the same fetch is dropped. Kafka's fetcher calls "
-        "consumeAbortedTransactionsUpTo(batch.lastOffset) for control batches too."
-    ),
-)
 def test_committed_transaction_after_an_abort_marker_that_starts_the_fetch_is_kept() -> None:
     # fetch 1 held producer 7's aborted data at 20-24; fetch 2 starts at its marker
     records = (
@@ -421,15 +411,6 @@ def test_committed_transaction_after_an_abort_marker_that_starts_the_fetch_is_ke
     assert [content(r) for r in out_records(plan)] == [content(rec(26)), content(rec(27))]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "batches below the cursor position are passed over before AbortedTransactions sees "
-        "them, so an aborted transaction entered after its data (resume between the data "
-        "and its ABORT marker) stays pending and later swallows the producer's next, "
-        "committed transaction"
-    ),
-)
 def test_committed_transaction_after_resuming_between_abort_data_and_marker_is_kept() -> None:
     records = (
         data_batch(20, 5, producer_id=7, producer_epoch=0, transactional=True)
@@ -512,7 +493,7 @@ def source_logs(draw: st.DrawFn) -> SourceLog:
     committed: list[Record] = []
     aborted: list[tuple[int, int]] = []
     open_txns: dict[int, tuple[bool, list[Record]]] = {}  # producer id -> (aborts, records)
-    next_producer_id = 100  # one per transaction: see the xfail tests above for reuse
+    next_producer_id = 100  # one per transaction
 
     def end_txn(producer_id: int) -> None:
         nonlocal offset
@@ -551,7 +532,8 @@ def source_logs(draw: st.DrawFn) -> SourceLog:
             ]
             producer_id = -1
             if kind == "txn":
-                if open_txns and draw(st.booleans()):
+                join_open = draw(st.booleans())
+                if open_txns and join_open:
                     producer_id = draw(st.sampled_from(sorted(open_txns)))
                 else:
                     producer_id, next_producer_id = next_producer_id, next_producer_id + 1
@@ -592,7 +574,7 @@ def source_logs(draw: st.DrawFn) -> SourceLog:
     )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(source_logs())
 def test_target_holds_exactly_the_committed_records_and_the_map_translates_them(
     log: SourceLog,
