@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TANSU := .tansu/tansu
 
-.PHONY: setup demo test lint typecheck unit integration bench protos clean
+.PHONY: setup demo test lint typecheck unit integration bench bench-mirror protos clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -39,9 +39,14 @@ unit: $(STAMP)
 integration: $(STAMP) $(TANSU)
 	$(PY) -m pytest -q tests/integration
 
-## bench: our broker vs Tansu, same confluent-kafka workload in one run (not part of the tests)
+## bench: our broker vs Tansu, then the mirror bench (not part of the tests)
 bench: $(STAMP)
 	$(PY) -m bench.broker_bench
+	$(PY) -m bench.mirror_bench
+
+## bench-mirror: mirror worker vs direct ingest and a naive consumer/producer loop, plus lag
+bench-mirror: $(STAMP)
+	$(PY) -m bench.mirror_bench
 
 ## protos: regenerate the gRPC modules in mirror/control from control.proto (kept in the repo)
 protos: $(STAMP)

@@ -19,9 +19,11 @@ bench-results/mirror-bench-<date>.json, and with --json to stdout as JSON only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
+import resource
 import shlex
 import statistics
 import subprocess
@@ -29,10 +31,10 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from confluent_kafka import Producer
@@ -56,8 +58,11 @@ from bench.scenarios import ScenarioError, create_topic
 from broker.client import KafkaClient, KafkaConnectionError, KafkaError
 from broker.client.data import LATEST, list_offsets
 
+T = TypeVar("T")
 RESULTS_DIR = REPO_ROOT / "bench-results"
 POLL_S = 0.02  # end-offset polling period while timing the mirror
+TRAIL_STEP_S = 0.1  # spacing of the (time, records on eu) trail kept in the JSON
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 CLIENT_EXIT_SLACK_S = 30.0
 SOURCE_ALIAS = "us"
 GOAL_MIRROR_OVER_DIRECT = 0.8
@@ -143,6 +148,18 @@ class Processes:
             self.brokers.remove(broker)
             broker.stop()
 
+    def cpu_s(self) -> float:
+        """CPU seconds used so far by this harness and every process it started."""
+        total = 0.0
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):  # children once reaped
+            usage = resource.getrusage(who)
+            total += usage.ru_utime + usage.ru_stime
+        live = [c.process for c in self.children] + [b.process for b in self.brokers]
+        for process in live:
+            if process.returncode is None:  # not reaped yet (a zombie still has /proc)
+                total += cpu_seconds(process.pid) or 0.0
+        return total
+
     def stop_all(self) -> None:
         for child in reversed(self.children):
             child.stop()
@@ -157,7 +174,45 @@ def cpu_seconds(pid: int) -> float | None:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def machine_cpu_s() -> tuple[float, float]:
+    """(busy, steal) CPU seconds of all cores since boot, from the first line of /proc/stat."""
+    try:
+        fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq) / CLK_TCK, steal / CLK_TCK
+
+
+@dataclass(frozen=True)
+class CpuMark:
+    """A point in time: wall clock, machine busy/steal CPU, and CPU used by us."""
+
+    wall_s: float
+    busy_s: float
+    steal_s: float
+    ours_s: float
+
+    @classmethod
+    def now(cls, procs: Processes) -> CpuMark:
+        busy_s, steal_s = machine_cpu_s()
+        return cls(time.perf_counter(), busy_s, steal_s, procs.cpu_s())
+
+    def since(self, start: CpuMark) -> dict[str, float]:
+        """Average cores busy between `start` and this mark: all, ours, the rest, stolen."""
+        wall_s = max(self.wall_s - start.wall_s, 1e-9)
+        busy = (self.busy_s - start.busy_s) / wall_s
+        ours = (self.ours_s - start.ours_s) / wall_s
+        return {
+            "phase_wall_s": wall_s,
+            "machine_busy_cores": busy,
+            "our_processes_cores": ours,
+            "others_cores": max(0.0, busy - ours),
+            "steal_cores": (self.steal_s - start.steal_s) / wall_s,
+        }
 
 
 def client_argv(step: str, **options: Any) -> list[str]:
@@ -166,15 +221,41 @@ def client_argv(step: str, **options: Any) -> list[str]:
     return argv
 
 
-def client_result(child: Child, timeout_s: float) -> dict[str, Any]:
-    """Wait (bounded) for a client step and return its JSON line; PhaseError if it failed."""
-    try:
-        child.process.wait(timeout=timeout_s + CLIENT_EXIT_SLACK_S)
-    except subprocess.TimeoutExpired:
-        child.stop()
-        raise PhaseError(
-            f"{child.name} did not finish within {timeout_s + CLIENT_EXIT_SLACK_S:.0f} s"
-        ) from None
+def alive_check(*watched: Child | RunningBroker) -> Callable[[], None]:
+    """A check that raises PhaseError naming the first of `watched` that has exited."""
+
+    def check() -> None:
+        for process in watched:
+            if not process.alive():
+                tail = process.tail() if isinstance(process, Child) else process.log_tail()
+                code = process.process.returncode
+                raise PhaseError(f"{process.name} exited {code}: {tail or 'no output'}")
+
+    return check
+
+
+def client_result(
+    child: Child, timeout_s: float, check: Callable[[], None] | None = None
+) -> dict[str, Any]:
+    """Wait (bounded) for a client step and return its JSON line; PhaseError if it failed.
+
+    `check` runs while waiting (e.g. the brokers and worker are still alive).
+    """
+    deadline_s = time.perf_counter() + timeout_s + CLIENT_EXIT_SLACK_S
+    while child.process.poll() is None:
+        if time.perf_counter() > deadline_s:
+            child.stop()
+            raise PhaseError(
+                f"{child.name} did not finish within {timeout_s + CLIENT_EXIT_SLACK_S:g} s"
+            )
+        if check is not None:
+            try:
+                check()
+            except PhaseError:
+                child.stop()
+                raise
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.process.wait(timeout=0.1)
     lines = child.out_text().strip().splitlines()
     try:
         result: dict[str, Any] = json.loads(lines[-1])
@@ -223,6 +304,14 @@ class Watch:
     def first_nonzero(self) -> tuple[float, int] | None:
         return next(((t, n) for t, n in self.samples if n > 0), None)
 
+    def trail(self, since_s: float) -> list[tuple[float, int]]:
+        """(seconds since `since_s`, records) at most every TRAIL_STEP_S, last sample kept."""
+        kept: list[tuple[float, int]] = []
+        for t, n in self.samples:
+            if not kept or t - since_s - kept[-1][0] >= TRAIL_STEP_S or t == self.samples[-1][0]:
+                kept.append((round(t - since_s, 3), n))
+        return kept
+
 
 async def end_offset_sum(client: KafkaClient, topic: str, partitions: int) -> int:
     """Sum of the end offsets of `topic`'s partitions; 0 while the topic does not exist."""
@@ -242,8 +331,8 @@ async def end_offset_sum(client: KafkaClient, topic: str, partitions: int) -> in
     return total
 
 
-async def _watch(
-    port: int,
+async def _poll_until(
+    client: KafkaClient,
     topic: str,
     partitions: int,
     goal: int,
@@ -254,25 +343,47 @@ async def _watch(
     watch = Watch()
     started_s = time.perf_counter()
     last_progress_s = started_s
+    while True:
+        check()
+        count = await end_offset_sum(client, topic, partitions)
+        now_s = time.perf_counter()
+        if count != watch.count:
+            last_progress_s = now_s
+        watch.samples.append((now_s, count))
+        if count >= goal:
+            return watch
+        if now_s - started_s > timeout_s:
+            raise PhaseError(f"{topic} on eu has {count:,}/{goal:,} records after {timeout_s:g} s")
+        if count and now_s - last_progress_s > stall_s:
+            raise PhaseError(
+                f"{topic} on eu stalled at {count:,}/{goal:,} records for {stall_s:g} s"
+            )
+        await anyio.sleep(POLL_S)
+
+
+async def _with_client(port: int, body: Callable[[KafkaClient], Awaitable[T]]) -> T:
+    """`body` with our client on 127.0.0.1:port; its failure leaves as one PhaseError."""
+    outcome: list[T] = []
+    failure: PhaseError | None = None
     async with KafkaClient([("127.0.0.1", port)], client_id="mirror-bench") as client:
-        while True:
-            check()
-            count = await end_offset_sum(client, topic, partitions)
-            now_s = time.perf_counter()
-            if count != watch.count:
-                last_progress_s = now_s
-            watch.samples.append((now_s, count))
-            if count >= goal:
-                return watch
-            if now_s - started_s > timeout_s:
-                raise PhaseError(
-                    f"{topic} on eu has {count:,}/{goal:,} records after {timeout_s:.0f} s"
-                )
-            if count and now_s - last_progress_s > stall_s:
-                raise PhaseError(
-                    f"{topic} on eu stalled at {count:,}/{goal:,} records for {stall_s:.0f} s"
-                )
-            await anyio.sleep(POLL_S)
+        try:
+            outcome.append(await body(client))
+        except PhaseError as exc:  # raised outside: the client's task group would wrap it
+            failure = exc
+        except (KafkaError, KafkaConnectionError) as exc:
+            failure = PhaseError(f"client on port {port}: {exc}")
+    if failure is not None:
+        raise failure
+    return outcome[0]
+
+
+def on_eu(eu: RunningBroker, body: Callable[[KafkaClient], Awaitable[T]]) -> T:
+    try:
+        return anyio.run(_with_client, eu.port, body)
+    except (KafkaError, KafkaConnectionError) as exc:
+        raise PhaseError(f"client on eu: {exc}") from exc
+    except ExceptionGroup as group:
+        raise PhaseError(f"client on eu: {group.exceptions[0]}") from group
 
 
 def watch_end_offsets(
@@ -285,18 +396,18 @@ def watch_end_offsets(
     check: Callable[[], None],
 ) -> Watch:
     """Poll eu's end offsets of `topic` every POLL_S until they add up to `goal` (bounded)."""
-    try:
-        return anyio.run(_watch, eu.port, topic, partitions, goal, timeout_s, stall_s, check)
-    except (KafkaError, KafkaConnectionError) as exc:
-        raise PhaseError(f"watching {topic} on eu: {exc}") from exc
+
+    async def body(client: KafkaClient) -> Watch:
+        return await _poll_until(client, topic, partitions, goal, timeout_s, stall_s, check)
+
+    return on_eu(eu, body)
 
 
 def final_count(eu: RunningBroker, topic: str, partitions: int) -> int:
-    async def read() -> int:
-        async with KafkaClient([("127.0.0.1", eu.port)], client_id="mirror-bench") as client:
-            return await end_offset_sum(client, topic, partitions)
+    async def body(client: KafkaClient) -> int:
+        return await end_offset_sum(client, topic, partitions)
 
-    return anyio.run(read)
+    return on_eu(eu, body)
 
 
 # --- phases ---------------------------------------------------------------------------
@@ -327,7 +438,7 @@ def produce_step(procs: Processes, name: str, broker: RunningBroker, topic: str,
             timeout_s=o.phase_timeout_s,
         ),
     )
-    return client_result(child, o.phase_timeout_s)
+    return client_result(child, o.phase_timeout_s, alive_check(broker))
 
 
 def direct_phase(procs: Processes, o: Options) -> dict[str, Any]:
@@ -367,10 +478,10 @@ def mirror_phase(
     started_s = time.perf_counter()
     worker = start_worker(procs, us, eu)
     ready_s: list[float] = []
+    running = alive_check(worker, us, eu)
 
     def check() -> None:
-        if not worker.alive():
-            raise PhaseError(f"worker exited {worker.process.returncode}: {worker.tail()}")
+        running()
         if not ready_s and "ready" in worker.out_text():
             ready_s.append(time.perf_counter())
 
@@ -408,6 +519,7 @@ def mirror_phase(
         "us_cpu_s": cpu["us"],
         "eu_cpu_s": cpu["eu"],
         "samples": len(watch.samples),
+        "trail": watch.trail(started_s),
     }
 
 
@@ -434,10 +546,7 @@ def lag_phase(
     make_topic(us, topic, o.partitions)
     warm_up(us, topic, o.partitions, o.start_timeout_s)
 
-    def check() -> None:
-        if not worker.alive():
-            raise PhaseError(f"worker exited {worker.process.returncode}: {worker.tail()}")
-
+    check = alive_check(worker, us, eu)
     watch_end_offsets(eu, remote, o.partitions, o.partitions, o.start_timeout_s, 1e9, check)
     records = max(1, round(rate * o.lag_seconds))
     timeout_s = o.lag_seconds + o.phase_timeout_s
@@ -464,9 +573,8 @@ def lag_phase(
             timeout_s=timeout_s,
         ),
     )
-    produced = client_result(producer, timeout_s)
-    consumed = client_result(consumer, timeout_s)
-    check()
+    produced = client_result(producer, timeout_s, check)
+    consumed = client_result(consumer, timeout_s, check)
     return {
         "records": records,
         "target_rate": rate,
@@ -500,7 +608,7 @@ def naive_phase(
             started_at_ns=time.time_ns(),
         ),
     )
-    return dict(client_result(child, o.phase_timeout_s))
+    return dict(client_result(child, o.phase_timeout_s, alive_check(us, eu)))
 
 
 @dataclass
@@ -511,16 +619,28 @@ class Round:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def run_phase(round_: Round, name: str, run: Callable[[], dict[str, Any]], status: Console) -> bool:
+def run_phase(
+    procs: Processes,
+    round_: Round,
+    name: str,
+    run: Callable[[], dict[str, Any]],
+    status: Console,
+) -> bool:
+    """Run one phase into `round_`, with how busy the machine was meanwhile."""
     status.print(f"  {name} ...")
-    started_s = time.perf_counter()
+    start = CpuMark.now(procs)
     try:
-        round_.phases[name] = run()
+        result = run()
     except PhaseError as exc:
         round_.errors[name] = str(exc)
         status.print(f"  {name} failed: {exc}", style="red", markup=False, highlight=False)
         return False
-    status.print(f"  {name} done in {time.perf_counter() - started_s:.1f} s")
+    cpu = CpuMark.now(procs).since(start)
+    round_.phases[name] = {**result, **cpu}
+    status.print(
+        f"  {name} done in {cpu['phase_wall_s']:.1f} s "
+        f"(other processes busy {cpu['others_cores']:.2f} cores)"
+    )
     return True
 
 
@@ -536,7 +656,7 @@ def bench_round(o: Options, status: Console) -> Round:
     with tempfile.TemporaryDirectory(prefix="mirror-bench-") as work_dir:
         procs = Processes(Path(work_dir))
         try:
-            run_phase(round_, "direct", lambda: direct_phase(procs, o), status)
+            run_phase(procs, round_, "direct", lambda: direct_phase(procs, o), status)
             source_phases(procs, round_, o, status)
         finally:
             procs.stop_all()
@@ -554,7 +674,7 @@ def source_phases(procs: Processes, round_: Round, o: Options, status: Console) 
         make_topic(brokers[0], topic, o.partitions)
         return dict(produce_step(procs, "preload", brokers[0], topic, o))
 
-    if not run_phase(round_, "preload", preload, status):
+    if not run_phase(procs, round_, "preload", preload, status):
         return
     us, eu = brokers
     workers: list[Child] = []
@@ -564,11 +684,13 @@ def source_phases(procs: Processes, round_: Round, o: Options, status: Console) 
         workers.append(worker)
         return result
 
-    if run_phase(round_, "mirror", mirror, status):
+    if run_phase(procs, round_, "mirror", mirror, status):
         rate = lag_rate(round_, o)
-        run_phase(round_, "lag", lambda: lag_phase(procs, us, eu, workers[0], rate, o), status)
+        run_phase(
+            procs, round_, "lag", lambda: lag_phase(procs, us, eu, workers[0], rate, o), status
+        )
     procs.stop_named("worker")
-    run_phase(round_, "naive", lambda: naive_phase(procs, us, eu, topic, o), status)
+    run_phase(procs, round_, "naive", lambda: naive_phase(procs, us, eu, topic, o), status)
 
 
 # --- figures and report ---------------------------------------------------------------
@@ -590,7 +712,7 @@ FIGURES = (
     Figure("mirror.ready_s", "mirror: worker printed 'ready'", "s after start"),
     Figure("mirror.first_record_s", "mirror: first record on eu", "s after start"),
     Figure("mirror.steady_records_per_s", "mirror, first -> last record on eu", "records/s"),
-    Figure("mirror.worker_cpu_s", "mirror: worker CPU time", "s"),
+    Figure("mirror.worker_cpu_s", "mirror: worker CPU time (start-up included)", "s"),
     Figure("mirror.us_cpu_s", "mirror: us broker CPU time", "s"),
     Figure("mirror.eu_cpu_s", "mirror: eu broker CPU time", "s"),
     Figure("naive.records_per_s", "naive loop, process start -> last ack", "records/s"),
@@ -601,6 +723,10 @@ FIGURES = (
     Figure("lag.p50_ms", "lag: end-to-end p50", "ms"),
     Figure("lag.p99_ms", "lag: end-to-end p99", "ms"),
     Figure("lag.max_ms", "lag: end-to-end max", "ms"),
+    Figure("direct.others_cores", "direct: other processes busy", "cores"),
+    Figure("mirror.others_cores", "mirror: other processes busy", "cores"),
+    Figure("lag.others_cores", "lag: other processes busy", "cores"),
+    Figure("naive.others_cores", "naive: other processes busy", "cores"),
 )
 
 
@@ -700,23 +826,24 @@ def print_report(
     for index, r in enumerate(rounds, 1):
         for phase, error in r.errors.items():
             console.print(f"round {index} / {phase}: {error}", style="red", markup=False)
-    console.print("\nmarkdown rows for docs/benchmarks.md:")
-    for row in markdown_rows(command, machine, rounds):
-        console.print(row, markup=False, highlight=False, soft_wrap=True)
+    console.print("\nmarkdown for docs/benchmarks.md:")
+    for line in markdown_block(command, machine, rounds):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-def markdown_rows(command: str, machine: dict[str, Any], rounds: list[Round]) -> list[str]:
-    summary = machine_summary(machine)
-    date = str(machine["date_utc"]).split(" ")[0]
-    prefix = f"| `{command}` | {summary} | {date} |"
-    rows = [
-        f"{prefix} {f.label} | {format_value(median(rounds, f.key))} {f.unit} | | |"
-        for f in FIGURES
+def markdown_block(command: str, machine: dict[str, Any], rounds: list[Round]) -> list[str]:
+    """The docs/benchmarks.md tables for this run: every figure, then the goals."""
+    lines = [
+        f"`{command}`, {machine_summary(machine)}, {machine['date_utc']}, "
+        f"median of {len(rounds)} round{'s' if len(rounds) != 1 else ''}",
+        "",
+        "| figure | unit | measured |",
+        "|---|---|---|",
     ]
-    rows += [
-        f"{prefix} {g.label} | {g.text} | {g.goal} | {verdict(g.met)} |" for g in goals(rounds)
-    ]
-    return rows
+    lines += [f"| {f.label} | {f.unit} | {format_value(median(rounds, f.key))} |" for f in FIGURES]
+    lines += ["", "| ratio / figure | measured | goal | result |", "|---|---|---|---|"]
+    lines += [f"| {g.label} | {g.text} | {g.goal} | {verdict(g.met)} |" for g in goals(rounds)]
+    return lines
 
 
 def results_json(
