@@ -17,8 +17,9 @@ from broker.handlers.api_versions import unsupported_api_versions_response
 from broker.log import LogConfig
 from broker.offsets_topic import build_group_coordinator
 from broker.partitions import Partition, PartitionManager
-from broker.protocol.codec import decode_header, decode_request, encode_response
+from broker.protocol.codec import decode_header, decode_request, encode_response_frame
 from broker.protocol.errors import ProtocolError, UnsupportedVersion
+from broker.protocol.framing import frame as framed
 from broker.protocol.versions import ApiKey
 from broker.server import ConnectionInfo, serve
 from broker.topics import TopicInfo, TopicRegistry
@@ -86,13 +87,14 @@ class Broker:
         return self.partitions.get(topic, index)
 
     # -- requests -------------------------------------------------------------------------
-    async def dispatch(self, frame: bytes, info: ConnectionInfo) -> bytes | None:
+    async def dispatch(self, frame: bytes, info: ConnectionInfo) -> bytes | memoryview | None:
+        """Handle one request frame; returns the framed response (size prefix included)."""
         try:
             request = decode_request(frame)
         except UnsupportedVersion as exc:
             header, _ = decode_header(frame)
             if exc.api_key == ApiKey.API_VERSIONS:
-                return unsupported_api_versions_response(header.correlation_id)
+                return framed(unsupported_api_versions_response(header.correlation_id))
             raise
         handler = HANDLERS.get(request.header.api_key)
         if handler is None:
@@ -101,7 +103,9 @@ class Broker:
         if body is None:
             return None  # acks=0 produce: no response
         header = request.header
-        return encode_response(header.api_key, header.api_version, header.correlation_id, body)
+        return encode_response_frame(
+            header.api_key, header.api_version, header.correlation_id, body
+        )
 
     # -- lifecycle ------------------------------------------------------------------------
     async def run(self, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:

@@ -14,7 +14,7 @@ import anyio
 from anyio.abc import SocketAttribute, SocketStream, TaskStatus
 
 from broker.protocol.errors import ProtocolError
-from broker.protocol.framing import FrameReader, frame
+from broker.protocol.framing import FrameReader
 
 log = logging.getLogger("regionlink.broker.server")
 
@@ -27,7 +27,8 @@ class ConnectionInfo:
     peer_port: int
 
 
-Dispatcher = Callable[[bytes, ConnectionInfo], Awaitable[bytes | None]]
+# Returns the framed response (size prefix included), or None for no response.
+Dispatcher = Callable[[bytes, ConnectionInfo], Awaitable[bytes | memoryview | None]]
 
 
 async def serve_connection(
@@ -43,7 +44,8 @@ async def serve_connection(
                 for request in reader.feed(data):
                     response = await dispatch(request, info)
                     if response is not None:
-                        await stream.send(frame(response))
+                        # anyio sends any bytes-like object; the view avoids a copy
+                        await stream.send(response)  # type: ignore[arg-type]
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass
         except ProtocolError as exc:

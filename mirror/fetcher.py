@@ -11,6 +11,7 @@ are bounded per feed (chunks) and overall (`max_buffered_bytes`).
 from __future__ import annotations
 
 import logging
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -61,9 +62,10 @@ class FetchSettings:
 
 
 class SourceFetcher:
-    def __init__(self, client: KafkaClient, settings: FetchSettings) -> None:
+    def __init__(self, client: KafkaClient, settings: FetchSettings, lane: str = "fetch") -> None:
         self.client = client
         self.settings = settings
+        self.lane = lane
         self._feeds: dict[TopicPartition, _Feed] = {}
         self._wakeup = anyio.Event()
 
@@ -169,3 +171,24 @@ class SourceFetcher:
             feed.send.send_nowait(error)
         except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
             feed.send.close()
+
+
+class FetcherPool:
+    """Several fetchers, each on its own connection, sharing a flow's partitions.
+
+    One fetch in flight per broker connection leaves the link idle while a response is
+    built and parsed; a few lanes keep a source broker busy (a partition always uses the
+    same lane, so its chunks stay in order).
+    """
+
+    def __init__(self, client: KafkaClient, settings: FetchSettings, lanes: int = 2) -> None:
+        assert lanes >= 1
+        self.fetchers = [SourceFetcher(client, settings, f"fetch-{i}") for i in range(lanes)]
+
+    def for_partition(self, tp: TopicPartition) -> SourceFetcher:
+        return self.fetchers[zlib.crc32(f"{tp[0]}:{tp[1]}".encode()) % len(self.fetchers)]
+
+    async def run(self) -> None:
+        async with anyio.create_task_group() as tg:
+            for fetcher in self.fetchers:
+                tg.start_soon(fetcher.run)

@@ -21,7 +21,7 @@ MAX_LINKS_PER_BATCH = 32
 _PROPAGATOR = TraceContextTextMapPropagator()
 
 
-def trace_links(batch: bytes) -> list[Link]:
+def trace_links(batch: bytes | bytearray) -> list[Link]:
     """Links to the distinct trace contexts in the batch's `traceparent` headers."""
     try:
         records = decode_batch_records(batch, read_header(batch))
@@ -46,7 +46,11 @@ def trace_links(batch: bytes) -> list[Link]:
 
 
 def mirror_span(
-    batch: bytes, source: tuple[str, int], target: tuple[str, int], first_offset: int, count: int
+    batch: bytes | bytearray,
+    source: tuple[str, int],
+    target: tuple[str, int],
+    first_offset: int,
+    count: int,
 ) -> AbstractContextManager[object]:
     """The span around producing one batch to the target (a no-op when tracing is off)."""
     if not telemetry.tracing_enabled():

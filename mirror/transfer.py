@@ -50,7 +50,7 @@ class ProducerSession:
 
 @dataclass(frozen=True)
 class OutgoingBatch:
-    data: bytes
+    data: bytes | bytearray
     record_count: int  # target offsets this batch takes
     source_first_offset: int
     source_last_offset: int
@@ -160,14 +160,14 @@ def _rewrite(
 ) -> OutgoingBatch:
     """Copy the batch, stamp our producer fields and clear the transactional bit."""
     start, end = header.position, header.position + header.size_bytes
-    data = bytearray(records[start:end])
+    data = bytearray(memoryview(records)[start:end])  # the one copy of the batch
     attributes = header.attributes & ~TRANSACTIONAL_BIT
     _REWRITE.pack_into(data, 0, 0, header.batch_length, -1, 2, 0, attributes)
     _PRODUCER.pack_into(data, _PRODUCER_AT, session.producer_id, session.producer_epoch,
                         base_sequence)  # fmt: skip
     _U32.pack_into(data, 17, crc32c(memoryview(data)[CRC_START:]))
     return OutgoingBatch(
-        bytes(data),
+        data,
         header.records_count,
         header.base_offset,
         header.last_offset,

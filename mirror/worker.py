@@ -21,7 +21,7 @@ from broker.client import KafkaClient, KafkaConnectionError, KafkaError
 from mirror.checkpoints import Checkpointer
 from mirror.config import FlowConfig, MirrorConfig
 from mirror.copier import CopySettings, PartitionCopier
-from mirror.fetcher import FetchSettings, SourceFetcher
+from mirror.fetcher import FetcherPool, FetchSettings
 from mirror.internal import COMPACTED, HEARTBEATS_TOPIC, InternalTopic, offset_syncs_topic
 from mirror.membership import Assignment, Membership
 from mirror.offset_store import OffsetMapStore
@@ -87,7 +87,7 @@ class FlowRunner:
             self.source, self.target = source, target
             self.store = OffsetMapStore(target, self.flow.source)
             self.syncs = self._sync_emitter(source, target)
-            self.fetcher = SourceFetcher(source, FetchSettings())
+            self.fetchers = FetcherPool(source, FetchSettings())
             membership = Membership(
                 target,
                 worker_group_id(self.flow),
@@ -100,7 +100,7 @@ class FlowRunner:
                 tg.start_soon(membership.run)
                 tg.start_soon(self._flow_duties)
                 tg.start_soon(self.syncs.run)
-                tg.start_soon(self.fetcher.run)
+                tg.start_soon(self.fetchers.run)
 
     def _sync_emitter(self, source: KafkaClient, target: KafkaClient) -> OffsetSyncEmitter:
         if self.flow.offset_syncs_location == "source":
@@ -168,7 +168,13 @@ class FlowRunner:
             status = self.status.partitions[tp] = PartitionStatus(tp[0], tp[1], topic.target_topic)
         settings = CopySettings(start_from=self.flow.start_from)
         copier = PartitionCopier(
-            self.source, self.target, self.store, status, settings, self.fetcher, self.syncs
+            self.source,
+            self.target,
+            self.store,
+            status,
+            settings,
+            self.fetchers.for_partition(tp),
+            self.syncs,
         )
         running = _Running(copier, anyio.CancelScope(), anyio.Event())
         self._running[tp] = running

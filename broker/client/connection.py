@@ -15,8 +15,8 @@ from typing import Any
 import anyio
 from anyio.abc import SocketStream, TaskGroup
 
-from broker.protocol.codec import RequestHeader, decode_response, encode_request
-from broker.protocol.framing import FrameReader, frame
+from broker.protocol.codec import RequestHeader, decode_response, encode_request_frame
+from broker.protocol.framing import FrameReader
 from broker.protocol.versions import ApiKey
 
 log = logging.getLogger(__name__)
@@ -107,13 +107,13 @@ class KafkaConnection:
             raise KafkaConnectionError(f"{self.peer}: connection closed ({self._closed_reason})")
         correlation_id = self._next_correlation
         self._next_correlation = (correlation_id + 1) & 0x7FFFFFFF
-        payload = frame(
-            encode_request(RequestHeader(api_key, version, correlation_id, self._client_id), body)
+        payload = encode_request_frame(
+            RequestHeader(api_key, version, correlation_id, self._client_id), body
         )
         pending = self._pending[correlation_id] = Pending(api_key, version)
         try:
             async with self._send_lock:
-                await self._stream.send(payload)
+                await self._stream.send(payload)  # type: ignore[arg-type]  # any bytes-like
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             await self.aclose(f"send failed: {exc}")
         return pending

@@ -54,8 +54,13 @@ async def fetch(
     max_wait_ms: int = 500,
     min_bytes: int = 1,
     isolation_level: int = READ_COMMITTED,
+    lane: str = FETCH_LANE,
 ) -> dict[TopicPartition, FetchedPartition]:
-    """One sessionless Fetch from `node_id` (the leader of every partition asked for)."""
+    """One sessionless Fetch from `node_id` (the leader of every partition asked for).
+
+    Fetches use their own connection (`lane`): brokers answer a connection's requests in
+    order, and a long-poll must not hold up other requests.
+    """
 
     def build(b: MessageBuilder, version: int) -> Any:
         topics = tuple(
@@ -91,7 +96,7 @@ async def fetch(
         )
 
     timeout_s = client.request_timeout_s + max_wait_ms / 1000
-    response = await client.call(ApiKey.FETCH, build, node_id, timeout_s, FETCH_LANE)
+    response = await client.call(ApiKey.FETCH, build, node_id, timeout_s, lane)
     result: dict[TopicPartition, FetchedPartition] = {}
     for topic in response.responses:
         for p in topic.partitions:
@@ -110,7 +115,7 @@ async def fetch(
 
 
 def _produce_request(
-    batches: Mapping[TopicPartition, bytes], acks: int, timeout_ms: int
+    batches: Mapping[TopicPartition, bytes | bytearray], acks: int, timeout_ms: int
 ) -> Callable[[MessageBuilder, int], Any]:
     assert acks != 0, "acks=0 has no response; the mirror never uses it"
 
@@ -153,7 +158,7 @@ def _produce_results(response: Any) -> dict[TopicPartition, ProduceResult]:
 async def produce(
     client: KafkaClient,
     node_id: int,
-    batches: Mapping[TopicPartition, bytes],
+    batches: Mapping[TopicPartition, bytes | bytearray],
     *,
     acks: int = -1,
     timeout_ms: int = 30_000,
@@ -167,7 +172,7 @@ async def produce(
 async def produce_pipelined(
     client: KafkaClient,
     node_id: int,
-    requests: list[Mapping[TopicPartition, bytes]],
+    requests: list[Mapping[TopicPartition, bytes | bytearray]],
     *,
     acks: int = -1,
     timeout_ms: int = 30_000,

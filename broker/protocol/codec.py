@@ -17,6 +17,7 @@ from broker.protocol.versions import ApiKey, serves
 
 _HEADER_FIXED = struct.Struct(">hhih")
 _CORRELATION = struct.Struct(">i")
+_SIZE = struct.Struct(">i")
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,10 +148,39 @@ def encode_response(api_key: int, version: int, correlation_id: int, body: Any) 
     return buffer.getvalue()
 
 
-def encode_request(header: RequestHeader, body: Any) -> bytes:
-    """Encode a request (used by our client and tests), without the frame size prefix."""
-    cls = type(body)
+def _framed(buffer: io.BytesIO) -> memoryview:
+    """Patch the size prefix written as a placeholder; the view avoids copying the frame."""
+    view = buffer.getbuffer()
+    _SIZE.pack_into(view, 0, len(view) - _SIZE.size)
+    return view
+
+
+def encode_response_frame(api_key: int, version: int, correlation_id: int, body: Any) -> memoryview:
+    """Size prefix + header + body, written once (fetch responses carry megabytes)."""
     buffer = io.BytesIO()
+    buffer.write(b"\0\0\0\0")
+    buffer.write(response_header_bytes(api_key, version, correlation_id))
+    _writer(type(body))(buffer, body)
+    return _framed(buffer)
+
+
+def encode_request_frame(header: RequestHeader, body: Any) -> memoryview:
+    """Size prefix + request, written once (produce requests carry megabytes)."""
+    buffer = io.BytesIO()
+    buffer.write(b"\0\0\0\0")
+    _write_request(buffer, header, body)
+    return _framed(buffer)
+
+
+def encode_request(header: RequestHeader, body: Any) -> bytes:
+    """Encode a request (used by tests), without the frame size prefix."""
+    buffer = io.BytesIO()
+    _write_request(buffer, header, body)
+    return buffer.getvalue()
+
+
+def _write_request(buffer: io.BytesIO, header: RequestHeader, body: Any) -> None:
+    cls = type(body)
     client = (header.client_id or "").encode()
     buffer.write(
         _HEADER_FIXED.pack(header.api_key, header.api_version, header.correlation_id, len(client))
@@ -159,7 +189,6 @@ def encode_request(header: RequestHeader, body: Any) -> bytes:
     if cls.__flexible__:
         buffer.write(b"\x00")
     _writer(cls)(buffer, body)
-    return buffer.getvalue()
 
 
 def decode_response(api_key: int, version: int, payload: bytes) -> tuple[int, Any]:

@@ -36,7 +36,8 @@ class FrameReader:
                 del self._buffer[:4]
             if len(self._buffer) < self._needed:
                 break
-            frames.append(bytes(self._buffer[: self._needed]))
+            with memoryview(self._buffer) as view:  # one copy out, not two
+                frames.append(bytes(view[: self._needed]))
             del self._buffer[: self._needed]
             self._needed = -1
         return frames
