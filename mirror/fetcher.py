@@ -68,6 +68,7 @@ class SourceFetcher:
         self.lane = lane
         self._feeds: dict[TopicPartition, _Feed] = {}
         self._wakeup = anyio.Event()
+        self._rotation = 0
 
     def subscribe(self, tp: TopicPartition, position: int) -> MemoryObjectReceiveStream[FeedItem]:
         """Start (or restart) feeding `tp` from `position`; chunks arrive in order."""
@@ -99,7 +100,7 @@ class SourceFetcher:
     async def run(self) -> None:
         backoff = Backoff(max_s=5.0)
         while True:
-            ready = [f for f in self._feeds.values() if f.has_room()]
+            ready = self._rotated([f for f in self._feeds.values() if f.has_room()])
             if not ready or self.buffered_bytes >= self.settings.max_buffered_bytes:
                 self._wakeup = anyio.Event()
                 with anyio.move_on_after(1.0):
@@ -114,6 +115,14 @@ class SourceFetcher:
                 delay_s = backoff.next_delay_s()
                 log.warning("fetching from the source failed: %s; retrying in %.1fs", exc, delay_s)
                 await anyio.sleep(delay_s)
+
+    def _rotated(self, feeds: list[_Feed]) -> list[_Feed]:
+        """Start each request at a different partition: brokers fill a response in request
+        order up to their size limit, so a fixed order would starve the last partitions."""
+        if not feeds:
+            return feeds
+        self._rotation = (self._rotation + 1) % len(feeds)
+        return feeds[self._rotation :] + feeds[: self._rotation]
 
     async def _fetch_round(self, ready: list[_Feed], max_wait_ms: int) -> None:
         by_leader: dict[int, list[_Feed]] = defaultdict(list)
