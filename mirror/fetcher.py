@@ -144,6 +144,7 @@ class SourceFetcher:
             partition_max_bytes=self.settings.partition_max_bytes,
             max_bytes=self.settings.max_bytes,
             max_wait_ms=max_wait_ms,
+            lane=self.lane,
         )
         refresh = False
         for feed in feeds:
