@@ -272,6 +272,17 @@ def offsets_translate(
     print_translation(loaded, flow_config, group, as_json)
 
 
+def _mount_runtime() -> None:
+    from mirror.runtime.cli import register
+    from mirror.topology_cli import topology_app
+
+    app.add_typer(topology_app, name="topology")
+    register(app)
+
+
+_mount_runtime()
+
+
 def main() -> None:
     """Console-script entry: one readable line and exit code 2 for expected failures."""
     try:

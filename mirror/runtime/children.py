@@ -1,0 +1,75 @@
+"""What the supervisor runs: one spec per broker or worker process, and how it is watched."""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    name: str  # unique in the topology, also the log file's stem
+    kind: str  # "broker" | "worker"
+    region: str
+    flow: str  # "source:target" for workers
+    argv: tuple[str, ...]
+    ready: re.Pattern[str]  # matched on stdout; group 1 is the address to record
+    log_path: Path
+
+
+BROKER_READY = re.compile(r"ready on (\S+:\d+)")
+WORKER_READY = re.compile(r"control API on (\S+:\d+)")
+
+
+def regionlink_argv(*args: str) -> tuple[str, ...]:
+    """This interpreter running our CLI, so children use the same venv."""
+    return (sys.executable, "-m", "mirror.cli", *args)
+
+
+def broker_spec(state_dir: Path, region: str, index: int, port: int) -> ChildSpec:
+    name = f"{region}/broker-{index}"
+    return ChildSpec(
+        name=name,
+        kind="broker",
+        region=region,
+        flow="",
+        argv=regionlink_argv(
+            "broker",
+            "--data-dir",
+            str(state_dir / "data" / region / f"broker-{index}"),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--node-id",
+            str(index),
+        ),
+        ready=BROKER_READY,
+        log_path=state_dir / "logs" / f"{region}-broker-{index}.log",
+    )
+
+
+def worker_spec(
+    state_dir: Path, source: str, target: str, index: int, config: Path, control_port: int
+) -> ChildSpec:
+    flow = f"{source}:{target}"
+    worker_id = f"{source}-{target}-{index}"
+    return ChildSpec(
+        name=f"{source}->{target}/worker-{index}",
+        kind="worker",
+        region=source,
+        flow=flow,
+        argv=regionlink_argv(
+            "worker",
+            "--config",
+            str(config),
+            "--worker-id",
+            worker_id,
+            "--control-listen",
+            f"127.0.0.1:{control_port}",
+            "--metrics-file",
+            str(state_dir / "metrics" / f"{worker_id}.jsonl"),
+        ),
+        ready=WORKER_READY,
+        log_path=state_dir / "logs" / f"worker-{worker_id}.log",
+    )

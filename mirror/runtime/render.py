@@ -1,0 +1,97 @@
+"""Rich tables for `regionlink status`, `lag` and `link list`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+
+PARTITION_ROWS = 15
+
+
+def status_view(status: dict[str, Any]) -> RenderableType:
+    supervisor = status["supervisor"]
+    regions = Table(title=f"topology {status['topology']} — supervisor {supervisor['status']}")
+    for column in ("region", "kind", "bootstrap", "brokers", "restarts"):
+        regions.add_column(column)
+    for name, region in status["regions"].items():
+        kind = "managed" if region["managed"] else "external"
+        brokers = f"{region['brokers_running']}/{region['brokers']}" if region["managed"] else "-"
+        regions.add_row(name, kind, region["bootstrap"], brokers, str(region["restarts"]))
+    return Group(regions, flows_view(status["flows"]), processes_view(status["processes"]))
+
+
+def flows_view(flows: list[dict[str, Any]]) -> RenderableType:
+    table = Table(title="flows")
+    for column in (
+        "flow",
+        "state",
+        "workers",
+        "lag",
+        "lag ms",
+        "rec/s",
+        "copied",
+        "lost",
+        "groups",
+    ):
+        table.add_column(column, justify="left" if column in ("flow", "state") else "right")
+    errors = []
+    for flow in flows:
+        name = f"{flow['source']} → {flow['target']}"
+        table.add_row(
+            name,
+            flow["state"],
+            f"{flow['workers_running']}/{flow['workers']}",
+            f"{flow['lag_records']:,}",
+            f"{flow['lag_ms']:,}",
+            f"{flow['records_per_s']:,.0f}",
+            f"{flow['records_copied']:,}",
+            f"{flow['records_lost']:,}",
+            str(flow["groups_synced"]),
+        )
+        if flow["last_error"]:
+            errors.append(f"{name}: {flow['last_error']}")
+    return Group(table, *errors) if errors else table
+
+
+def processes_view(processes: list[dict[str, Any]]) -> Table:
+    table = Table(title="processes")
+    for column in ("process", "state", "pid", "address", "restarts", "last exit"):
+        table.add_column(column)
+    for p in processes:
+        state = p["state"] if p["alive"] or p["state"] != "running" else "gone"
+        table.add_row(
+            p["name"], state, str(p["pid"]), p["address"], str(p["restarts"]), p["last_exit"]
+        )
+    return table
+
+
+def lag_view(flows: list[dict[str, Any]]) -> RenderableType:
+    parts: list[RenderableType] = [flows_view(flows)]
+    for flow in flows:
+        table = Table(title=f"{flow['source']} → {flow['target']}: most lagging partitions")
+        for column in (
+            "partition",
+            "state",
+            "source position",
+            "source end",
+            "lag records",
+            "lag ms",
+            "records/s",
+        ):
+            table.add_column(column)
+        for p in flow["partitions"][:PARTITION_ROWS]:
+            table.add_row(
+                f"{p['source_topic']}[{p['partition']}]",
+                p["state"],
+                f"{p['source_position']:,}",
+                f"{p['source_end']:,}",
+                f"{p['lag_records']:,}",
+                f"{p['lag_ms']:,}",
+                f"{p['records_per_s']:,.0f}",
+            )
+        if len(flow["partitions"]) > PARTITION_ROWS:
+            table.caption = f"… and {len(flow['partitions']) - PARTITION_ROWS} more"
+        parts.append(table)
+    return Group(*parts)

@@ -1,0 +1,240 @@
+"""The supervisor: one background process per state directory that runs a topology.
+
+It starts every managed region's broker, then the mirror workers of every flow, records
+each child in the state database, restarts a child that exits with exponential backoff,
+and on SIGTERM stops workers first, then brokers. Ports and data directories are
+chosen once and kept, so a restarted child comes back where it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+from anyio.abc import Process
+
+from mirror.backoff import Backoff
+from mirror.runtime.children import ChildSpec, broker_spec, worker_spec
+from mirror.runtime.state import ProcessRow, StateDB
+from mirror.runtime.worker_files import write_flow_config
+from mirror.topology import TopologyConfig, load_topology
+
+log = logging.getLogger("regionlink.supervisor")
+
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 15.0
+HEALTHY_UPTIME_S = 10.0  # a child that ran this long starts its backoff from scratch
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class _Child:
+    spec: ChildSpec
+    process: Process | None = None
+    restarts: int = 0
+    address: str = ""
+    ready: bool = False
+
+
+class Supervisor:
+    def __init__(self, topology: TopologyConfig, state_dir: Path) -> None:
+        self.topology = topology
+        self.state_dir = state_dir
+        self.state = StateDB(state_dir)
+        self.children: dict[str, _Child] = {}
+        self.stopping = False
+
+    def _port(self, key: str) -> int:
+        """A port chosen once per child and kept across restarts."""
+        ports = self.state.meta().get("ports", {})
+        if key not in ports:
+            ports[key] = free_port()
+            self.state.set_meta(ports=ports)
+        return int(ports[key])
+
+    async def run(self) -> None:
+        for folder in ("logs", "data", "flows", "metrics"):
+            (self.state_dir / folder).mkdir(parents=True, exist_ok=True)
+        self.state.set_meta(status="starting", topology=self.topology.name)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._watch_signals, tg.cancel_scope)
+            bootstraps = await self._start_brokers(tg)
+            await self._start_workers(tg, bootstraps)
+            tg.start_soon(self._report_health)
+
+    async def _start_brokers(self, tg: anyio.abc.TaskGroup) -> dict[str, str]:
+        bootstraps: dict[str, str] = {}
+        for region, config in sorted(self.topology.regions.items()):
+            if not config.managed:
+                continue
+            assert config.brokers == 1, "multi-broker regions are refused before this point"
+            spec = broker_spec(self.state_dir, region, 1, self._port(f"{region}/broker-1"))
+            child = await self._launch(tg, spec)
+            bootstraps[region] = child.address
+        return bootstraps
+
+    async def _start_workers(self, tg: anyio.abc.TaskGroup, bootstraps: dict[str, str]) -> None:
+        mirror = self.topology.mirror_config(bootstraps)
+        for flow in mirror.flows:
+            if not flow.enabled:
+                continue
+            config = write_flow_config(self.state_dir / "flows", mirror, flow)
+            for index in range(1, flow.workers + 1):
+                key = f"{flow.source}->{flow.target}/worker-{index}"
+                spec = worker_spec(
+                    self.state_dir, flow.source, flow.target, index, config, self._port(key)
+                )
+                await self._launch(tg, spec)
+
+    async def _launch(self, tg: anyio.abc.TaskGroup, spec: ChildSpec) -> _Child:
+        """Start `spec` and keep it running; returns once it is ready the first time."""
+        child = self.children[spec.name] = _Child(spec)
+        first_ready = anyio.Event()
+        tg.start_soon(self._keep_running, child, first_ready)
+        with anyio.move_on_after(READY_TIMEOUT_S):
+            await first_ready.wait()
+        return child
+
+    async def _keep_running(self, child: _Child, first_ready: anyio.Event) -> None:
+        backoff = Backoff(initial_s=1.0, max_s=30.0)
+        while not self.stopping:
+            started_s = time.monotonic()
+            code = await self._run_once(child, first_ready)
+            if self.stopping:
+                break
+            if time.monotonic() - started_s > HEALTHY_UPTIME_S:
+                backoff.reset()
+            delay_s = backoff.next_delay_s()
+            child.restarts += 1
+            log.warning(
+                "%s exited with %s; restart %d in %.1fs",
+                child.spec.name,
+                code,
+                child.restarts,
+                delay_s,
+            )
+            self._record(child, "restarting", f"exit {code}")
+            await anyio.sleep(delay_s)
+
+    async def _run_once(self, child: _Child, first_ready: anyio.Event) -> int:
+        spec = child.spec
+        with open(spec.log_path, "ab") as log_file:
+            child.process = await anyio.open_process(
+                list(spec.argv), stdout=-1, stderr=log_file, start_new_session=True
+            )
+            child.ready = False
+            self._record(child, "starting", "")
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._read_stdout, child, first_ready)
+                code = await child.process.wait()
+                tg.cancel_scope.cancel()
+        child.ready = False
+        self._record(child, "stopped" if self.stopping else "exited", f"exit {code}")
+        return code
+
+    async def _read_stdout(self, child: _Child, first_ready: anyio.Event) -> None:
+        assert child.process is not None and child.process.stdout is not None
+        seen = ""
+        async for chunk in child.process.stdout:
+            seen = (seen + chunk.decode("utf-8", "replace"))[-4096:]
+            match = child.spec.ready.search(seen) if not child.ready else None
+            if match:
+                child.ready, child.address = True, match.group(1)
+                self._record(child, "running", "")
+                first_ready.set()
+                await self._reapply_pause(child)
+
+    async def _reapply_pause(self, child: _Child) -> None:
+        """A restarted worker starts unpaused; the operator's pause must survive that."""
+        if child.spec.kind != "worker" or child.spec.flow not in self.state.paused_flows():
+            return
+        from mirror.control.client import ControlError, pause_flow
+
+        source, target = child.spec.flow.split(":")
+        try:
+            await pause_flow(child.address, source, target)
+        except ControlError as exc:
+            log.warning("could not re-pause %s: %s", child.spec.name, exc)
+
+    def _record(self, child: _Child, state: str, last_exit: str) -> None:
+        spec = child.spec
+        pid = child.process.pid if child.process is not None else 0
+        self.state.upsert_process(
+            ProcessRow(
+                spec.name,
+                spec.kind,
+                spec.region,
+                spec.flow,
+                child.address,
+                pid,
+                state,
+                child.restarts,
+                last_exit,
+            )
+        )
+
+    async def _report_health(self) -> None:
+        while not self.stopping:
+            healthy = all(c.ready for c in self.children.values())
+            self.state.set_meta(status="healthy" if healthy else "degraded")
+            await anyio.sleep(0.5)
+
+    async def _watch_signals(self, scope: anyio.CancelScope) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for _ in signals:
+                break
+        self.stopping = True
+        self.state.set_meta(status="stopping")
+        with anyio.CancelScope(shield=True):
+            await self._stop_kind("worker")
+            await self._stop_kind("broker")
+        self.state.set_meta(status="stopped")
+        scope.cancel()
+
+    async def _stop_kind(self, kind: str) -> None:
+        processes = [
+            c.process
+            for c in self.children.values()
+            if c.spec.kind == kind and c.process is not None and c.process.returncode is None
+        ]
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        with anyio.move_on_after(STOP_TIMEOUT_S):
+            for process in processes:
+                await process.wait()
+        for process in processes:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m mirror.runtime.supervisor TOPOLOGY STATE_DIR` (started by `regionlink up`)."""
+    args = argv if argv is not None else sys.argv[1:]
+    topology_path, state_dir = Path(args[0]), Path(args[1])
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    supervisor = Supervisor(load_topology(topology_path), state_dir)
+    supervisor.state.set_meta(supervisor_pid=_own_pid(), topology_path=str(topology_path))
+    anyio.run(supervisor.run)
+
+
+def _own_pid() -> int:
+    return os.getpid()
+
+
+if __name__ == "__main__":
+    main()
