@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from mirror.config import MirrorConfig
-from mirror.errors import ConfigError
+from mirror.errors import CliError, ConfigError
 
 app = typer.Typer(
     name="regionlink",
@@ -21,10 +21,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err = Console(stderr=True, soft_wrap=True)
-
-
-class CliError(Exception):
-    """An operator mistake or unusable environment: printed as one line, exit code 2."""
 
 
 def parse_listen(value: str) -> tuple[str, int]:
@@ -102,7 +98,6 @@ app.add_typer(worker_app, name="worker")
 
 def _load_config(path: Path) -> MirrorConfig:
     from mirror.config import load_mirror_config
-    from mirror.errors import ConfigError
 
     try:
         return load_mirror_config(path)

@@ -29,3 +29,11 @@ class LocatedValueError(ValueError):
     @classmethod
     def at(cls, loc: Loc, message: str) -> LocatedValueError:
         return cls([(loc, message)])
+
+
+class CliError(Exception):
+    """An operator mistake or unusable environment: the CLI prints it as one line, exit 2.
+
+    Lives here, not in mirror.cli, so that `python -m mirror.cli` (whose module is
+    `__main__`) catches the same class that command modules raise.
+    """

@@ -104,10 +104,7 @@ def show_command(
 
 def render_topology(topology: TopologyConfig) -> Tree:
     """The Rich tree `show` prints (built from `Text`, so regexes are never read as markup)."""
-    title = Text.assemble(("topology ", "dim"), (topology.name, "bold"))
-    if topology.source_path is not None:
-        title.append(f"  ({topology.source_path})", style="dim")
-    tree = Tree(title)
+    tree = Tree(Text.assemble(("topology ", "dim"), (topology.name, "bold")))
     regions = tree.add(Text("regions", style="bold"))
     for alias, region in topology.regions.items():
         regions.add(Text.assemble((alias, "cyan"), ": ", describe_region(region)))

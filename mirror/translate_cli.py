@@ -11,6 +11,7 @@ from rich.table import Table
 from broker.client import KafkaClient, KafkaConnectionError, KafkaError
 from mirror.checkpoints import Translation, translate_groups
 from mirror.config import FlowConfig, MirrorConfig
+from mirror.errors import CliError
 from mirror.offset_store import OffsetMapStore
 from mirror.policy import ReplicationPolicy
 from mirror.topic_sync import discover
@@ -33,8 +34,6 @@ async def translate(config: MirrorConfig, flow: FlowConfig, group: str) -> list[
 
 
 def print_translation(config: MirrorConfig, flow: FlowConfig, group: str, as_json: bool) -> None:
-    from mirror.cli import CliError
-
     try:
         translations = anyio.run(translate, config, flow, group)
     except (KafkaError, KafkaConnectionError) as exc:

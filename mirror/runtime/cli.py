@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
-from mirror.errors import ConfigError
+from mirror.errors import CliError, ConfigError
 from mirror.runtime.render import flows_view, lag_view, status_view
 from mirror.runtime.state import StateDB, is_ours, pid_alive
 from mirror.runtime.status import TOPOLOGY_COPY, collect
@@ -32,8 +32,6 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
 def _fail(message: str) -> NoReturn:
-    from mirror.cli import CliError
-
     raise CliError(message)
 
 
