@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TANSU := .tansu/tansu
 
-.PHONY: setup demo test lint typecheck unit integration bench bench-mirror protos clean
+.PHONY: setup demo demo-down test lint typecheck unit integration bench bench-mirror protos clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -18,6 +18,10 @@ setup: $(STAMP)
 ## demo: two regions, a mirror worker, a consumer group failing over exactly
 demo: $(STAMP)
 	$(PY) -m mirror.demo
+
+## demo-down: stop the demo's topology
+demo-down: $(STAMP)
+	$(VENV)/bin/regionlink down --state-dir .regionlink-demo
 
 $(TANSU): | $(STAMP)
 	$(PY) tools/fetch_tansu.py .tansu

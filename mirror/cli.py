@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from mirror.config import MirrorConfig
 from mirror.errors import CliError, ConfigError
@@ -109,7 +110,7 @@ def _load_config(path: Path) -> MirrorConfig:
 def worker(
     ctx: typer.Context,
     config: Annotated[
-        Path | None, typer.Option(help="Mirror TOML file: [clusters.*] and [[flows]].")
+        Path | None, typer.Option(help="Mirror TOML file: \\[clusters.*] and \\[\\[flows]] tables.")
     ] = None,
     worker_id: Annotated[
         str | None, typer.Option(help="Name in status output (default: host-pid).")
@@ -283,7 +284,7 @@ def main() -> None:
     try:
         app()
     except CliError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -1,71 +1,52 @@
-"""`make demo`: two regions on this machine, a mirror between them, a consumer failing over.
+"""`make demo`: a two-region topology on this machine, data flowing, a consumer failing over.
 
-us-east and eu-west are real `regionlink broker` processes; a `regionlink worker` mirrors
-us-east's topics to eu-west as `us-east.<topic>`. A consumer group reads part of the
-orders in us-east, then moves to eu-west and continues exactly where it stopped.
+`regionlink up topologies/two-regions.toml` starts us-east, eu-west and a mirror worker as
+separate processes under a supervisor. The demo produces orders in us-east, lets a consumer
+group read part of them there, then moves the group to eu-west, where it continues exactly
+where it stopped. The topology keeps running afterwards for you to explore.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import signal
+import json
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-import anyio
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from rich.console import Console
-from rich.syntax import Syntax
 from rich.table import Table
 
-from mirror.control.client import fetch_status
-from mirror.control.render import render_status
+from mirror.runtime.render import flows_view
 
+TOPOLOGY = Path(__file__).resolve().parents[1] / "topologies" / "two-regions.toml"
+STATE_DIR = Path(".regionlink-demo")
 RECORDS = 10_000
 READ_AT_SOURCE = 4_000
-GROUP = "billing"
+RUN = time.strftime("%H%M%S")
+TOPIC, GROUP = f"orders-{RUN}", f"billing-{RUN}"
 console = Console(width=max(120, Console().width))
 
 
-def _start(args: list[str], ready: str) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mirror.cli", *args, "--log-level", "warning"],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+def regionlink(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "mirror.cli", *args], capture_output=True, text=True, timeout=180
     )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    match = re.search(ready, line)
-    if not match:
-        process.kill()
-        raise SystemExit(f"{args[0]} failed to start: {line!r}")
-    return process, match.group(1)
+    if done.returncode != 0:
+        raise SystemExit(f"regionlink {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
 
 
-@contextmanager
-def running(processes: list[subprocess.Popen[str]]) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            process.wait(15)
+def status() -> dict[str, Any]:
+    return dict(json.loads(regionlink("status", "--state-dir", str(STATE_DIR), "--json")))
 
 
 def produce(bootstrap: str) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})  # must outlive its futures
-    admin.create_topics([NewTopic("orders", num_partitions=3, replication_factor=1)])[
-        "orders"
-    ].result(10)
+    admin.create_topics([NewTopic(TOPIC, num_partitions=3, replication_factor=1)])[TOPIC].result(10)
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
@@ -75,7 +56,7 @@ def produce(bootstrap: str) -> None:
         }
     )
     for i in range(RECORDS):
-        producer.produce("orders", key=f"customer-{i % 100}".encode(), value=f"order #{i}".encode())
+        producer.produce(TOPIC, key=f"customer-{i % 100}".encode(), value=f"order #{i}".encode())
         producer.poll(0)
     assert producer.flush(30) == 0
 
@@ -104,61 +85,63 @@ def consume(bootstrap: str, topic: str, limit: int | None) -> set[bytes]:
     return values
 
 
-def wait_for_mirror(control: str, timeout_s: float = 60) -> None:
-    """Show the worker's status until the flow has no lag and the group offsets are synced."""
+def committed(bootstrap: str, topic: str) -> dict[int, int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": GROUP})
+    try:
+        wanted = [TopicPartition(topic, p) for p in range(3)]
+        return {tp.partition: tp.offset for tp in consumer.committed(wanted, timeout=5)}
+    finally:
+        consumer.close()
+
+
+def group_synced(us: str, eu: str) -> bool:
+    """Whether eu-west holds GROUP's offsets for every partition it committed in us-east."""
+    source = {p: o for p, o in committed(us, TOPIC).items() if o >= 0}
+    target = committed(eu, f"us-east.{TOPIC}")
+    return all(target.get(p, -1) >= 0 for p in source)
+
+
+def wait_for_mirror(us: str, eu: str, timeout_s: float = 60) -> None:
+    """Until the flow has copied everything and synced the group's offsets to eu-west."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        status = anyio.run(fetch_status, control)
-        flow = status["flows"][0]
-        copied = flow["records_copied"]
-        if copied >= RECORDS and flow["lag_records"] == 0 and flow["groups_synced"] >= 1:
-            console.print(render_status(status))
+        flow = status()["flows"][0]
+        mine = [p for p in flow["partitions"] if p["source_topic"] == TOPIC]
+        copied = sum(p["target_end"] for p in mine)
+        if copied >= RECORDS and flow["lag_records"] == 0 and group_synced(us, eu):
+            console.print(flows_view([flow]))
             return
         time.sleep(0.5)
-    raise SystemExit("the mirror did not catch up within a minute")
+    raise SystemExit("the mirror did not catch up within a minute; see regionlink status")
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="regionlink-demo-") as tmp:
-        work = Path(tmp)
-        us, us_bootstrap = _start(
-            ["broker", "--data-dir", str(work / "us-east"), "--listen", "127.0.0.1:0"],
-            r"ready on ([\d.]+:\d+)",
-        )
-        eu, eu_bootstrap = _start(
-            ["broker", "--data-dir", str(work / "eu-west"), "--listen", "127.0.0.1:0"],
-            r"ready on ([\d.]+:\d+)",
-        )
-        with running([us, eu]):
-            console.print(
-                f"regions: us-east [cyan]{us_bootstrap}[/cyan], eu-west [cyan]{eu_bootstrap}[/cyan]"
-            )
-            produce(us_bootstrap)
-            first = consume(us_bootstrap, "orders", READ_AT_SOURCE)
-            console.print(
-                f"produced {RECORDS:,} orders in us-east; group [bold]{GROUP}[/bold] "
-                f"read {len(first):,} of them there and committed"
-            )
-            config = work / "mirror.toml"
-            config.write_text(
-                f'[clusters.us-east]\nbootstrap = "{us_bootstrap}"\n'
-                f'[clusters.eu-west]\nbootstrap = "{eu_bootstrap}"\n'
-                '[[flows]]\nsource = "us-east"\ntarget = "eu-west"\ntopics = ["orders"]\n'
-                "sync_group_offsets = true\nemit_checkpoints_interval_s = 1\n"
-            )
-            worker, control = _start(
-                ["worker", "--config", str(config)], r"control API on (\S+:\d+)"
-            )
-            with running([worker]):
-                wait_for_mirror(control)
-            rest = consume(eu_bootstrap, "us-east.orders", None)
-            report(first, rest)
-            console.print("\nThe worker ran with this config (mirror.toml):")
-            console.print(Syntax(config.read_text(), "toml"))
-            console.print(
-                "Try next: [bold].venv/bin/regionlink worker --help[/bold], "
-                "[bold].venv/bin/regionlink offsets translate --help[/bold], and `make test`."
-            )
+    console.print(f"[bold]regionlink up topologies/{TOPOLOGY.name}[/bold] --state-dir {STATE_DIR}")
+    regionlink("up", str(TOPOLOGY), "--state-dir", str(STATE_DIR))
+    regions = status()["regions"]
+    us, eu = regions["us-east"]["bootstrap"], regions["eu-west"]["bootstrap"]
+    console.print(
+        f"regions up: us-east [cyan]{us}[/cyan], eu-west [cyan]{eu}[/cyan] "
+        f"(each its own process; state in {STATE_DIR}/)"
+    )
+    produce(us)
+    first = consume(us, TOPIC, READ_AT_SOURCE)
+    console.print(
+        f"produced {RECORDS:,} orders to us-east topic {TOPIC}; group {GROUP} read "
+        f"{len(first):,} of them in us-east and committed"
+    )
+    wait_for_mirror(us, eu)
+    rest = consume(eu, f"us-east.{TOPIC}", None)
+    report(first, rest)
+    console.print(
+        "\nThe topology keeps running. Try:\n"
+        f"  .venv/bin/regionlink status --state-dir {STATE_DIR} --watch\n"
+        f"  kcat -b {us} -t {TOPIC} -P   # type lines; they appear in eu-west:\n"
+        f"  kcat -b {eu} -t us-east.{TOPIC} -C\n"
+        f"  .venv/bin/regionlink link pause us-east:eu-west --state-dir {STATE_DIR}\n"
+        f"  .venv/bin/regionlink offsets translate --help\n"
+        f"Stop it with: make demo-down   (regionlink down --state-dir {STATE_DIR})"
+    )
 
 
 def report(first: set[bytes], rest: set[bytes]) -> None:

@@ -86,6 +86,8 @@ class Supervisor:
         return bootstraps
 
     async def _start_workers(self, tg: anyio.abc.TaskGroup, bootstraps: dict[str, str]) -> None:
+        if not self.topology.flows:
+            return  # regions only: nothing to mirror
         mirror = self.topology.mirror_config(bootstraps)
         for flow in mirror.flows:
             if not flow.enabled:

@@ -15,9 +15,9 @@ def _value(value: Any) -> str:
 
 
 def flow_toml(mirror: MirrorConfig, flow: FlowConfig) -> str:
+    """Every cluster (the cycle check reads region prefixes of all of them), one flow."""
     lines: list[str] = []
-    for alias in (flow.source, flow.target):
-        cluster = mirror.clusters[alias]
+    for alias, cluster in sorted(mirror.clusters.items()):
         lines += [f"[clusters.{alias}]"]
         lines += [f"{k} = {_value(v)}" for k, v in cluster.model_dump().items() if v is not None]
     lines.append("[[flows]]")
