@@ -20,7 +20,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from rich.console import Console
 from rich.table import Table
 
-from mirror.runtime.render import flows_view
+from mirror.runtime.render import status_view
 
 TOPOLOGY = Path(__file__).resolve().parents[1] / "topologies" / "two-regions.toml"
 STATE_DIR = Path(".regionlink-demo")
@@ -105,11 +105,12 @@ def wait_for_mirror(us: str, eu: str, timeout_s: float = 60) -> None:
     """Until the flow has copied everything and synced the group's offsets to eu-west."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        flow = status()["flows"][0]
+        current = status()
+        flow = current["flows"][0]
         mine = [p for p in flow["partitions"] if p["source_topic"] == TOPIC]
         copied = sum(p["target_end"] for p in mine)
         if copied >= RECORDS and flow["lag_records"] == 0 and group_synced(us, eu):
-            console.print(flows_view([flow]))
+            console.print(status_view(current))
             return
         time.sleep(0.5)
     raise SystemExit("the mirror did not catch up within a minute; see regionlink status")
