@@ -33,6 +33,18 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _first(exc: BaseException, kind: type[OSError]) -> OSError | None:
+    """The first `kind` in an exception or (anyio's) exception group, if any."""
+    if isinstance(exc, kind):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _first(inner, kind)
+            if found is not None:
+                return found
+    return None
+
+
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(),
@@ -86,8 +98,13 @@ def broker(
     )
     try:
         run_broker(config)
-    except OSError as exc:
-        raise CliError(f"cannot run the broker on {listen}: {exc.strerror or exc}") from exc
+    except (OSError, BaseExceptionGroup) as exc:
+        os_error = _first(exc, OSError)
+        if os_error is None:
+            raise
+        raise CliError(
+            f"cannot run the broker on {listen}: {os_error.strerror or os_error}"
+        ) from exc
 
 
 worker_app = typer.Typer(

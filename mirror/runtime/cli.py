@@ -105,8 +105,8 @@ def _wait_healthy(
     with console.status("starting brokers and workers…") as spinner:
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                tail = log_path.read_text(errors="replace").strip().splitlines()[-1:]
-                _fail(f"the supervisor exited ({process.returncode}): {' '.join(tail)}")
+                reason = StateDB(state_dir).meta().get("error") if StateDB.exists(state_dir) else ""
+                _fail(f"the topology did not come up: {reason or f'see {log_path}'}")
             if StateDB.exists(state_dir):
                 state = StateDB(state_dir)
                 rows = state.processes()

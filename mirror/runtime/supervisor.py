@@ -14,7 +14,7 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
@@ -31,6 +31,7 @@ log = logging.getLogger("regionlink.supervisor")
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 HEALTHY_UPTIME_S = 10.0  # a child that ran this long starts its backoff from scratch
+START_ATTEMPTS = 3  # a child that exits this often before its first ready line fails `up`
 
 
 def free_port() -> int:
@@ -46,6 +47,12 @@ class _Child:
     restarts: int = 0
     address: str = ""
     ready: bool = False
+    ever_ready: bool = False
+    settled: anyio.Event = field(default_factory=anyio.Event)  # ready, or gave up starting
+
+
+class SupervisorError(Exception):
+    """The topology cannot be brought up (recorded in the state database, then exit 1)."""
 
 
 class Supervisor:
@@ -55,6 +62,7 @@ class Supervisor:
         self.state = StateDB(state_dir)
         self.children: dict[str, _Child] = {}
         self.stopping = False
+        self.failed = False
 
     def _port(self, key: str) -> int:
         """A port chosen once per child and kept across restarts."""
@@ -70,9 +78,23 @@ class Supervisor:
         self.state.set_meta(status="starting", topology=self.topology.name)
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watch_signals, tg.cancel_scope)
-            bootstraps = await self._start_brokers(tg)
-            await self._start_workers(tg, bootstraps)
+            try:
+                bootstraps = await self._start_brokers(tg)
+                await self._start_workers(tg, bootstraps)
+            except SupervisorError as exc:
+                self.failed = True
+                await self._give_up(str(exc))
+                tg.cancel_scope.cancel()
+                return
             tg.start_soon(self._report_health)
+
+    async def _give_up(self, reason: str) -> None:
+        log.error("cannot bring the topology up: %s", reason)
+        self.stopping = True
+        with anyio.CancelScope(shield=True):
+            await self._stop_kind("worker")
+            await self._stop_kind("broker")
+        self.state.set_meta(status="failed", error=reason)
 
     async def _start_brokers(self, tg: anyio.abc.TaskGroup) -> dict[str, str]:
         bootstraps: dict[str, str] = {}
@@ -82,6 +104,10 @@ class Supervisor:
             assert config.brokers == 1, "multi-broker regions are refused before this point"
             spec = broker_spec(self.state_dir, region, 1, self._port(f"{region}/broker-1"))
             child = await self._launch(tg, spec)
+            if not child.ready:
+                raise SupervisorError(
+                    f"{spec.name} was not ready within {READY_TIMEOUT_S:g}s; see {spec.log_path}"
+                )
             bootstraps[region] = child.address
         return bootstraps
 
@@ -103,10 +129,9 @@ class Supervisor:
     async def _launch(self, tg: anyio.abc.TaskGroup, spec: ChildSpec) -> _Child:
         """Start `spec` and keep it running; returns once it is ready the first time."""
         child = self.children[spec.name] = _Child(spec)
-        first_ready = anyio.Event()
-        tg.start_soon(self._keep_running, child, first_ready)
+        tg.start_soon(self._keep_running, child, child.settled)
         with anyio.move_on_after(READY_TIMEOUT_S):
-            await first_ready.wait()
+            await child.settled.wait()
         return child
 
     async def _keep_running(self, child: _Child, first_ready: anyio.Event) -> None:
@@ -120,6 +145,8 @@ class Supervisor:
                 backoff.reset()
             delay_s = backoff.next_delay_s()
             child.restarts += 1
+            if not child.ever_ready and child.restarts >= START_ATTEMPTS:
+                first_ready.set()  # it keeps failing before it is ever ready: stop waiting
             log.warning(
                 "%s exited with %s; restart %d in %.1fs",
                 child.spec.name,
@@ -153,7 +180,7 @@ class Supervisor:
             seen = (seen + chunk.decode("utf-8", "replace"))[-4096:]
             match = child.spec.ready.search(seen) if not child.ready else None
             if match:
-                child.ready, child.address = True, match.group(1)
+                child.ready, child.ever_ready, child.address = True, True, match.group(1)
                 self._record(child, "running", "")
                 first_ready.set()
                 await self._reapply_pause(child)
@@ -230,8 +257,10 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     supervisor = Supervisor(load_topology(topology_path), state_dir)
-    supervisor.state.set_meta(supervisor_pid=_own_pid(), topology_path=str(topology_path))
+    supervisor.state.set_meta(supervisor_pid=_own_pid(), topology_path=str(topology_path), error="")
     anyio.run(supervisor.run)
+    if supervisor.failed:
+        sys.exit(1)
 
 
 def _own_pid() -> int:

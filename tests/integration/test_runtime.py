@@ -127,3 +127,22 @@ def test_up_refuses_bad_files_and_a_second_topology(state_dir: Path, tmp_path: P
     assert done.returncode == 2 and f"{typo}:3: regions.a.brokerz" in done.stderr
     missing = regionlink("status", "--state-dir", str(tmp_path / "nowhere"))
     assert missing.returncode == 2 and "no topology in" in missing.stderr
+
+
+def test_up_reports_a_broker_that_cannot_start(state_dir: Path) -> None:
+    import socket
+
+    assert regionlink("up", str(TOPOLOGY), "--state-dir", str(state_dir)).returncode == 0
+    assert regionlink("down", "--state-dir", str(state_dir)).returncode == 0
+    from mirror.runtime.state import StateDB
+
+    port = StateDB(state_dir).meta()["ports"]["us-east/broker-1"]
+    with socket.socket() as squatter:  # someone took the region's port meanwhile
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        done = regionlink("up", str(TOPOLOGY), "--state-dir", str(state_dir))
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "us-east/broker-1 was not ready" in done.stderr and "Traceback" not in done.stderr
+    log = (state_dir / "logs" / "us-east-broker-1.log").read_text()
+    assert "Address already in use" in log
+    assert not [p for p in status_rows(state_dir) if alive(p["pid"])], "nothing left running"
