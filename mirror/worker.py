@@ -28,7 +28,7 @@ from mirror.offset_store import OffsetMapStore
 from mirror.offset_syncs import OffsetSyncEmitter
 from mirror.offsets.mm2_formats import Heartbeat
 from mirror.policy import ReplicationPolicy
-from mirror.status import FlowStatus, PartitionStatus, WorkerStatus
+from mirror.status import FlowStatus, PartitionState, PartitionStatus, WorkerStatus
 from mirror.topic_sync import MirroredTopic, discover, ensure_remote_topics
 
 log = logging.getLogger(__name__)
@@ -142,7 +142,10 @@ class FlowRunner:
         await self._reconcile()
 
     def _wanted(self) -> dict[TopicPartition, MirroredTopic]:
-        if self.assignment is None or self.paused:
+        return {} if self.paused else self._owned()
+
+    def _owned(self) -> dict[TopicPartition, MirroredTopic]:
+        if self.assignment is None:
             return {}
         return {
             (t.source_topic, p): t
@@ -195,7 +198,10 @@ class FlowRunner:
             await running.done.wait()
         running.scope.cancel()
         await running.done.wait()
-        self.status.partitions.pop(tp, None)
+        if self.paused and self.assignment is not None and tp in self._owned():
+            self.status.partitions[tp].state = PartitionState.PAUSED  # still ours: keep figures
+        else:
+            self.status.partitions.pop(tp, None)
 
     # --- flow-wide duties (member 0) -----------------------------------------------------
 

@@ -7,6 +7,7 @@ prefix every log shares.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 
 from broker.kraft.messages import EMPTY_SNAPSHOT, Entry, Snapshot
@@ -58,25 +59,22 @@ class RaftLog:
         return (last_log_term, last_log_index) >= (self.last_term, self.last_index)
 
     def first_index_of_term(self, index: int) -> int:
-        """The first index of the run of entries sharing `index`'s term (a back-off hint)."""
+        """The first held index with the same term as `index` (a back-off hint for a leader)."""
         term = self.term_at(index)
         assert term is not None, index
-        while index > self.first_index and self.term_at(index - 1) == term:
-            index -= 1
-        return index
+        if index == self._snapshot.last_index:
+            return index
+        # Terms never decrease along the log, so the run of `term` is found by bisection.
+        position = bisect.bisect_left(self._entries, term, key=_term)
+        return self.first_index + position
 
     def last_index_of_term(self, term: int) -> int | None:
-        """The last index holding `term`, if any (terms never decrease along the log)."""
-        index = self.last_index
-        while index >= self._snapshot.last_index:
-            at = self.term_at(index)
-            assert at is not None
-            if at == term:
-                return index
-            if at < term:
-                return None
-            index -= 1
-        return None
+        """The last index holding `term`, if any."""
+        position = bisect.bisect_right(self._entries, term, key=_term)
+        if position:
+            last = self._entries[position - 1]
+            return last.index if last.term == term else None
+        return self._snapshot.last_index if self._snapshot.last_term == term else None
 
     def append(self, entries: Sequence[Entry]) -> None:
         if not entries:
@@ -134,3 +132,7 @@ class RaftLog:
             assert entry.index == last_index + 1, (entry.index, last_index)
             assert entry.term >= last_term, (entry.term, last_term)
             last_index, last_term = entry.index, entry.term
+
+
+def _term(entry: Entry) -> int:
+    return entry.term

@@ -49,11 +49,10 @@ class PersistedState:
         entries = self.entries
         if persist.snapshot is not None or persist.truncate_from is not None:
             end = persist.truncate_from
-            entries = tuple(
-                e for e in entries if e.index > snapshot.last_index and (end is None or e.index < end)
-            )
+            kept = (e for e in entries if e.index > snapshot.last_index)
+            entries = tuple(e for e in kept if end is None or e.index < end)
         if persist.entries:
             last_index = entries[-1].index if entries else snapshot.last_index
-            assert persist.entries[0].index == last_index + 1, (persist.entries[0].index, last_index)
+            assert persist.entries[0].index == last_index + 1, (persist.entries, last_index)
             entries += persist.entries
         return PersistedState(persist.hard_state or self.hard_state, snapshot, entries)

@@ -48,6 +48,7 @@ class _Child:
     address: str = ""
     ready: bool = False
     ever_ready: bool = False
+    last_exit: str = ""
     settled: anyio.Event = field(default_factory=anyio.Event)  # ready, or gave up starting
 
 
@@ -76,6 +77,7 @@ class Supervisor:
         for folder in ("logs", "data", "flows", "metrics"):
             (self.state_dir / folder).mkdir(parents=True, exist_ok=True)
         self.state.set_meta(status="starting", topology=self.topology.name)
+        self.state.clear_processes()  # rows of an earlier run would read as current
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watch_signals, tg.cancel_scope)
             try:
@@ -164,7 +166,7 @@ class Supervisor:
                 list(spec.argv), stdout=-1, stderr=log_file, start_new_session=True
             )
             child.ready = False
-            self._record(child, "starting", "")
+            self._record(child, "starting")
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._read_stdout, child, first_ready)
                 code = await child.process.wait()
@@ -181,7 +183,7 @@ class Supervisor:
             match = child.spec.ready.search(seen) if not child.ready else None
             if match:
                 child.ready, child.ever_ready, child.address = True, True, match.group(1)
-                self._record(child, "running", "")
+                self._record(child, "running")
                 first_ready.set()
                 await self._reapply_pause(child)
 
@@ -197,8 +199,9 @@ class Supervisor:
         except ControlError as exc:
             log.warning("could not re-pause %s: %s", child.spec.name, exc)
 
-    def _record(self, child: _Child, state: str, last_exit: str) -> None:
+    def _record(self, child: _Child, state: str, last_exit: str = "") -> None:
         spec = child.spec
+        child.last_exit = last_exit or child.last_exit  # kept while it runs again
         pid = child.process.pid if child.process is not None else 0
         self.state.upsert_process(
             ProcessRow(
@@ -210,7 +213,7 @@ class Supervisor:
                 pid,
                 state,
                 child.restarts,
-                last_exit,
+                child.last_exit,
             )
         )
 

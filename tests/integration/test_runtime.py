@@ -94,7 +94,9 @@ def test_up_status_restart_pause_and_down(state_dir: Path) -> None:
 
     paused = regionlink("link", "pause", "us-east:eu-west", "--state-dir", str(state_dir))
     assert paused.returncode == 0, paused.stderr
-    assert status(state_dir)["flows"][0]["state"] == "paused"
+    paused_flow = status(state_dir)["flows"][0]
+    assert paused_flow["state"] == "paused"
+    assert {p["state"] for p in paused_flow["partitions"]} == {"paused"}, "figures kept"
     produce(us, "orders", [b"while-paused"] * 10)
     time.sleep(2)
     assert sum(end_offsets(eu, "us-east.orders").values()) == 510
