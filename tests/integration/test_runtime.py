@@ -69,6 +69,12 @@ def test_up_status_restart_pause_and_down(state_dir: Path) -> None:
     )
     flow = status(state_dir)["flows"][0]
     assert flow["records_copied"] == 500 and flow["state"] == "running"
+    metrics = state_dir / "metrics" / "us-east-eu-west-1.jsonl"
+    wait_until(
+        lambda: metrics.exists() and "regionlink.mirror.lag.records" in metrics.read_text(),
+        15,
+        "OpenTelemetry metrics from the worker",
+    )
     lag = regionlink("lag", "--state-dir", str(state_dir), "--json")
     assert lag.returncode == 0 and json.loads(lag.stdout)[0]["lag_records"] == 0
 
