@@ -125,7 +125,7 @@ def _show(state_dir: Path, as_json: bool, note: str = "") -> None:
         return
     console.print(status_view(status))
     if note:
-        console.print(note)
+        console.print(note, soft_wrap=True)
 
 
 def down(state_dir: StateDir = Path(".regionlink")) -> None:
@@ -145,11 +145,12 @@ def down(state_dir: StateDir = Path(".regionlink")) -> None:
     if pid and pid_alive(pid):
         os.kill(pid, signal.SIGKILL)
     if not pid and not leftovers:
-        console.print(f"nothing is running in {state_dir}")
+        console.print(f"nothing is running in {state_dir}", soft_wrap=True)
         return
     console.print(
         f"stopped the topology in {state_dir}"
-        + (f" ({leftovers} processes had to be killed)" if leftovers else "")
+        + (f" ({leftovers} processes had to be killed)" if leftovers else ""),
+        soft_wrap=True,
     )
 
 
@@ -223,7 +224,7 @@ def _set_link(state_dir: Path, flow: str, paused: bool) -> None:
         if not ok:
             _fail(f"{row.name}: {message}")
     verb = "paused" if paused else "resumed"
-    console.print(f"{verb} {source} → {target} on {len(workers)} worker(s)")
+    console.print(f"{verb} {source} → {target} on {len(workers)} worker(s)", soft_wrap=True)
 
 
 @link_app.command("pause")
