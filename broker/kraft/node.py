@@ -370,19 +370,18 @@ class RaftNode:
             return
         self._heard_from_leader(m)
         assert all(e.index == m.prev_log_index + 1 + i for i, e in enumerate(m.entries)), m
-        prev_index, prev_term, entries = m.prev_log_index, m.prev_log_term, m.entries
+        prev_index, entries = m.prev_log_index, m.entries
         if prev_index < self._commit:
-            # Our committed prefix matches every later leader's log: skip what it covers.
+            # Our committed prefix matches every later leader's log: skip what it covers
+            # (it may be compacted, so there may be no term to compare).
             entries = entries[self._commit - prev_index :]
             prev_index = self._commit
-            local = self._log.term_at(prev_index)
-            assert local is not None
-            prev_term = local
-        local_term = self._log.term_at(prev_index)
-        if local_term != prev_term:
-            assert prev_index > self._commit, f"committed entry {prev_index} differs from leader"
-            self._reject_append(m, local_term)
-            return
+        else:
+            local_term = self._log.term_at(prev_index)
+            if local_term != m.prev_log_term:
+                assert prev_index > self._commit, f"committed entry {prev_index} differs"
+                self._reject_append(m, local_term)
+                return
         for i, entry in enumerate(entries):
             existing = self._log.term_at(entry.index)
             if existing == entry.term:

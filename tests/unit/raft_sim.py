@@ -13,12 +13,13 @@ import heapq
 import itertools
 import random
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NoReturn
 
 from broker.kraft import (
     Entry,
+    HardState,
     Message,
     NotLeader,
     PersistedState,
@@ -43,13 +44,17 @@ INITIAL_DIGEST = bytes(8)
 @dataclass
 class Faults:
     """Per message: lost with `loss`, sent twice with `duplicate`, delayed uniformly (so
-    reordered); per Ready: the host crashes before persisting it with `crash_in_ready`."""
+    reordered). Per Ready the host crashes before persisting it with `crash_in_ready` (so it
+    is as if never computed), or after persisting and sending it with `reboot_after_ready`
+    and restarts at once (so anything the node forgot to persist is lost while the world
+    still holds its promises)."""
 
     loss: float = 0.0
     duplicate: float = 0.0
     min_delay_ms: int = 1
     max_delay_ms: int = 1
     crash_in_ready: float = 0.0
+    reboot_after_ready: float = 0.0
 
 
 def digest_after(digest: bytes, entry: Entry) -> bytes:
@@ -117,13 +122,15 @@ class Cluster:
         seed: int,
         config: RaftConfig = CONFIG,
         faults: Faults | None = None,
+        stores: dict[int, PersistedState] | None = None,
     ) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
         self.config = config
         self.faults = faults or Faults()
         self.ids = tuple(range(1, size + 1))
-        self.hosts = {i: Host(i) for i in self.ids}
+        stores = stores or {}
+        self.hosts = {i: Host(i, stores.get(i, PersistedState())) for i in self.ids}
         self.now_ms = 0
         self.in_flight: list[tuple[int, int, Message]] = []
         self.sequence = itertools.count()
@@ -132,6 +139,7 @@ class Cluster:
         self.history = History()
         self.log_terms: dict[tuple[int, int], tuple[Entry, int]] = {}  # (index, term) -> prev
         self.stats: Counter[str] = Counter()
+        self.sent: list[Message] = []  # every message handed to the network, for tests to read
         for host in self.hosts.values():
             self._boot(host)
 
@@ -192,6 +200,7 @@ class Cluster:
             self.stats["crashes_in_ready"] += 1
             return
         if ready.persist is not None:
+            self._check_hard_state(host, ready.persist.hard_state)
             host.store = host.store.apply(ready.persist)
             self._check_log_matching(host, ready.persist.entries)
             host.commit_durable = max(host.commit_durable, host.store.hard_state.commit_index)
@@ -210,10 +219,14 @@ class Cluster:
         if node.commit_index < host.commit_seen:
             self.fail(f"node {host.node_id} commit went {host.commit_seen} -> {node.commit_index}")
         host.commit_seen = node.commit_index
+        if self.faults.reboot_after_ready and self.rng.random() < self.faults.reboot_after_ready:
+            self.crash(host.node_id)
+            self.restart(host.node_id)
+            self.stats["reboots_after_ready"] += 1
 
     def send(self, message: Message) -> None:
         faults = self.faults
-        self.stats["sent"] += 1
+        self.sent.append(message)
         if faults.loss and self.rng.random() < faults.loss:
             return
         copies = 2 if faults.duplicate and self.rng.random() < faults.duplicate else 1
@@ -228,6 +241,7 @@ class Cluster:
             host = self.hosts[message.dst]
             if host.node is None or (message.src, message.dst) in self.cut:
                 continue
+            self.stats[type(message).__name__] += 1
             self.handle(host, host.node.receive(message, self.now_ms))
         for host in self.live():
             assert host.node is not None
@@ -238,17 +252,27 @@ class Cluster:
         for _ in range(ms // STEP_MS):
             self.step()
 
+    def run_until(self, done: Callable[[], bool], limit_ms: int = 5_000) -> None:
+        deadline_ms = self.now_ms + limit_ms
+        while not done():
+            if self.now_ms >= deadline_ms:
+                self.fail(f"condition not met within {limit_ms} ms")
+            self.step()
+
     # -- the application's side -----------------------------------------------------------
 
     def leader(self) -> RaftNode | None:
         """The live leader of the highest term, if any."""
-        leaders = [h.node for h in self.live() if h.node is not None and h.node.role is Role.LEADER]
-        return max(leaders, key=lambda n: n.term, default=None)
+        return max(self.leaders(), key=lambda n: n.term, default=None)
+
+    def leaders(self) -> list[RaftNode]:
+        """Every live node that believes it leads (stale ones included)."""
+        return [h.node for h in self.live() if h.node is not None and h.node.role is Role.LEADER]
 
     def propose(self, data: bytes, node_id: int | None = None) -> Proposed | None:
-        node = self.leader() if node_id is None else self.node(node_id)
+        node = self.leader() if node_id is None else self.hosts[node_id].node
         if node is None:
-            return None
+            return None  # no leader, or the node is down
         result = node.propose(data, self.now_ms)
         if isinstance(result, NotLeader):
             return None
@@ -292,6 +316,16 @@ class Cluster:
         for entry in self.history.entries[log.snapshot.last_index :]:
             if entry.term <= node.term and log.term_at(entry.index) != entry.term:
                 self.fail(f"leader {node.node_id} of term {node.term} lacks committed {entry}")
+
+    def _check_hard_state(self, host: Host, new: HardState | None) -> None:
+        """Terms never go back and a vote, once durable, is never changed within its term."""
+        old = host.store.hard_state
+        if new is None:
+            return
+        if new.term < old.term or (
+            new.term == old.term and old.voted_for not in (None, new.voted_for)
+        ):
+            self.fail(f"node {host.node_id} persisted {new} over {old}")
 
     def _check_log_matching(self, host: Host, entries: tuple[Entry, ...]) -> None:
         """Same (index, term) means the same entry after the same predecessor (§5.3): checked
