@@ -61,11 +61,16 @@ class LeaderEpochCache:
             self._save()
 
     def truncate_from_start(self, start_offset: int) -> None:
-        """The log now starts at start_offset: the epoch covering it starts there."""
-        before = [entry for entry in self.entries if entry[1] <= start_offset]
-        if not before or (len(before) == 1 and before[0][1] == start_offset):
+        """The log now starts at start_offset: the epoch covering it starts there.
+
+        As Kafka's truncateFromStart: only entries starting *before* start_offset go (the
+        last of them moves to start_offset); entries starting exactly there all stay, or an
+        unclean restart would answer OffsetForLeaderEpoch differently than before it.
+        """
+        removed = [entry for entry in self.entries if entry[1] < start_offset]
+        if not removed:
             return
-        self.entries = [(before[-1][0], start_offset), *self.entries[len(before) :]]
+        self.entries = [(removed[-1][0], start_offset), *self.entries[len(removed) :]]
         self._save()
 
     def clear(self) -> None:

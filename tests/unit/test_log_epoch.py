@@ -47,6 +47,17 @@ def test_truncation_from_both_ends(tmp_path: Path) -> None:
     assert LeaderEpochCache.load(tmp_path).entries == [(2, 15)]  # type: ignore[union-attr]
 
 
+def test_truncate_from_start_keeps_epochs_starting_exactly_there(tmp_path: Path) -> None:
+    # Found by the log model: epoch 0 was moved to 5, then epoch 2 began at 5 on an empty log;
+    # an unclean restart re-applies truncate_from_start(5) and must not drop epoch 0.
+    cache = LeaderEpochCache(tmp_path / "leader-epoch-checkpoint", [(0, 5), (2, 5)])
+    cache.truncate_from_start(5)
+    assert cache.entries == [(0, 5), (2, 5)]
+    assert cache.end_offset_for(1, log_end_offset=6) == (0, 5)
+    cache.truncate_from_start(6)
+    assert cache.entries == [(2, 6)]
+
+
 def test_corrupt_checkpoint_loads_as_none(tmp_path: Path) -> None:
     (tmp_path / "leader-epoch-checkpoint").write_text("0\n3\n1 0\n")
     assert LeaderEpochCache.load(tmp_path) is None
