@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from broker.client import KafkaClient, KafkaConnectionError, KafkaError
-from broker.client.data import LATEST, list_offsets
+from broker.client.data import LATEST, TopicPartition, list_offsets
 from broker.client.groups import commit_offsets, describe_group_states, fetch_committed, list_groups
 from mirror.config import FlowConfig
 from mirror.internal import COMPACTED, InternalTopic, checkpoints_topic
@@ -28,7 +28,6 @@ from mirror.topic_sync import MirroredTopic
 
 log = logging.getLogger(__name__)
 
-TopicPartition = tuple[str, int]
 IDLE_GROUP_STATES = frozenset({"Empty", "Dead", ""})
 _CONCURRENT_REQUESTS = 32
 
@@ -110,9 +109,7 @@ async def translate_groups(
                 continue
             target_tp = (remote[topic], partition)
             end = ends.get(target_tp)
-            downstream = (
-                None if end is None else store.map_for((topic, partition)).translate(offset, end)
-            )
+            downstream = None if end is None else store.translate((topic, partition), offset, end)
             translations.append(
                 Translation(group, (topic, partition), target_tp, offset, downstream, metadata)
             )

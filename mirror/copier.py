@@ -20,7 +20,14 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from broker import telemetry
 from broker.client import KafkaClient, KafkaConnectionError, KafkaError
 from broker.client.admin import init_producer_id
-from broker.client.data import EARLIEST, LATEST, list_offsets, produce, produce_pipelined
+from broker.client.data import (
+    EARLIEST,
+    LATEST,
+    TopicPartition,
+    list_offsets,
+    produce,
+    produce_pipelined,
+)
 from broker.protocol.batch import InvalidBatch
 from broker.protocol.errors import ErrorCode
 from mirror.backoff import Backoff
@@ -34,7 +41,6 @@ from mirror.transfer import OutgoingBatch, ProducerSession, TransferPlan, plan_t
 
 log = logging.getLogger(__name__)
 
-TopicPartition = tuple[str, int]
 _REFRESH_ERRORS = {
     ErrorCode.not_leader_or_follower,
     ErrorCode.leader_not_available,

@@ -19,14 +19,13 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from broker.client import KafkaClient, KafkaConnectionError, KafkaError
-from broker.client.data import FetchedPartition, fetch
+from broker.client.data import FetchedPartition, TopicPartition, fetch
 from broker.protocol.batch import iter_valid_prefix
 from broker.protocol.errors import ErrorCode
 from mirror.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
-TopicPartition = tuple[str, int]
 FEED_CHUNKS = 2
 SHORT_WAIT_MS = 5
 

@@ -13,12 +13,12 @@ from collections.abc import Iterator
 import anyio
 
 from broker.client import KafkaClient
+from broker.client.data import TopicPartition
 from mirror.internal import KEEP_FOREVER, InternalTopic, KeyedRecord, offset_map_topic
 from mirror.offsets.mm2_formats import MalformedRecord, OffsetSync
 from mirror.offsets.offset_map import PartitionOffsetMap, RunStart, apply_sync_records, run_to_sync
 
 log = logging.getLogger(__name__)
-TopicPartition = tuple[str, int]
 
 
 def _decode(records: list[KeyedRecord], topic: str) -> Iterator[OffsetSync]:
@@ -55,6 +55,11 @@ class OffsetMapStore:
         """A copy of the persisted map of `tp` (empty if none), safe to mutate."""
         existing = self._maps.get(tp)
         return PartitionOffsetMap(existing.runs if existing else ())
+
+    def translate(self, tp: TopicPartition, committed: int, target_end: int) -> int | None:
+        """`PartitionOffsetMap.translate` on the persisted map, without copying it."""
+        existing = self._maps.get(tp)
+        return None if existing is None else existing.translate(committed, target_end)
 
     def partitions(self) -> list[TopicPartition]:
         return sorted(self._maps)

@@ -13,12 +13,12 @@ import logging
 import anyio
 
 from broker.client import KafkaClient, KafkaConnectionError, KafkaError
+from broker.client.data import TopicPartition
 from mirror.internal import COMPACTED, InternalTopic
 from mirror.offsets.mm2_formats import OffsetSync
 
 log = logging.getLogger(__name__)
 
-TopicPartition = tuple[str, int]
 MAX_PENDING = 10_000  # while the cluster is unreachable, keep only the newest syncs
 
 

@@ -15,9 +15,9 @@ from functools import lru_cache
 from typing import Literal
 
 from mirror.config import FlowConfig
+from mirror.internal import HEARTBEATS_TOPIC
 
-HEARTBEATS_TOPIC = "heartbeats"
-"""MM2's liveness topic: always mirrored (subject to loops), so every hop can be traced."""
+# MM2's liveness topic: always mirrored (subject to loops), so every hop can be traced.
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from broker.client import KafkaClient, KafkaConnectionError, KafkaError
+from broker.client.data import TopicPartition
 from mirror.checkpoints import Checkpointer
 from mirror.config import FlowConfig, MirrorConfig
 from mirror.copier import CopySettings, PartitionCopier
@@ -33,7 +34,6 @@ from mirror.topic_sync import MirroredTopic, discover, ensure_remote_topics
 
 log = logging.getLogger(__name__)
 
-TopicPartition = tuple[str, int]
 REVOKE_GRACE_S = 5.0
 
 

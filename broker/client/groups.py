@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.client.client import KafkaClient, KafkaError, check
+from broker.client.data import TopicPartition
 from broker.protocol.errors import ErrorCode
 from broker.protocol.messages import MessageBuilder
 from broker.protocol.versions import ApiKey
 
-TopicPartition = tuple[str, int]
 GROUP_KEY = 0
 
 
