@@ -21,15 +21,14 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer
 
+from bench import workload
 from bench.workload import (
     CONSUMER_CONFIG,
-    MB,
     PRODUCER_CONFIG,
     DeliveryStats,
     assign_from_beginning,
     make_values,
     percentile_ms,
-    produce_all,
 )
 
 # The producer config of every mirror-bench step: the broker bench's, plus idempotence.
@@ -41,29 +40,8 @@ DRAIN_BATCH = 10_000
 
 
 def run_produce(args: argparse.Namespace) -> dict[str, Any]:
-    """Produce args.records values (idempotent, acks=all); time first produce() to flush()."""
-    stats = DeliveryStats()
-    config = {**IDEMPOTENT_PRODUCER_CONFIG, "bootstrap.servers": args.bootstrap}
-    config["on_delivery"] = stats.on_delivery
-    producer = Producer(config)
-    values = make_values(args.value_bytes)
-    started_s = time.perf_counter()
-    produce_all(producer, args.topic, values, args.records)
-    unflushed = producer.flush(args.timeout_s)
-    elapsed_s = time.perf_counter() - started_s
-    acked = len(stats.latencies_s)
-    return {
-        "step": "produce",
-        "records": acked,
-        "elapsed_s": elapsed_s,
-        "records_per_s": acked / elapsed_s,
-        "mb_per_s": acked * args.value_bytes / MB / elapsed_s,
-        "p99_latency_ms": percentile_ms(stats.latencies_s, 99),
-        "errors": stats.errors,
-        "first_error": stats.first_error,
-        "unflushed": unflushed,
-        "ok": acked == args.records and stats.errors == 0 and unflushed == 0,
-    }
+    """The broker bench's produce step with idempotence (first produce() to flush())."""
+    return workload.run_produce(args, IDEMPOTENT_PRODUCER_CONFIG)
 
 
 def produce_retrying(producer: Producer, topic: str, msg: Message) -> None:

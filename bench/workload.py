@@ -94,10 +94,12 @@ def produce_all(producer: Producer, topic: str, values: list[bytes], records: in
             producer.poll(0)
 
 
-def run_produce(args: argparse.Namespace) -> dict[str, Any]:
+def run_produce(
+    args: argparse.Namespace, producer_config: dict[str, Any] = PRODUCER_CONFIG
+) -> dict[str, Any]:
     """Produce args.records values of args.value_bytes; time until every report is in."""
     stats = DeliveryStats()
-    config = {**PRODUCER_CONFIG, "bootstrap.servers": args.bootstrap}
+    config = {**producer_config, "bootstrap.servers": args.bootstrap}
     config["on_delivery"] = stats.on_delivery
     producer = Producer(config)
     values = make_values(args.value_bytes)
