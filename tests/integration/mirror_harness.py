@@ -7,7 +7,6 @@ import os
 import re
 import select
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
+from bench.brokers import port_accepts
 from tests.integration.conftest import BrokerProcess, free_port
 
 START_TIMEOUT_S = 20.0
@@ -311,8 +311,7 @@ class TansuProcess:
 
     def _accepting(self) -> bool:
         assert self.process.poll() is None, self.log_path.read_text()[-2000:]
-        with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+        return port_accepts(self.port)
 
     def stop(self) -> None:
         self.process.kill()

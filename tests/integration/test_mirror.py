@@ -104,7 +104,8 @@ def test_filters_naming_discovery_and_config_sync(
     )
 
 
-def _consume_and_commit(bootstrap: str, topic: str, group: str, count: int) -> list[bytes]:
+def _group_consumer(bootstrap: str, topic: str, group: str) -> Consumer:
+    """A group member reading `topic` from the earliest offset, committing by hand."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -114,6 +115,11 @@ def _consume_and_commit(bootstrap: str, topic: str, group: str, count: int) -> l
         }
     )
     consumer.subscribe([topic])
+    return consumer
+
+
+def _consume_and_commit(bootstrap: str, topic: str, group: str, count: int) -> list[bytes]:
+    consumer = _group_consumer(bootstrap, topic, group)
     values: list[bytes] = []
     deadline = time.monotonic() + 30
     while len(values) < count and time.monotonic() < deadline:
@@ -129,15 +135,7 @@ def _consume_and_commit(bootstrap: str, topic: str, group: str, count: int) -> l
 
 
 def _consume_rest(bootstrap: str, topic: str, group: str, quiet_s: float = 3.0) -> list[bytes]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": group,
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
+    consumer = _group_consumer(bootstrap, topic, group)
     values: list[bytes] = []
     last_s = time.monotonic()
     while time.monotonic() - last_s < quiet_s:

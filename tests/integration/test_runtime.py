@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from mirror.runtime.state import pid_alive
 from tests.integration.mirror_harness import create_topic, end_offsets, produce, wait_until
 
 pytestmark = pytest.mark.integration
@@ -33,15 +34,6 @@ def status(state_dir: Path) -> dict[str, Any]:
     done = regionlink("status", "--state-dir", str(state_dir), "--json")
     assert done.returncode == 0, done.stderr
     return dict(json.loads(done.stdout))
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as handle:
-        return handle.read().split(") ", 1)[1][:1] != "Z"
 
 
 @pytest.fixture
@@ -113,7 +105,7 @@ def test_up_status_restart_pause_and_down(state_dir: Path) -> None:
     stopped = regionlink("down", "--state-dir", str(state_dir))
     assert stopped.returncode == 0 and "stopped" in stopped.stdout
     everyone = [first["supervisor"]["pid"], *(p["pid"] for p in status_rows(state_dir))]
-    assert not [pid for pid in everyone if alive(pid)], "down leaves no process behind"
+    assert not [pid for pid in everyone if pid_alive(pid)], "down leaves no process behind"
     assert "nothing is running" in regionlink("down", "--state-dir", str(state_dir)).stdout
 
 
@@ -153,4 +145,4 @@ def test_up_reports_a_broker_that_cannot_start(state_dir: Path) -> None:
     assert "us-east/broker-1 was not ready" in done.stderr and "Traceback" not in done.stderr
     log = (state_dir / "logs" / "us-east-broker-1.log").read_text()
     assert "Address already in use" in log
-    assert not [p for p in status_rows(state_dir) if alive(p["pid"])], "nothing left running"
+    assert not [p for p in status_rows(state_dir) if pid_alive(p["pid"])], "nothing left running"
