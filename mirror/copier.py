@@ -122,7 +122,7 @@ class PartitionCopier:
                     await self.store.append(self.source_tp, plan.new_runs)
                 await self._produce_all(plan.batches)
                 self._offer_syncs(plan, cursor)
-                self._account(plan.batches, cursor, fetched.high_watermark)
+                self._account(plan, cursor, fetched.high_watermark)
                 backoff.reset()
         finally:
             self.fetcher.unsubscribe(self.source_tp)
@@ -264,11 +264,10 @@ class PartitionCopier:
             last = plan.batches[-1].source_last_offset
             self.syncs.offer(self.source_tp, last, cursor.target_end - 1, False)
 
-    def _account(
-        self, batches: list[OutgoingBatch], cursor: MirrorCursor, high_watermark: int
-    ) -> None:
+    def _account(self, plan: TransferPlan, cursor: MirrorCursor, high_watermark: int) -> None:
         status = self.status
-        status.count(sum(b.record_count for b in batches), sum(len(b.data) for b in batches))
+        batches = plan.batches
+        status.count(plan.record_count, plan.byte_count)
         status.source_position = cursor.source_position
         status.target_end = cursor.target_end
         status.lag_records = max(0, high_watermark - cursor.source_position)

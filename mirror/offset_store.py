@@ -60,6 +60,3 @@ class OffsetMapStore:
         """`PartitionOffsetMap.translate` on the persisted map, without copying it."""
         existing = self._maps.get(tp)
         return None if existing is None else existing.translate(committed, target_end)
-
-    def partitions(self) -> list[TopicPartition]:
-        return sorted(self._maps)

@@ -17,10 +17,6 @@ from mirror.policy import ReplicationPolicy
 from mirror.topic_sync import discover
 
 
-class TranslateError(Exception):
-    """The clusters could not be asked (printed as one line by the CLI)."""
-
-
 async def translate(config: MirrorConfig, flow: FlowConfig, group: str) -> list[Translation]:
     source_cfg, target_cfg = config.clusters[flow.source], config.clusters[flow.target]
     policy = ReplicationPolicy.for_flow(flow, config.aliases)
