@@ -52,10 +52,10 @@ bench: $(STAMP)
 bench-mirror: $(STAMP)
 	$(PY) -m bench.mirror_bench
 
-## protos: regenerate the gRPC modules in mirror/control from control.proto (kept in the repo)
+## protos: regenerate the gRPC modules from the .proto files (generated code kept in the repo)
 protos: $(STAMP)
 	$(PY) -m grpc_tools.protoc -I . --python_out=. --grpc_python_out=. --pyi_out=. \
-		mirror/control/control.proto
+		mirror/control/control.proto broker/kraft/controller/controller.proto
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

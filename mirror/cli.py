@@ -107,6 +107,77 @@ def broker(
         ) from exc
 
 
+@app.command()
+def controller(
+    node_id: Annotated[int, typer.Option(help="This controller's id; must be in --quorum.")],
+    data_dir: Annotated[Path, typer.Option(help="Directory for the Raft log (raft.wal).")],
+    quorum: Annotated[
+        str,
+        typer.Option(help="Every controller as ID@HOST:PORT, comma-separated (this one too)."),
+    ],
+    listen: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT to serve on (default: this node's --quorum address)."),
+    ] = None,
+    broker_session_timeout_ms: Annotated[
+        int, typer.Option(help="Fence a broker after this long without a heartbeat.")
+    ] = 9_000,
+    default_replication_factor: Annotated[
+        int, typer.Option(help="Replicas of a topic created with replication factor -1.")
+    ] = 3,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run one member of a region's controller quorum (KRaft-style).
+
+    The controllers (3 or 5) elect a leader with Raft and keep the
+    region's metadata in a replicated log under --data-dir: brokers,
+    topics, partition leaders and ISRs, configs, producer-id blocks.
+    Brokers register, heartbeat and fetch metadata over gRPC on the
+    same port the controllers use among themselves.
+
+    Start every member with the same --quorum, for example
+    1@127.0.0.1:9093,2@127.0.0.1:9094,3@127.0.0.1:9095 and --node-id
+    1, 2 and 3. SIGTERM stops it cleanly; after SIGKILL it recovers
+    from its log and catches up from the leader.
+    """
+    from broker.kraft.controller.config import ControllerConfig, PolicyConfig
+    from broker.kraft.controller.process import run_controller
+    from broker.kraft.quorum import QuorumError, parse_quorum
+
+    try:
+        members = parse_quorum(quorum)
+    except QuorumError as exc:
+        raise CliError(f"--quorum: {exc}") from exc
+    if node_id not in members:
+        ids = ",".join(str(i) for i in sorted(members))
+        raise CliError(f"--node-id {node_id} is not in --quorum (ids {ids})")
+    if listen is None:
+        host, port = members[node_id]
+    else:
+        try:
+            host, port = parse_listen(listen)
+        except typer.BadParameter as exc:
+            raise CliError(f"--listen: {exc}") from exc
+    try:
+        policy = PolicyConfig(
+            broker_session_timeout_ms=broker_session_timeout_ms,
+            default_replication_factor=default_replication_factor,
+        )
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    _setup_logging(log_level)
+    config = ControllerConfig(node_id, data_dir, host, port, members, policy=policy)
+    try:
+        run_controller(config)
+    except (OSError, BaseExceptionGroup) as exc:
+        os_error = _first(exc, OSError)
+        if os_error is None:
+            raise
+        raise CliError(
+            f"cannot run controller {node_id} on {host}:{port}: {os_error.strerror or os_error}"
+        ) from exc
+
+
 worker_app = typer.Typer(
     help="Mirror workers: copy topics between clusters and keep group offsets in step.",
     no_args_is_help=False,

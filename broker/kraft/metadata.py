@@ -20,6 +20,12 @@ Semantics:
 * `ChangePartition` (None = unchanged) must carry `partition_epoch == current + 1` and
   `leader_epoch >= current`, strictly greater when the leader changes.
 * `SetConfig` resources are opaque strings (e.g. "broker:1"); a `None` value deletes the key.
+  A topic's overrides live on resource `topic_resource(topic_id)` ("topic:<id>"); its
+  effective configuration (`effective_topic_configs`) is its CreateTopic configs overlaid by
+  those overrides.
+* `ProducerIdsBlock` hands out producer ids `[first_id, first_id + count)`; blocks must be
+  contiguous from `next_producer_id` (1000 in an empty image), so they never overlap. A
+  snapshot keeps only the high-water mark, as one block of `broker_id` -1 from 1000.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from types import MappingProxyType
 from typing import Any, TypeAlias
 
 NO_LEADER = -1
+FIRST_PRODUCER_ID = 1000
 
 
 class MetadataError(ValueError):
@@ -107,6 +114,13 @@ class SetConfig:
     value: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class ProducerIdsBlock:
+    broker_id: int
+    first_id: int
+    count: int
+
+
 MetadataRecord: TypeAlias = (
     RegisterBroker
     | UnregisterBroker
@@ -117,6 +131,7 @@ MetadataRecord: TypeAlias = (
     | CreatePartition
     | ChangePartition
     | SetConfig
+    | ProducerIdsBlock
 )
 
 _RECORD_TYPES: dict[str, type[Any]] = {
@@ -131,6 +146,7 @@ _RECORD_TYPES: dict[str, type[Any]] = {
         CreatePartition,
         ChangePartition,
         SetConfig,
+        ProducerIdsBlock,
     )
 }
 
@@ -167,6 +183,7 @@ _FIELD_KINDS: dict[str, dict[str, str]] = {
         "partition_epoch": "int",
     },
     "SetConfig": {"resource": "str", "key": "str", "value": "str?"},
+    "ProducerIdsBlock": {"broker_id": "int", "first_id": "int", "count": "int"},
 }
 
 
@@ -287,8 +304,14 @@ class MetadataImage:
         self._topic_ids_by_name: dict[str, str] = {}
         self._partitions: dict[str, dict[int, PartitionInfo]] = {}
         self._configs: dict[str, dict[str, str]] = {}
+        self._next_producer_id = FIRST_PRODUCER_ID
 
     # ----------------------------------------------------------------- reads
+
+    @property
+    def next_producer_id(self) -> int:
+        """The first producer id no block has handed out yet."""
+        return self._next_producer_id
 
     @property
     def brokers(self) -> Mapping[int, BrokerInfo]:
@@ -332,11 +355,12 @@ class MetadataImage:
         image._topic_ids_by_name = dict(self._topic_ids_by_name)
         image._partitions = {t: dict(ps) for t, ps in self._partitions.items()}
         image._configs = {r: dict(c) for r, c in self._configs.items()}
+        image._next_producer_id = self._next_producer_id
         return image
 
     def _state(self) -> tuple[object, ...]:
         topics = {t: (info.name, dict(info.configs)) for t, info in self._topics_by_id.items()}
-        return (self._brokers, topics, self._partitions, self._configs)
+        return (self._brokers, topics, self._partitions, self._configs, self._next_producer_id)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MetadataImage):
@@ -386,6 +410,13 @@ class MetadataImage:
                         self._configs.pop(record.resource, None)
                 else:
                     self._configs.setdefault(record.resource, {})[record.key] = record.value
+            case ProducerIdsBlock():
+                if record.first_id != self._next_producer_id or record.count < 1:
+                    raise MetadataError(
+                        f"producer id block {record!r} does not start at "
+                        f"{self._next_producer_id} or is empty"
+                    )
+                self._next_producer_id = record.first_id + record.count
             case _:
                 raise MetadataError(f"not a metadata record: {record!r}")
 
@@ -527,6 +558,9 @@ class MetadataImage:
         for resource in sorted(self._configs):
             for key, value in sorted(self._configs[resource].items()):
                 out.append(SetConfig(resource, key, value))
+        if self._next_producer_id > FIRST_PRODUCER_ID:
+            used = self._next_producer_id - FIRST_PRODUCER_ID
+            out.append(ProducerIdsBlock(NO_LEADER, FIRST_PRODUCER_ID, used))
         return out
 
     def snapshot(self) -> bytes:
@@ -553,3 +587,19 @@ class MetadataImage:
         for obj in body["records"]:
             image.apply(_from_dict(obj))
         return image
+
+
+def topic_resource(topic_id: str) -> str:
+    """The `SetConfig` resource that holds a topic's config overrides."""
+    return f"topic:{topic_id}"
+
+
+def effective_topic_configs(image: MetadataImage, topic: TopicInfo | str) -> dict[str, str]:
+    """A topic's configuration: its CreateTopic configs overlaid by its SetConfig overrides.
+
+    `topic` is a `TopicInfo` or a topic name; an unknown name raises `MetadataError`.
+    """
+    info = image.topic(topic) if isinstance(topic, str) else topic
+    if info is None:
+        raise MetadataError(f"unknown topic {topic!r}")
+    return {**info.configs, **image.configs(topic_resource(info.topic_id))}

@@ -20,12 +20,15 @@ from broker.kraft.metadata import (
     MetadataImage,
     MetadataRecord,
     PartitionInfo,
+    ProducerIdsBlock,
     RegisterBroker,
     SetConfig,
     UnfenceBroker,
     UnregisterBroker,
     decode,
+    effective_topic_configs,
     encode,
+    topic_resource,
 )
 
 TID = "tid-orders"
@@ -52,6 +55,7 @@ records: st.SearchStrategy[MetadataRecord] = st.one_of(
         _ints,
     ),
     st.builds(SetConfig, _strs, _strs, st.none() | _strs),
+    st.builds(ProducerIdsBlock, _ints, _ints, _ints),
 )
 
 
@@ -75,6 +79,7 @@ EXAMPLES: list[MetadataRecord] = [
     ChangePartition(TID, 0, (1,), 1, 2, 1),
     SetConfig("broker:1", "k", None),
     SetConfig("broker:1", "k", "v"),
+    ProducerIdsBlock(1, 1000, 1000),
 ]
 
 
@@ -315,3 +320,37 @@ def test_random_valid_sequences_snapshot_round_trip(ops: list[tuple[str, int]]) 
         assert all(x in (1, 2, 3) for x in image.partitions(TID)[0].isr)
     restored = MetadataImage.from_snapshot(image.snapshot())
     assert restored == image and restored.records() == image.records()
+
+
+def test_producer_id_blocks_are_contiguous_and_snapshotted() -> None:
+    image = _cluster()
+    assert image.next_producer_id == 1000
+    snapshot_before = image.snapshot()
+    image.apply(ProducerIdsBlock(1, 1000, 1000))
+    image.apply(ProducerIdsBlock(2, 2000, 500))
+    assert image.next_producer_id == 2500
+    for bad in (ProducerIdsBlock(1, 1000, 10), ProducerIdsBlock(1, 2600, 10)):
+        with pytest.raises(MetadataError):
+            image.apply(bad)
+    with pytest.raises(MetadataError):
+        image.apply(ProducerIdsBlock(1, 2500, 0))
+    assert image.next_producer_id == 2500
+    assert image.snapshot() != snapshot_before
+    restored = MetadataImage.from_snapshot(image.snapshot())
+    assert restored == image and restored.next_producer_id == 2500
+    assert image.copy().next_producer_id == 2500
+    assert MetadataImage.from_snapshot(snapshot_before).next_producer_id == 1000
+
+
+def test_effective_topic_configs_overlay_overrides_on_create_configs() -> None:
+    image = _cluster()
+    topic = image.topic("orders")
+    assert topic is not None
+    assert effective_topic_configs(image, "orders") == {"retention.ms": "1000"}
+    image.apply(SetConfig(topic_resource(TID), "retention.ms", "5"))
+    image.apply(SetConfig(topic_resource(TID), "cleanup.policy", "compact"))
+    expected = {"retention.ms": "5", "cleanup.policy": "compact"}
+    assert effective_topic_configs(image, topic) == expected
+    assert effective_topic_configs(image, "orders") == expected
+    with pytest.raises(MetadataError):
+        effective_topic_configs(image, "missing")

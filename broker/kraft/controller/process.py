@@ -1,0 +1,81 @@
+"""The `regionlink controller` process: WAL, Raft driver, peer senders and the gRPC server on
+one port, until SIGTERM/SIGINT. It stays up when peers are down (Raft just has no quorum)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+
+import anyio
+import grpc
+from anyio.abc import TaskStatus
+
+from broker.kraft.controller import controller_pb2_grpc
+from broker.kraft.controller.config import ControllerConfig
+from broker.kraft.controller.driver import RaftDriver
+from broker.kraft.controller.service import Controller, Servicer
+from broker.kraft.controller.state import MetadataState
+from broker.kraft.controller.transport import RaftTransport
+from broker.kraft.controller.wal import RaftWal
+
+log = logging.getLogger("regionlink.controller")
+
+WAL_NAME = "raft.wal"
+SERVER_OPTIONS = [
+    ("grpc.so_reuseport", 0),  # a second controller must not share a port in use
+    ("grpc.max_receive_message_length", 256 * 1024 * 1024),
+    ("grpc.max_send_message_length", 256 * 1024 * 1024),
+]
+
+
+async def serve(
+    config: ControllerConfig, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED
+) -> None:
+    """Run the controller until cancelled; reports the bound port once serving."""
+    wal, persisted = await anyio.to_thread.run_sync(RaftWal.open, config.data_dir / WAL_NAME)
+    state = MetadataState()
+    transport = RaftTransport(config.peers)
+    driver = RaftDriver(config, wal, persisted, transport, state)
+    await driver.tick()  # replays the snapshot and committed entries before serving
+    controller = Controller(config, driver, state)
+    server = grpc.aio.server(options=SERVER_OPTIONS)
+    servicer = Servicer(config.node_id, set(config.peers), driver, controller)
+    controller_pb2_grpc.add_ControllerQuorumServicer_to_server(servicer, server)
+    listen = f"{config.host}:{config.port}"
+    try:
+        port = int(server.add_insecure_port(listen))
+    except RuntimeError:
+        port = 0
+    if port == 0:
+        wal.close()
+        raise OSError(f"cannot listen on {listen} (in use or no such host)")
+    await server.start()
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(transport.run)
+            tasks.start_soon(driver.run)
+            tasks.start_soon(controller.run_sessions)
+            task_status.started(port)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await server.stop(0.5)
+            wal.close()
+
+
+async def _stop_on_signal(scope: anyio.CancelScope) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            log.info("received %s, shutting down", signal.Signals(signum).name)
+            scope.cancel()
+            return
+
+
+async def run_until_signalled(config: ControllerConfig) -> None:
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(_stop_on_signal, tasks.cancel_scope)
+        port = await tasks.start(serve, config)
+        print(f"regionlink controller {config.node_id} ready on {config.host}:{port}", flush=True)
+
+
+def run_controller(config: ControllerConfig) -> None:
+    anyio.run(run_until_signalled, config, backend="asyncio")  # grpc.aio needs asyncio
