@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from broker.ports import free_port
 from tools.fetch_tansu import fetch
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -66,14 +67,6 @@ def read_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
         return ""
     kept = [line.strip() for line in text.splitlines() if line.strip()]
     return " | ".join(kept[-lines:])
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def port_accepts(port: int) -> bool:

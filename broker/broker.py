@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.abc import TaskStatus
@@ -12,21 +13,31 @@ from anyio.abc import TaskStatus
 from broker import telemetry
 from broker.clock import now_ms
 from broker.config import BrokerConfig
+from broker.groups import GroupCoordinator
+from broker.groups.coordinator import TICK_INTERVAL_S
 from broker.handlers import HANDLERS
 from broker.handlers.api_versions import unsupported_api_versions_response
 from broker.log import LogConfig
-from broker.offsets_topic import build_group_coordinator
+from broker.offsets_topic import OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIGS, build_group_coordinator
 from broker.partitions import Partition, PartitionManager
 from broker.protocol.codec import decode_header, decode_request, encode_response_frame
-from broker.protocol.errors import ProtocolError, UnsupportedVersion
+from broker.protocol.errors import ErrorCode, ProtocolError, UnsupportedVersion
 from broker.protocol.framing import frame as framed
 from broker.protocol.versions import ApiKey
+from broker.replication import roles
+from broker.replication.waits import replicated
 from broker.server import ConnectionInfo, serve
-from broker.topics import TopicInfo, TopicRegistry
+from broker.topics import TopicError, TopicInfo, TopicRegistry
+
+if TYPE_CHECKING:
+    from broker.replication.cluster import ClusterLink
 
 log = logging.getLogger("regionlink.broker")
 
 CLUSTER_ID_FILE = "cluster_id"
+SINGLE_NODE_REPLICATION_FACTORS = (-1, 1)
+GROUP_TICK_INTERVAL_S = TICK_INTERVAL_S
+GROUP_COMMIT_TIMEOUT_S = 5.0
 
 
 class Broker:
@@ -36,12 +47,22 @@ class Broker:
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.cluster_id = _load_cluster_id(config)
-        self.topics = TopicRegistry(config.data_dir / "topics.json")
         self.partitions = PartitionManager(config.data_dir)
         self.port = config.port
-        for info in self.topics.all():
-            self.open_topic(info)
-        self.groups = build_group_coordinator(self)
+        self.groups: GroupCoordinator | None = None
+        self._groups_epoch = -1
+        self.cluster: ClusterLink | None = None
+        self._producer_ids = (0, 0)  # a block from the controller: (next, end)
+        if config.controllers:
+            from broker.replication.cluster import ClusterLink  # gRPC only when clustered
+
+            self.topics = TopicRegistry(None)  # kept by the metadata log
+            self.cluster = ClusterLink(self, config.controllers)
+        else:
+            self.topics = TopicRegistry(config.data_dir / "topics.json")
+            for info in self.topics.all():
+                self.open_topic(info)
+            self.groups = build_group_coordinator(self)
 
     # -- topics ---------------------------------------------------------------------------
     def log_config(self, info: TopicInfo) -> LogConfig:
@@ -52,39 +73,144 @@ class Broker:
         for index in range(info.partitions):
             self.partitions.open(info.name, index, config, now_ms=now_ms())
 
-    def create_topic(
+    async def create_topic(
         self,
         name: str,
         partitions: int,
         configs: dict[str, str],
         *,
+        replication_factor: int = -1,
         internal: bool = False,
         validate_only: bool = False,
-    ) -> TopicInfo | None:
-        """Create and open a topic; raises TopicError or ValueError (bad config) first."""
+    ) -> None:
+        """Create a topic (through the controller in a multi-broker region).
+
+        Raises TopicError (with the Kafka error code) or ValueError (a bad config) first.
+        """
         LogConfig.from_topic_configs(configs)  # reject bad configs before anything is written
+        if self.cluster is not None:
+            await self.cluster.create_topic(
+                name, partitions, replication_factor, configs, validate_only=validate_only
+            )
+            return
+        if replication_factor not in SINGLE_NODE_REPLICATION_FACTORS:
+            raise TopicError(
+                ErrorCode.invalid_replication_factor,
+                f"replication factor {replication_factor} is more than the 1 broker available",
+            )
         if validate_only:
             self.topics.check_create(name, partitions)
-            return None
+            return
         info = self.topics.create(name, partitions, configs, internal=internal)
         self.open_topic(info)
         log.info("created topic %s with %d partitions", name, partitions)
-        return info
 
-    def delete_topic(self, name: str) -> None:
+    async def delete_topic(self, name: str) -> None:
+        if self.cluster is not None:
+            await self.cluster.delete_topic(name)
+            return
         self.topics.delete(name)
-        self.partitions.delete_topic(name)
-        self.groups.delete_offsets_for_topic(name)
+        self.forget_topic(name)
         log.info("deleted topic %s", name)
 
-    def add_partitions(self, name: str, count: int, *, validate_only: bool = False) -> None:
-        if validate_only:
+    def forget_topic(self, name: str) -> None:
+        """Drop a deleted topic's partitions, data and committed offsets from this broker."""
+        self.topics.remove(name)
+        for partition in self.partitions.all():
+            if partition.topic == name:
+                partition.leader, partition.leader_id = None, -1
+                partition.notify_replicated()
+                if self.cluster is not None:
+                    self.cluster.fetcher.unfollow((name, partition.index))
+        self.partitions.delete_topic(name)
+        if self.groups is not None:
+            self.groups.delete_offsets_for_topic(name)
+
+    async def add_partitions(self, name: str, count: int, *, validate_only: bool = False) -> None:
+        if self.cluster is not None:
+            await self.cluster.add_partitions(name, count, validate_only=validate_only)
+        elif validate_only:
             self.topics.check_partition_count(name, count)
         else:
             self.open_topic(self.topics.set_partition_count(name, count))
 
+    async def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+        config = LogConfig.from_topic_configs(configs)
+        if self.cluster is not None:
+            await self.cluster.set_topic_configs(name, configs)
+            return
+        self.topics.set_configs(name, configs)
+        self.partitions.reconfigure(name, config)
+
+    async def allocate_producer_id(self) -> int:
+        """A producer id no other broker of the region hands out (blocks from the controller)."""
+        if self.cluster is None:
+            return self.topics.allocate_producer_id()
+        next_id, end = self._producer_ids
+        if next_id >= end:
+            first, count = await self.cluster.allocate_producer_ids()
+            next_id, end = first, first + count
+        self._producer_ids = (next_id + 1, end)
+        return next_id
+
+    def missing_partition_error(self, topic: str, index: int) -> int:
+        """The error for a partition this broker does not host: elsewhere, or nowhere."""
+        info = self.topics.get(topic)
+        if info is not None and 0 <= index < info.partitions:
+            return ErrorCode.not_leader_or_follower
+        return ErrorCode.unknown_topic_or_partition
+
     def partition(self, topic: str, index: int) -> Partition | None:
         return self.partitions.get(topic, index)
+
+    # -- groups ---------------------------------------------------------------------------
+    async def group_coordinator_address(self) -> tuple[int, tuple[str, int]] | None:
+        """(node id, address) of the group coordinator: the leader of `__consumer_offsets`."""
+        if self.cluster is None:
+            return self.config.node_id, self.config.advertised_host_port(self.port)
+        if OFFSETS_TOPIC not in self.topics:
+            try:
+                await self.create_topic(OFFSETS_TOPIC, 1, OFFSETS_TOPIC_CONFIGS, internal=True)
+            except TopicError as exc:
+                if exc.error_code != ErrorCode.topic_already_exists:
+                    log.warning("cannot create %s: %s", OFFSETS_TOPIC, exc.message)
+                    return None
+        info = self.topics.get(OFFSETS_TOPIC)
+        placement = self.cluster.image.partition(info.topic_id, 0) if info else None
+        if placement is None or placement.leader < 0:
+            return None
+        for node, address in self.cluster.live_brokers():
+            if node == placement.leader:
+                return node, address
+        return None
+
+    async def group_log_replicated(self) -> int:
+        """Wait until the ISR holds everything the coordinator wrote; the Kafka error or 0."""
+        partition = self.partitions.get(OFFSETS_TOPIC, 0)
+        if partition is None:
+            return ErrorCode.not_coordinator
+        with anyio.move_on_after(GROUP_COMMIT_TIMEOUT_S):
+            error = await replicated(
+                partition, partition.log.log_end_offset, partition.leader_epoch
+            )
+            return ErrorCode.not_coordinator if error == ErrorCode.not_leader_or_follower else error
+        return ErrorCode.request_timed_out
+
+    # -- replication ----------------------------------------------------------------------
+    def follower_fetched(self, partition: Partition, replica_id: int, fetch_offset: int) -> None:
+        roles.follower_fetched(partition, replica_id, fetch_offset, now_ms())
+
+    def on_roles_changed(self) -> None:
+        """Group coordination follows the leadership of `__consumer_offsets`."""
+        partition = self.partitions.get(OFFSETS_TOPIC, 0)
+        if partition is None or partition.leader is None:
+            if self.groups is not None:
+                log.info("no longer the group coordinator")
+            self.groups = None
+        elif self.groups is None or self._groups_epoch != partition.leader_epoch:
+            self.groups = build_group_coordinator(self)
+            self._groups_epoch = partition.leader_epoch
+            log.info("group coordinator at leader epoch %d", partition.leader_epoch)
 
     # -- requests -------------------------------------------------------------------------
     async def dispatch(self, frame: bytes, info: ConnectionInfo) -> bytes | memoryview | None:
@@ -120,7 +246,9 @@ class Broker:
                     self.config.max_frame_bytes,
                 )
                 tasks.start_soon(self._maintenance_loop)
-                tasks.start_soon(self.groups.run)
+                tasks.start_soon(self._groups_loop)
+                if self.cluster is not None:
+                    await tasks.start(self.cluster.run)
                 log.info(
                     "broker %d listening on %s:%d", self.config.node_id, self.config.host, self.port
                 )
@@ -137,12 +265,28 @@ class Broker:
                 partition.log.compact(now_ms())
                 await anyio.sleep(0)
 
+    async def _groups_loop(self) -> None:
+        """Session expiry and rebalance timers of whichever coordinator is current."""
+        while True:
+            await anyio.sleep(GROUP_TICK_INTERVAL_S)
+            if self.groups is not None:
+                self.groups.tick()
+
+    async def prepare_shutdown(self) -> None:
+        """Before stopping: hand partition leadership to other brokers (controlled shutdown)."""
+        if self.cluster is not None:
+            await self.cluster.controlled_shutdown(self.config.controlled_shutdown_timeout_s)
+
     def close(self) -> None:
         self.partitions.close_all()
         log.info("broker %d closed its logs", self.config.node_id)
 
 
 def _load_cluster_id(config: BrokerConfig) -> str:
+    """A single node makes up its id once; a region's brokers derive theirs from the quorum."""
+    if config.controllers:
+        quorum = ",".join(f"{n}@{h}:{p}" for n, (h, p) in sorted(config.controllers.items()))
+        return hashlib.sha256(quorum.encode()).hexdigest()[:22]
     path = config.data_dir / CLUSTER_ID_FILE
     if not path.exists():
         path.write_text(uuid.uuid4().hex[:22])

@@ -21,7 +21,16 @@ class BrokerConfig:
     group_initial_rebalance_delay_ms: int = 100
     maintenance_interval_s: float = 5.0
     trace_file: Path | None = None
+    # Multi-broker region: the controller quorum {node_id: (host, port)}; None = single node.
+    controllers: dict[int, tuple[str, int]] | None = None
+    heartbeat_interval_ms: int = 250
+    replica_lag_time_max_ms: int = 30_000
+    controlled_shutdown_timeout_s: float = 5.0
 
     @property
     def advertised(self) -> tuple[str, int]:
         return (self.advertised_host or self.host, self.port)
+
+    def advertised_host_port(self, bound_port: int) -> tuple[str, int]:
+        """What clients should dial once the listener is bound (port 0 picks one)."""
+        return (self.advertised_host or self.host, bound_port)

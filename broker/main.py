@@ -13,10 +13,11 @@ from broker.config import BrokerConfig
 log = logging.getLogger("regionlink.broker")
 
 
-async def _stop_on_signal(scope: anyio.CancelScope) -> None:
+async def _stop_on_signal(broker: Broker, scope: anyio.CancelScope) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
             log.info("received %s, shutting down", signal.Signals(signum).name)
+            await broker.prepare_shutdown()
             scope.cancel()
             return
 
@@ -24,7 +25,7 @@ async def _stop_on_signal(scope: anyio.CancelScope) -> None:
 async def run_until_signalled(config: BrokerConfig) -> None:
     broker = Broker(config)
     async with anyio.create_task_group() as tasks:
-        tasks.start_soon(_stop_on_signal, tasks.cancel_scope)
+        tasks.start_soon(_stop_on_signal, broker, tasks.cancel_scope)
         await tasks.start(broker.run)
         print(
             f"regionlink broker {config.node_id} ready on {config.host}:{broker.port}", flush=True

@@ -47,9 +47,13 @@ class LogOffsetStore:
 
 
 def build_group_coordinator(broker: Broker) -> GroupCoordinator:
-    if OFFSETS_TOPIC not in broker.topics:
-        broker.create_topic(OFFSETS_TOPIC, 1, OFFSETS_TOPIC_CONFIGS, internal=True)
+    """A coordinator over the local `__consumer_offsets` partition (created if missing)."""
     partition = broker.partition(OFFSETS_TOPIC, 0)
+    if partition is None:  # a single-node region creates it itself
+        broker.open_topic(
+            broker.topics.create(OFFSETS_TOPIC, 1, OFFSETS_TOPIC_CONFIGS, internal=True)
+        )
+        partition = broker.partition(OFFSETS_TOPIC, 0)
     assert partition is not None
     coordinator = GroupCoordinator(
         LogOffsetStore(partition),

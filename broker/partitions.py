@@ -11,21 +11,48 @@ import anyio
 
 from broker.log import LogConfig, PartitionLog
 from broker.producer_state import ProducerStateTable
+from broker.replication.state import LeaderState
+
+SINGLE_NODE = -2  # leader_id of a partition in a single-node region: this broker, always
 
 
 @dataclass
 class Partition:
+    """A hosted partition; in a multi-broker region also its replication role.
+
+    `leader_id` is SINGLE_NODE (everything appended is committed), this broker's id with a
+    `leader` state, or another broker's id (or -1, no leader) while this one follows.
+    """
+
     topic: str
     index: int
     log: PartitionLog
     on_append: Callable[[], None]
     producers: ProducerStateTable = field(default_factory=ProducerStateTable)
     leader_epoch: int = 0
+    leader_id: int = SINGLE_NODE
+    leader: LeaderState | None = None
+    min_insync_replicas: int = 1
+    follower_high_watermark: int = 0
+    replicated: anyio.Event = field(default_factory=anyio.Event)
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leader_id == SINGLE_NODE or self.leader is not None
 
     @property
     def high_watermark(self) -> int:
-        """Single-node region: everything appended is committed."""
-        return self.log.log_end_offset
+        if self.leader_id == SINGLE_NODE:
+            return self.log.log_end_offset
+        if self.leader is not None:
+            return self.leader.high_watermark
+        return min(self.follower_high_watermark, self.log.log_end_offset)
+
+    def notify_replicated(self) -> None:
+        """Wake acks=all producers and consumers: the high watermark or the ISR changed."""
+        self.replicated.set()
+        self.replicated = anyio.Event()
+        self.on_append()
 
     @property
     def last_stable_offset(self) -> int:

@@ -45,16 +45,20 @@ def validate_topic_name(name: str) -> None:
 
 
 class TopicRegistry:
-    def __init__(self, path: Path) -> None:
+    """Topics by name; persisted at `path`, or (path None) a view kept by the metadata log."""
+
+    def __init__(self, path: Path | None) -> None:
         self._path = path
         self._topics: dict[str, TopicInfo] = {}
         self.next_producer_id = 1000
-        if path.exists():
+        if path is not None and path.exists():
             state = json.loads(path.read_text())
             self._topics = {t["name"]: TopicInfo(**t) for t in state["topics"]}
             self.next_producer_id = state.get("next_producer_id", 1000)
 
     def save(self) -> None:
+        if self._path is None:
+            return
         state = {
             "topics": [asdict(t) for t in self._topics.values()],
             "next_producer_id": self.next_producer_id,
@@ -74,6 +78,13 @@ class TopicRegistry:
 
     def all(self) -> list[TopicInfo]:
         return list(self._topics.values())
+
+    def put(self, info: TopicInfo) -> None:
+        """Set a topic as the controller's metadata describes it (multi-broker regions)."""
+        self._topics[info.name] = info
+
+    def remove(self, name: str) -> None:
+        self._topics.pop(name, None)
 
     def check_create(self, name: str, partitions: int) -> None:
         """Raise TopicError unless `create` would succeed (CreateTopics validate_only uses it)."""

@@ -75,18 +75,40 @@ def broker(
     maintenance_interval_s: Annotated[
         float, typer.Option(help="Seconds between retention and compaction passes.")
     ] = 5.0,
+    controllers: Annotated[
+        str | None,
+        typer.Option(
+            help="The region's controller quorum as ID@HOST:PORT,... (the same list given to "
+            "`regionlink controller --quorum`). Without it the broker is a single-node region."
+        ),
+    ] = None,
+    heartbeat_interval_ms: Annotated[
+        int, typer.Option(help="With --controllers: how often to heartbeat the controller.")
+    ] = 250,
+    replica_lag_time_max_ms: Annotated[
+        int,
+        typer.Option(help="A follower not caught up for this long leaves the ISR."),
+    ] = 30_000,
 ) -> None:
-    """Run a single-node region: a Kafka-compatible broker that keeps its own metadata.
+    """Run a Kafka-compatible broker: a single-node region, or one broker of a region.
 
     Unmodified Kafka clients (librdkafka, kcat, kafka-python, aiokafka) connect to
-    --listen. SIGTERM flushes and closes cleanly; after SIGKILL the log recovers on
-    the next start and keeps every acknowledged record.
+    --listen. Alone, the broker keeps its own metadata. With --controllers it registers
+    with the controller quorum, hosts the partition replicas the controller assigns it,
+    leads some and follows others (replicating with Fetch), and acks=all waits for the ISR.
+    SIGTERM hands leadership to other brokers, then flushes and closes cleanly; after
+    SIGKILL the log recovers on the next start and keeps every acknowledged record.
     """
     from broker.config import BrokerConfig
+    from broker.kraft.quorum import QuorumError, parse_quorum
     from broker.main import run_broker
 
     _setup_logging(log_level)
     host, port = parse_listen(listen)
+    try:
+        quorum = parse_quorum(controllers) if controllers else None
+    except QuorumError as exc:
+        raise CliError(f"--controllers: {exc}") from exc
     config = BrokerConfig(
         data_dir=data_dir,
         host=host,
@@ -95,6 +117,9 @@ def broker(
         advertised_host=advertised_host,
         trace_file=trace_file,
         maintenance_interval_s=maintenance_interval_s,
+        controllers=quorum,
+        heartbeat_interval_ms=heartbeat_interval_ms,
+        replica_lag_time_max_ms=replica_lag_time_max_ms,
     )
     try:
         run_broker(config)

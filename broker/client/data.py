@@ -55,12 +55,16 @@ async def fetch(
     min_bytes: int = 1,
     isolation_level: int = READ_COMMITTED,
     lane: str = FETCH_LANE,
+    replica_id: int = -1,
+    leader_epochs: Mapping[TopicPartition, int] | None = None,
 ) -> dict[TopicPartition, FetchedPartition]:
     """One sessionless Fetch from `node_id` (the leader of every partition asked for).
 
     Fetches use their own connection (`lane`): brokers answer a connection's requests in
-    order, and a long-poll must not hold up other requests.
+    order, and a long-poll must not hold up other requests. A follower broker passes its
+    `replica_id` and the leader epochs it knows (so a deposed leader fences it).
     """
+    epochs = leader_epochs or {}
 
     def build(b: MessageBuilder, version: int) -> Any:
         topics = tuple(
@@ -71,7 +75,7 @@ async def fetch(
                     b.make(
                         "FetchPartition",
                         partition=p,
-                        current_leader_epoch=-1,
+                        current_leader_epoch=epochs.get((topic, p), -1),
                         fetch_offset=offset,
                         log_start_offset=-1,
                         partition_max_bytes=partition_max_bytes,
@@ -83,7 +87,7 @@ async def fetch(
         )
         return b.make(
             "FetchRequest",
-            replica_id=-1,
+            replica_id=replica_id,
             max_wait=max_wait_ms,
             min_bytes=min_bytes,
             max_bytes=max_bytes,
@@ -234,6 +238,49 @@ async def list_offsets(
     }
 
 
+async def end_offsets_for_epochs(
+    client: KafkaClient,
+    node_id: int,
+    epochs: Mapping[TopicPartition, tuple[int, int]],
+    *,
+    replica_id: int = -1,
+) -> dict[TopicPartition, tuple[int, int, int]]:
+    """OffsetForLeaderEpoch for {tp: (current_leader_epoch, epoch)} → {tp: (error, epoch, end)}.
+
+    A follower asks where the leader's history for its latest epoch ends, and truncates there.
+    """
+
+    def build(b: MessageBuilder, version: int) -> Any:
+        topics = tuple(
+            b.make(
+                "OffsetForLeaderTopic",
+                topic=topic,
+                partitions=tuple(
+                    b.make(
+                        "OffsetForLeaderPartition",
+                        partition=p,
+                        current_leader_epoch=current,
+                        leader_epoch=epoch,
+                    )
+                    for p, (current, epoch) in parts.items()
+                ),
+            )
+            for topic, parts in _by_topic(epochs).items()
+        )
+        return b.make("OffsetForLeaderEpochRequest", replica_id=replica_id, topics=topics)
+
+    response = await client.call(ApiKey.OFFSET_FOR_LEADER_EPOCH, build, node_id)
+    return {
+        (topic.topic, int(p.partition)): (
+            int(p.error_code),
+            int(p.leader_epoch),
+            int(p.end_offset),
+        )
+        for topic in response.topics
+        for p in topic.partitions
+    }
+
+
 __all__ = [
     "EARLIEST",
     "LATEST",
@@ -241,6 +288,7 @@ __all__ = [
     "READ_UNCOMMITTED",
     "FetchedPartition",
     "ProduceResult",
+    "end_offsets_for_epochs",
     "fetch",
     "list_offsets",
     "produce",

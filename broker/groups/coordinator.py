@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import anyio
 from kio.schema.errors import ErrorCode
 
 from broker.groups import storage
@@ -645,9 +644,3 @@ class GroupCoordinator:
         syncing = group.state in (GroupState.COMPLETING_REBALANCE, GroupState.STABLE)
         if syncing and group.pending_sync and now_ms >= group.sync_deadline_ms:
             self._remove_members(group, sorted(group.pending_sync), "never sent SyncGroup")
-
-    async def run(self, interval_s: float = TICK_INTERVAL_S) -> None:
-        """Call tick() forever; the broker runs this in its task group."""
-        while True:
-            await anyio.sleep(interval_s)
-            self.tick()

@@ -15,20 +15,20 @@ if TYPE_CHECKING:
     from broker.broker import Broker
     from broker.server import ConnectionInfo
 
-SINGLE_NODE_REPLICATION_FACTORS = (-1, 1)
 
-
-def _create_one(broker: Broker, topic: Any, validate_only: bool) -> tuple[int, str | None]:
+async def _create_one(broker: Broker, topic: Any, validate_only: bool) -> tuple[int, str | None]:
     partitions = (
         topic.num_partitions if topic.num_partitions > 0 else broker.config.default_partitions
     )
-    if topic.replication_factor not in SINGLE_NODE_REPLICATION_FACTORS:
-        return ErrorCode.invalid_replication_factor, (
-            f"replication factor {topic.replication_factor} is more than the 1 broker available"
-        )
     configs = {c.name: c.value for c in topic.configs if c.value is not None}
     try:
-        broker.create_topic(topic.name, partitions, configs, validate_only=validate_only)
+        await broker.create_topic(
+            topic.name,
+            partitions,
+            configs,
+            replication_factor=topic.replication_factor,
+            validate_only=validate_only,
+        )
     except TopicError as exc:
         return exc.error_code, exc.message
     except ValueError as exc:
@@ -42,7 +42,7 @@ async def create_topics(broker: Broker, request: Request, info: ConnectionInfo) 
     validate_only = getattr(request.body, "validate_only", False)
     results = []
     for topic in request.body.topics:
-        error, message = _create_one(broker, topic, validate_only)
+        error, message = await _create_one(broker, topic, validate_only)
         results.append(
             build.make(
                 "CreatableTopicResult",
@@ -62,7 +62,7 @@ async def delete_topics(broker: Broker, request: Request, info: ConnectionInfo) 
     results = []
     for name in request.body.topic_names:
         try:
-            broker.delete_topic(name)
+            await broker.delete_topic(name)
             error: int = ErrorCode.none
         except TopicError as exc:
             error = exc.error_code
@@ -78,7 +78,9 @@ async def create_partitions(broker: Broker, request: Request, info: ConnectionIn
         error: int = ErrorCode.none
         message: str | None = None
         try:
-            broker.add_partitions(topic.name, topic.count, validate_only=request.body.validate_only)
+            await broker.add_partitions(
+                topic.name, topic.count, validate_only=request.body.validate_only
+            )
         except TopicError as exc:
             error, message = exc.error_code, exc.message
         results.append(
@@ -104,10 +106,14 @@ async def init_producer_id(broker: Broker, request: Request, info: ConnectionInf
             producer_id=-1,
             producer_epoch=-1,
         )
+    try:
+        producer_id, error = await broker.allocate_producer_id(), int(ErrorCode.none)
+    except TopicError as exc:  # the controller quorum is unreachable
+        producer_id, error = -1, exc.error_code
     return build.make(
         "InitProducerIdResponse",
         throttle_time=0,
-        error_code=0,
-        producer_id=broker.topics.allocate_producer_id(),
+        error_code=error,
+        producer_id=producer_id,
         producer_epoch=0,
     )

@@ -10,6 +10,7 @@ from broker.protocol.codec import Request
 from broker.protocol.errors import ErrorCode
 from broker.protocol.messages import MessageBuilder, response_builder
 from broker.protocol.versions import ApiKey
+from broker.topics import TopicError
 
 if TYPE_CHECKING:
     from broker.broker import Broker
@@ -102,7 +103,7 @@ def _apply(current: dict[str, str], change: Any) -> None:
         raise ValueError(f"unknown config operation {change.config_operation}")
 
 
-def _alter(broker: Broker, resource: Any, validate_only: bool) -> tuple[int, str | None]:
+async def _alter(broker: Broker, resource: Any, validate_only: bool) -> tuple[int, str | None]:
     if resource.resource_type != TOPIC_RESOURCE:
         return ErrorCode.invalid_request, "only topic configs can be altered"
     info = broker.topics.get(resource.resource_name)
@@ -114,12 +115,13 @@ def _alter(broker: Broker, resource: Any, validate_only: bool) -> tuple[int, str
             if change.name not in TOPIC_CONFIG_DEFAULTS:
                 raise ValueError(f"unknown topic config {change.name!r}")
             _apply(updated, change)
-        config = LogConfig.from_topic_configs(updated)
+        LogConfig.from_topic_configs(updated)
+        if not validate_only:
+            await broker.set_topic_configs(info.name, updated)
     except ValueError as exc:
         return ErrorCode.invalid_config, str(exc)
-    if not validate_only:
-        broker.topics.set_configs(info.name, updated)
-        broker.partitions.reconfigure(info.name, config)
+    except TopicError as exc:
+        return exc.error_code, exc.message
     return ErrorCode.none, None
 
 
@@ -128,7 +130,7 @@ async def incremental_alter_configs(broker: Broker, request: Request, info: Conn
     build = response_builder(ApiKey.INCREMENTAL_ALTER_CONFIGS, request.header.api_version)
     responses = []
     for resource in request.body.resources:
-        error, message = _alter(broker, resource, request.body.validate_only)
+        error, message = await _alter(broker, resource, request.body.validate_only)
         responses.append(
             build.make(
                 "AlterConfigsResourceResponse",

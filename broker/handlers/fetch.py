@@ -32,12 +32,33 @@ class _PartitionRead:
     records: bytes = b""
 
 
-def _read_partition(
-    broker: Broker, topic: str, fetch: Any, budget_bytes: int, must_return_one: bool
-) -> _PartitionRead:
+def _refusal(broker: Broker, topic: str, fetch: Any) -> int:
+    """Why this broker must not serve the partition (Kafka's leader and epoch checks), or 0."""
     partition = broker.partition(topic, fetch.partition)
     if partition is None:
-        return _PartitionRead(fetch.partition, ErrorCode.unknown_topic_or_partition)
+        return broker.missing_partition_error(topic, fetch.partition)
+    if not partition.is_leader:
+        return ErrorCode.not_leader_or_follower
+    client_epoch = getattr(fetch, "current_leader_epoch", -1)
+    if client_epoch > partition.leader_epoch:
+        return ErrorCode.unknown_leader_epoch
+    if 0 <= client_epoch < partition.leader_epoch:
+        return ErrorCode.fenced_leader_epoch
+    return ErrorCode.none
+
+
+def _read_partition(
+    broker: Broker,
+    topic: str,
+    fetch: Any,
+    budget_bytes: int,
+    must_return_one: bool,
+    from_follower: bool,
+) -> _PartitionRead:
+    error = _refusal(broker, topic, fetch)
+    partition = broker.partition(topic, fetch.partition)
+    if error or partition is None:
+        return _PartitionRead(fetch.partition, error or ErrorCode.unknown_topic_or_partition)
     log = partition.log
     result = _PartitionRead(
         fetch.partition,
@@ -50,8 +71,11 @@ def _read_partition(
     if max_bytes <= 0 and not must_return_one:
         return result
     try:
+        # Followers read up to the log end (their fetch is what moves the high watermark).
         result.records = log.read(
-            fetch.fetch_offset, max(max_bytes, 1), max_offset=partition.high_watermark
+            fetch.fetch_offset,
+            max(max_bytes, 1),
+            max_offset=None if from_follower else partition.high_watermark,
         )
     except OffsetOutOfRange:
         result.error = ErrorCode.offset_out_of_range
@@ -64,11 +88,17 @@ def _read_all(broker: Broker, body: Any) -> tuple[list[tuple[str, list[_Partitio
     budget_bytes = min(body.max_bytes if body.max_bytes > 0 else 1 << 31, RESPONSE_CAP_BYTES)
     total_bytes = 0
     topics = []
+    from_follower = body.replica_id >= 0
     for topic in body.topics:
         reads = []
         for fetch in topic.partitions:
             read = _read_partition(
-                broker, topic.topic, fetch, budget_bytes - total_bytes, total_bytes == 0
+                broker,
+                topic.topic,
+                fetch,
+                budget_bytes - total_bytes,
+                total_bytes == 0,
+                from_follower,
             )
             total_bytes += len(read.records)
             reads.append(read)
@@ -107,11 +137,22 @@ def _response(build: MessageBuilder, topics: list[tuple[str, list[_PartitionRead
     )
 
 
+def _record_follower_progress(broker: Broker, body: Any) -> None:
+    """A follower's fetch offsets are its log ends: they move the ISR and high watermark."""
+    for topic in body.topics:
+        for fetch in topic.partitions:
+            partition = broker.partition(topic.topic, fetch.partition)
+            if partition is not None and partition.leader is not None:
+                broker.follower_fetched(partition, body.replica_id, fetch.fetch_offset)
+
+
 @handles(ApiKey.FETCH)
 async def fetch(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     body = request.body
     build = response_builder(ApiKey.FETCH, request.header.api_version)
     wait_s = millis(body.max_wait) / 1000
+    if body.replica_id >= 0:
+        _record_follower_progress(broker, body)
     with anyio.move_on_after(wait_s) as deadline:
         while True:
             arrived = broker.partitions.appended()

@@ -1,4 +1,4 @@
-"""Consumer group APIs: the coordinator is this broker for every group."""
+"""Consumer group APIs, served by the leader of `__consumer_offsets` (NOT_COORDINATOR elsewhere)."""
 
 from __future__ import annotations
 
@@ -22,15 +22,16 @@ KIP394_JOIN_VERSION = 4
 @handles(ApiKey.FIND_COORDINATOR)
 async def find_coordinator(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     build = response_builder(ApiKey.FIND_COORDINATOR, request.header.api_version)
-    host, _ = broker.config.advertised
+    found = await broker.group_coordinator_address()
+    node_id, (host, port) = found or (-1, ("", -1))
     return build.make(
         "FindCoordinatorResponse",
         throttle_time=0,
-        error_code=0,
-        error_message=None,
-        node_id=broker.config.node_id,
+        error_code=ErrorCode.none if found else ErrorCode.coordinator_not_available,
+        error_message=None if found else "the group coordinator is moving; retry",
+        node_id=node_id,
         host=host,
-        port=broker.port,
+        port=port,
     )
 
 
@@ -39,6 +40,17 @@ async def join_group(broker: Broker, request: Request, info: ConnectionInfo) -> 
     body, version = request.body, request.header.api_version
     build = response_builder(ApiKey.JOIN_GROUP, version)
     session_timeout_ms = millis(body.session_timeout)
+    if broker.groups is None:
+        return build.make(
+            "JoinGroupResponse",
+            throttle_time=0,
+            error_code=ErrorCode.not_coordinator,
+            generation_id=-1,
+            protocol_name=None,
+            leader="",
+            member_id="",
+            members=(),
+        )
     result = await broker.groups.join_group(
         body.group_id,
         body.member_id,
@@ -71,6 +83,13 @@ async def join_group(broker: Broker, request: Request, info: ConnectionInfo) -> 
 async def sync_group(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     body = request.body
     build = response_builder(ApiKey.SYNC_GROUP, request.header.api_version)
+    if broker.groups is None:
+        return build.make(
+            "SyncGroupResponse",
+            throttle_time=0,
+            error_code=ErrorCode.not_coordinator,
+            assignment=b"",
+        )
     result = await broker.groups.sync_group(
         body.group_id,
         body.generation_id,
@@ -87,11 +106,15 @@ async def sync_group(broker: Broker, request: Request, info: ConnectionInfo) -> 
 async def heartbeat(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     body = request.body
     build = response_builder(ApiKey.HEARTBEAT, request.header.api_version)
-    error = broker.groups.heartbeat(
-        body.group_id,
-        body.generation_id,
-        body.member_id,
-        getattr(body, "group_instance_id", None),
+    error = (
+        broker.groups.heartbeat(
+            body.group_id,
+            body.generation_id,
+            body.member_id,
+            getattr(body, "group_instance_id", None),
+        )
+        if broker.groups is not None
+        else ErrorCode.not_coordinator
     )
     return build.make("HeartbeatResponse", throttle_time=0, error_code=error)
 
@@ -106,6 +129,10 @@ async def leave_group(broker: Broker, request: Request, info: ConnectionInfo) ->
         if batched
         else [(body.member_id, None)]
     )
+    if broker.groups is None:
+        return build.make(
+            "LeaveGroupResponse", throttle_time=0, error_code=ErrorCode.not_coordinator, members=()
+        )
     result = broker.groups.leave_group(body.group_id, identities)
     members = tuple(
         build.make(
@@ -136,13 +163,7 @@ async def offset_commit(broker: Broker, request: Request, info: ConnectionInfo) 
         for topic in body.topics
         for p in topic.partitions
     }
-    errors = broker.groups.commit_offsets(
-        body.group_id,
-        body.generation_id_or_member_epoch,
-        body.member_id,
-        offsets,
-        group_instance_id=getattr(body, "group_instance_id", None),
-    )
+    errors = await _commit(broker, body, offsets)
     topics = tuple(
         build.make(
             "OffsetCommitResponseTopic",
@@ -161,6 +182,25 @@ async def offset_commit(broker: Broker, request: Request, info: ConnectionInfo) 
     return build.make("OffsetCommitResponse", throttle_time=0, topics=topics)
 
 
+async def _commit(
+    broker: Broker, body: Any, offsets: dict[tuple[str, int], OffsetAndMetadata]
+) -> dict[tuple[str, int], int]:
+    """Commit, then (multi-broker region) wait until the ISR holds it, as Kafka does."""
+    if broker.groups is None:
+        return {tp: ErrorCode.not_coordinator for tp in offsets}
+    errors = broker.groups.commit_offsets(
+        body.group_id,
+        body.generation_id_or_member_epoch,
+        body.member_id,
+        offsets,
+        group_instance_id=getattr(body, "group_instance_id", None),
+    )
+    replicated = await broker.group_log_replicated()
+    if replicated != ErrorCode.none:
+        return {tp: error or replicated for tp, error in errors.items()}
+    return errors
+
+
 @handles(ApiKey.OFFSET_FETCH)
 async def offset_fetch(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     body = request.body
@@ -170,6 +210,10 @@ async def offset_fetch(broker: Broker, request: Request, info: ConnectionInfo) -
         if body.topics is None
         else [(t.name, p) for t in body.topics for p in t.partition_indexes]
     )
+    if broker.groups is None:
+        return build.make(
+            "OffsetFetchResponse", throttle_time=0, topics=(), error_code=ErrorCode.not_coordinator
+        )
     committed = broker.groups.fetch_offsets(body.group_id, wanted)
     by_topic: dict[str, list[Any]] = {}
     for (topic, partition), value in sorted(committed.items()):
@@ -196,7 +240,7 @@ async def list_groups(broker: Broker, request: Request, info: ConnectionInfo) ->
     states = set(getattr(request.body, "states_filter", ()) or ())
     groups = tuple(
         build.make("ListedGroup", group_id=g, protocol_type=t, group_state=s)
-        for g, t, s in broker.groups.list_groups()
+        for g, t, s in (broker.groups.list_groups() if broker.groups else ())
         if not states or s in states
     )
     return build.make("ListGroupsResponse", throttle_time=0, error_code=0, groups=groups)
@@ -207,6 +251,20 @@ async def describe_groups(broker: Broker, request: Request, info: ConnectionInfo
     build = response_builder(ApiKey.DESCRIBE_GROUPS, request.header.api_version)
     described = []
     for group_id in request.body.groups:
+        if broker.groups is None:
+            described.append(
+                build.make(
+                    "DescribedGroup",
+                    error_code=ErrorCode.not_coordinator,
+                    group_id=group_id,
+                    group_state="",
+                    protocol_type="",
+                    protocol_data="",
+                    members=(),
+                    authorized_operations=-2147483648,
+                )
+            )
+            continue
         group = broker.groups.describe_group(group_id)
         members = tuple(
             build.make(

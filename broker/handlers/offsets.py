@@ -34,8 +34,12 @@ def _lookup(partition: Partition, timestamp_ms: int) -> tuple[int, int]:
 
 def _list_partition(broker: Broker, build: MessageBuilder, topic: str, query: Any) -> Any:
     partition = broker.partition(topic, query.partition_index)
-    error, timestamp, offset, epoch = ErrorCode.unknown_topic_or_partition, -1, -1, -1
-    if partition is not None:
+    timestamp, offset, epoch = -1, -1, -1
+    if partition is None:
+        error = broker.missing_partition_error(topic, query.partition_index)
+    elif not partition.is_leader:
+        error = ErrorCode.not_leader_or_follower
+    else:
         error, epoch = ErrorCode.none, partition.leader_epoch
         timestamp, offset = _lookup(partition, query.timestamp)
     return build.make(
@@ -68,6 +72,8 @@ def _epoch_lookup(partition: Partition | None, query: Any) -> tuple[int, int, in
     """(error, epoch, end offset), fencing requests that carry a stale or future epoch."""
     if partition is None:
         return ErrorCode.unknown_topic_or_partition, -1, -1
+    if not partition.is_leader:
+        return ErrorCode.not_leader_or_follower, -1, -1
     if query.current_leader_epoch > partition.leader_epoch:
         return ErrorCode.unknown_leader_epoch, -1, -1
     if 0 <= query.current_leader_epoch < partition.leader_epoch:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import anyio
 
 from broker import telemetry
 from broker.clock import now_ms
@@ -13,8 +16,9 @@ from broker.producer_state import ProducerFenced
 from broker.protocol.batch import BatchHeader, InvalidBatch, iter_headers
 from broker.protocol.codec import Request
 from broker.protocol.errors import ErrorCode
-from broker.protocol.messages import MessageBuilder, response_builder
+from broker.protocol.messages import MessageBuilder, millis, response_builder
 from broker.protocol.versions import ApiKey
+from broker.replication.waits import replicated
 
 if TYPE_CHECKING:
     from broker.broker import Broker
@@ -23,29 +27,35 @@ if TYPE_CHECKING:
 VALID_ACKS = (-1, 0, 1)
 
 
-def _result(
-    build: MessageBuilder,
-    index: int,
-    error: int,
-    base_offset: int = -1,
-    log_append_time_ms: int = -1,
-    log_start_offset: int = -1,
-    message: str | None = None,
-) -> Any:
-    return build.make(
-        "PartitionProduceResponse",
-        index=index,
-        error_code=error,
-        base_offset=base_offset,
-        log_append_time=log_append_time_ms,
-        log_start_offset=log_start_offset,
-        record_errors=(),
-        error_message=message,
-    )
+@dataclass
+class _Outcome:
+    """One partition's answer; acks=all fills `error` in after waiting for the ISR."""
+
+    index: int
+    error: int
+    base_offset: int = -1
+    log_append_time_ms: int = -1
+    log_start_offset: int = -1
+    message: str | None = None
+    partition: Partition | None = None
+    end_offset: int = -1  # the high watermark acks=all waits for
+    leader_epoch: int = -1
+
+    def build(self, build: MessageBuilder) -> Any:
+        return build.make(
+            "PartitionProduceResponse",
+            index=self.index,
+            error_code=self.error,
+            base_offset=self.base_offset if self.error == ErrorCode.none else -1,
+            log_append_time=self.log_append_time_ms,
+            log_start_offset=self.log_start_offset,
+            record_errors=(),
+            error_message=self.message,
+        )
 
 
-def _append(partition: Partition, records: bytes) -> tuple[int, int, int]:
-    """Append one partition's batches; return (error, base_offset, log_append_time_ms)."""
+def _append(partition: Partition, records: bytes, outcome: _Outcome) -> None:
+    """Append one partition's batches (or find the earlier append a retry repeats)."""
     buffer = bytearray(records)
     headers = list(iter_headers(buffer))
     if not headers:
@@ -53,14 +63,17 @@ def _append(partition: Partition, records: bytes) -> tuple[int, int, int]:
     if len(headers) == 1:
         earlier = partition.producers.check(headers[0])
         if earlier is not None:  # a retry of an append that already happened
-            return ErrorCode.none, earlier.first_offset, -1
+            outcome.base_offset, outcome.end_offset = earlier.first_offset, earlier.last_offset + 1
+            return
     else:
         for header in headers:
             partition.producers.check(header)
     appended = partition.log.append(buffer, leader_epoch=partition.leader_epoch, now_ms=now_ms())
     _remember_producers(partition, headers, appended.first_offset)
     partition.notify_appended()
-    return ErrorCode.none, appended.first_offset, appended.log_append_time_ms
+    outcome.base_offset = appended.first_offset
+    outcome.log_append_time_ms = appended.log_append_time_ms
+    outcome.end_offset = appended.last_offset + 1
 
 
 def _remember_producers(
@@ -72,12 +85,27 @@ def _remember_producers(
         offset += header.last_offset_delta + 1
 
 
-def _produce_partition(
-    broker: Broker, build: MessageBuilder, topic: str, index: int, records: bytes | None
-) -> Any:
+def _refusal(broker: Broker, topic: str, index: int, acks: int) -> int:
+    """The error that refuses this append before it happens, or 0."""
     partition = broker.partition(topic, index)
     if partition is None:
-        return _result(build, index, ErrorCode.unknown_topic_or_partition)
+        return broker.missing_partition_error(topic, index)
+    if not partition.is_leader:
+        return ErrorCode.not_leader_or_follower
+    leader = partition.leader
+    if acks == -1 and leader is not None and len(leader.isr) < partition.min_insync_replicas:
+        return ErrorCode.not_enough_replicas
+    return ErrorCode.none
+
+
+def _produce_partition(
+    broker: Broker, topic: str, index: int, records: bytes | None, acks: int
+) -> _Outcome:
+    outcome = _Outcome(index, _refusal(broker, topic, index, acks))
+    partition = broker.partition(topic, index)
+    if outcome.error or partition is None:
+        return outcome
+    outcome.partition, outcome.leader_epoch = partition, partition.leader_epoch
     try:
         with telemetry.span(
             f"publish {topic}",
@@ -88,33 +116,56 @@ def _produce_partition(
                 "messaging.destination.partition.id": str(index),
             },
         ):
-            error, base_offset, append_time_ms = _append(partition, records or b"")
+            _append(partition, records or b"", outcome)
     except InvalidBatch as exc:
-        return _result(build, index, ErrorCode.corrupt_message, message=str(exc))
+        outcome.error, outcome.message = ErrorCode.corrupt_message, str(exc)
     except RecordTooLarge as exc:
-        return _result(build, index, ErrorCode.message_too_large, message=str(exc))
+        outcome.error, outcome.message = ErrorCode.message_too_large, str(exc)
     except ProducerFenced as exc:
-        return _result(build, index, exc.error_code, message=str(exc))
-    return _result(build, index, error, base_offset, append_time_ms, partition.log.log_start_offset)
+        outcome.error, outcome.message = exc.error_code, str(exc)
+    outcome.log_start_offset = partition.log.log_start_offset
+    return outcome
+
+
+async def _await_isr(outcomes: list[_Outcome], timeout_ms: int) -> None:
+    """acks=all: each appended partition waits for its high watermark, within the timeout."""
+    waiting = [o for o in outcomes if o.error == ErrorCode.none and o.partition is not None]
+    for outcome in waiting:
+        outcome.error = ErrorCode.request_timed_out
+    with anyio.move_on_after(max(timeout_ms, 0) / 1000):
+        for outcome in waiting:
+            assert outcome.partition is not None
+            outcome.error = await replicated(
+                outcome.partition, outcome.end_offset, outcome.leader_epoch
+            )
 
 
 @handles(ApiKey.PRODUCE)
 async def produce(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     body = request.body
     build = response_builder(ApiKey.PRODUCE, request.header.api_version)
-    topics = []
+    per_topic: list[tuple[str, list[_Outcome]]] = []
     for topic in body.topic_data:
-        results = []
+        outcomes = []
         for data in topic.partition_data:
             if body.acks not in VALID_ACKS:
-                results.append(_result(build, data.index, ErrorCode.invalid_required_acks))
+                outcomes.append(_Outcome(data.index, ErrorCode.invalid_required_acks))
             else:
-                results.append(
-                    _produce_partition(broker, build, topic.name, data.index, data.records)
+                outcomes.append(
+                    _produce_partition(broker, topic.name, data.index, data.records, body.acks)
                 )
-        topics.append(
-            build.make("TopicProduceResponse", name=topic.name, partition_responses=tuple(results))
-        )
+        per_topic.append((topic.name, outcomes))
     if body.acks == 0:
         return None
-    return build.make("ProduceResponse", responses=tuple(topics), throttle_time=0)
+    if body.acks == -1:
+        timeout_ms = int(millis(body.timeout))
+        await _await_isr([o for _, outcomes in per_topic for o in outcomes], timeout_ms)
+    topics = tuple(
+        build.make(
+            "TopicProduceResponse",
+            name=name,
+            partition_responses=tuple(o.build(build) for o in outcomes),
+        )
+        for name, outcomes in per_topic
+    )
+    return build.make("ProduceResponse", responses=topics, throttle_time=0)

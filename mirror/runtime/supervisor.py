@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from pathlib import Path
 import anyio
 from anyio.abc import Process
 
+from broker.ports import free_port
 from mirror.backoff import Backoff
 from mirror.runtime.children import ChildSpec, broker_spec, worker_spec
 from mirror.runtime.state import ProcessRow, StateDB
@@ -32,12 +32,6 @@ READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 HEALTHY_UPTIME_S = 10.0  # a child that ran this long starts its backoff from scratch
 START_ATTEMPTS = 3  # a child that exits this often before its first ready line fails `up`
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -6,7 +6,6 @@ import os
 import re
 import select
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,15 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from broker.ports import free_port
+
 READY = re.compile(r"ready on ([\d.]+):(\d+)")
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class BrokerProcess:
@@ -94,10 +89,20 @@ class BrokerProcess:
         """SIGKILL: nothing gets to flush."""
         return self._signal(signal.SIGKILL)
 
+    def pause(self) -> None:
+        """SIGSTOP: the process holds its sockets but answers nothing (a hung peer)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
     def _signal(self, signum: int) -> int:
         if self.process is None or self.process.poll() is not None:
             return self.process.returncode if self.process else 0
         self.process.send_signal(signum)
+        self.process.send_signal(signal.SIGCONT)  # a paused process must see SIGTERM
         try:
             return self.process.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:

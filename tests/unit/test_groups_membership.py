@@ -557,24 +557,3 @@ def test_describe_unknown_group_is_dead() -> None:
     described = gc.describe_group("nope")
     assert (described.state, described.protocol_type, described.members) == ("Dead", "", ())
     assert gc.list_groups() == []
-
-
-@pytest.mark.anyio
-async def test_run_ticks_on_its_own() -> None:
-    clock = Clock()
-    gc = coordinator(clock=clock, initial_delay_ms=100)
-    results: list[JoinResult] = []
-
-    async def one() -> None:
-        results.append(await join(gc))
-
-    with anyio.fail_after(5):
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(gc.run, 0.001)
-            tasks.start_soon(one)
-            await parked(gc, 1)
-            clock.now_ms += 100
-            while not results:
-                await anyio.sleep(0.001)
-            tasks.cancel_scope.cancel()
-    assert results[0].error == ErrorCode.none

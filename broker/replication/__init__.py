@@ -1,0 +1,1 @@
+"""Replication inside a multi-broker region: leader state, follower fetchers, cluster link."""

@@ -1,0 +1,301 @@
+"""A broker's membership of a multi-broker region, through the controller quorum.
+
+Registers (a new broker epoch per start), heartbeats, follows the committed metadata log into
+a local `MetadataImage`, and applies it: topics into the broker's registry, partition roles
+into leaders and followers. As a leader it proposes ISR changes (shrink on lag, expand on
+catch-up); the controller decides. Topic administration is forwarded to the controller and
+answered once this broker's own image shows the result, so a client's next Metadata agrees.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import anyio
+from anyio.abc import TaskStatus
+
+from broker.client.client import KafkaClient
+from broker.clock import now_ms
+from broker.kraft.controller_client import (
+    ControllerClient,
+    ControllerError,
+    TopicResult,
+    TopicSpec,
+)
+from broker.kraft.metadata import MetadataError, MetadataImage, effective_topic_configs
+from broker.log import LogConfig
+from broker.protocol.errors import ErrorCode
+from broker.replication import roles
+from broker.replication.follower import ReplicaFetcher
+from broker.topics import TopicError, TopicInfo
+
+if TYPE_CHECKING:
+    from broker.broker import Broker
+
+log = logging.getLogger("regionlink.cluster")
+
+METADATA_WAIT_MS = 1000
+ISR_CHECK_INTERVAL_S = 0.2
+APPLY_TIMEOUT_S = 10.0
+RETRY_BACKOFF_S = 0.25
+
+
+class ClusterLink:
+    def __init__(self, broker: Broker, quorum: Mapping[int, tuple[str, int]]) -> None:
+        self.broker = broker
+        self.local_id = broker.config.node_id
+        self.controllers = ControllerClient(quorum)
+        self.image = MetadataImage()
+        self.metadata_offset = 0
+        self.broker_epoch = -1
+        self.fenced = True
+        self._changed = anyio.Event()
+        self._client = KafkaClient([broker.config.advertised], client_id=f"replica-{self.local_id}")
+        self.fetcher = ReplicaFetcher(broker, self._client)
+        self._isr_in_flight: set[tuple[str, int]] = set()
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        async with self._client, anyio.create_task_group() as tasks:
+            await self._register()
+            tasks.start_soon(self._follow_metadata)
+            tasks.start_soon(self._heartbeat_loop)
+            tasks.start_soon(self._isr_loop)
+            tasks.start_soon(self.fetcher.run)
+            task_status.started()
+
+    async def _register(self) -> None:
+        host, port = self.broker.config.advertised_host_port(self.broker.port)
+        incarnation = uuid.uuid4().hex
+        while True:
+            try:
+                self.broker_epoch = await self.controllers.register_broker(
+                    self.local_id, incarnation, host, port
+                )
+                log.info("broker %d registered, epoch %d", self.local_id, self.broker_epoch)
+                return
+            except ControllerError as exc:
+                log.warning("registration of broker %d failed: %s", self.local_id, exc)
+                await anyio.sleep(RETRY_BACKOFF_S)
+
+    async def _heartbeat_loop(self) -> None:
+        interval_s = self.broker.config.heartbeat_interval_ms / 1000
+        while True:
+            try:
+                reply = await self.controllers.heartbeat(
+                    self.local_id, self.broker_epoch, self.metadata_offset
+                )
+                if reply.fenced != self.fenced:
+                    log.info("broker %d %s", self.local_id, "fenced" if reply.fenced else "active")
+                self.fenced = reply.fenced
+            except ControllerError as exc:
+                if exc.error_code == ErrorCode.stale_broker_epoch:
+                    await self._register()
+                else:
+                    log.warning("heartbeat failed: %s", exc)
+            await anyio.sleep(interval_s)
+
+    async def controlled_shutdown(self, timeout_s: float) -> None:
+        """Ask the controller to move leadership away before this broker stops."""
+        with anyio.move_on_after(timeout_s):
+            while True:
+                try:
+                    reply = await self.controllers.heartbeat(
+                        self.local_id, self.broker_epoch, self.metadata_offset, want_shutdown=True
+                    )
+                    if reply.shutdown_ok:
+                        log.info("controlled shutdown of broker %d done", self.local_id)
+                        return
+                except ControllerError as exc:
+                    log.warning("controlled shutdown: %s", exc)
+                await anyio.sleep(0.1)
+
+    async def aclose(self) -> None:
+        await self.controllers.aclose()
+
+    # -- metadata -------------------------------------------------------------------------
+    async def _follow_metadata(self) -> None:
+        while True:
+            try:
+                update = await self.controllers.fetch_metadata(
+                    self.metadata_offset, wait_ms=METADATA_WAIT_MS
+                )
+            except ControllerError as exc:
+                log.debug("metadata fetch failed: %s", exc)
+                await anyio.sleep(RETRY_BACKOFF_S)
+                continue
+            if update.snapshot is not None:
+                self.image = update.snapshot
+            for record in update.records:
+                try:
+                    self.image.apply(record)
+                except MetadataError as exc:  # the controller applied it; we must not differ
+                    log.error("metadata record %r not applied: %s", record, exc)
+            changed = update.snapshot is not None or bool(update.records)
+            self.metadata_offset = max(self.metadata_offset, update.next_offset)
+            if changed:
+                self._apply_image()
+                self._changed.set()
+                self._changed = anyio.Event()
+
+    def _apply_image(self) -> None:
+        broker, image, now = self.broker, self.image, now_ms()
+        for b in image.brokers.values():
+            self._client.view.brokers[b.broker_id] = (b.host, b.port)
+        live = {t.name: t for t in image.topics.values()}
+        for info in broker.topics.all():
+            topic = live.get(info.name)
+            if topic is None or topic.topic_id != info.topic_id:
+                broker.forget_topic(info.name)
+        for topic in live.values():
+            partitions = image.partitions(topic.topic_id)
+            configs = effective_topic_configs(image, topic)
+            config = LogConfig.from_topic_configs(configs)
+            previous = broker.topics.get(topic.name)
+            internal = topic.name.startswith("__")
+            broker.topics.put(
+                TopicInfo(topic.name, topic.topic_id, len(partitions), configs, internal)
+            )
+            if previous is not None and previous.configs != configs:
+                broker.partitions.reconfigure(topic.name, config)
+            for index, placement in partitions.items():
+                if self.local_id not in placement.replicas:
+                    continue
+                partition = broker.partitions.open(topic.name, index, config, now_ms=now)
+                partition.min_insync_replicas = config.min_insync_replicas
+                roles.apply_partition_info(partition, placement, self.local_id, self.fetcher, now)
+        broker.on_roles_changed()
+
+    def is_live(self, broker_id: int) -> bool:
+        info = self.image.broker(broker_id)
+        return info is not None and not info.fenced
+
+    def live_brokers(self) -> list[tuple[int, tuple[str, int]]]:
+        """Unfenced brokers with their addresses (just this one while none is unfenced)."""
+        live = [
+            (b.broker_id, (b.host, b.port)) for b in self.image.brokers.values() if not b.fenced
+        ]
+        own = (self.local_id, self.broker.config.advertised_host_port(self.broker.port))
+        return sorted(live) or [own]
+
+    async def wait_for(
+        self, condition: Callable[[], bool], timeout_s: float = APPLY_TIMEOUT_S
+    ) -> bool:
+        """Wait until `condition()` holds on the applied image (after a controller change)."""
+        with anyio.move_on_after(timeout_s):
+            while not condition():
+                await self._changed.wait()
+            return True
+        return False
+
+    # -- ISR ------------------------------------------------------------------------------
+    async def _isr_loop(self) -> None:
+        lag_max_ms = self.broker.config.replica_lag_time_max_ms
+        async with anyio.create_task_group() as tasks:
+            while True:
+                await anyio.sleep(ISR_CHECK_INTERVAL_S)
+                now = now_ms()
+                for partition in self.broker.partitions.all():
+                    leader = partition.leader
+                    key = (partition.topic, partition.index)
+                    if leader is None or key in self._isr_in_flight:
+                        continue
+                    isr = leader.isr_after_shrink(now, lag_max_ms) or leader.isr_after_expand()
+                    if isr is not None:
+                        self._isr_in_flight.add(key)
+                        tasks.start_soon(self._alter_isr, key, isr)
+
+    async def _alter_isr(self, key: tuple[str, int], isr: tuple[int, ...]) -> None:
+        try:
+            partition = self.broker.partition(*key)
+            topic = self.broker.topics.get(key[0])
+            leader = partition.leader if partition else None
+            if partition is None or topic is None or leader is None:
+                return
+            log.info("%s-%d: ISR %s -> %s", key[0], key[1], leader.isr, isr)
+            try:
+                info = await self.controllers.alter_partition(
+                    self.local_id,
+                    self.broker_epoch,
+                    topic.topic_id,
+                    key[1],
+                    leader.leader_epoch,
+                    leader.partition_epoch,
+                    isr,
+                )
+            except ControllerError as exc:
+                log.warning("%s-%d: ISR change refused: %s", key[0], key[1], exc)
+                await anyio.sleep(RETRY_BACKOFF_S)
+                return
+            if partition.leader is leader and info.leader_epoch == leader.leader_epoch:
+                roles.apply_partition_info(partition, info, self.local_id, self.fetcher, now_ms())
+        finally:
+            self._isr_in_flight.discard(key)
+
+    # -- administration (forwarded to the controller) -------------------------------------
+    async def create_topic(
+        self,
+        name: str,
+        partitions: int,
+        replication_factor: int,
+        configs: dict[str, str],
+        *,
+        validate_only: bool = False,
+    ) -> None:
+        spec = TopicSpec(name, partitions, replication_factor, configs)
+        with _as_topic_error():
+            _raise_for(await self.controllers.create_topics([spec], validate_only=validate_only))
+        if not validate_only:
+            await self.wait_for(lambda: name in self.broker.topics)
+
+    async def delete_topic(self, name: str) -> None:
+        with _as_topic_error():
+            _raise_for(await self.controllers.delete_topics([name]))
+        await self.wait_for(lambda: name not in self.broker.topics)
+
+    async def add_partitions(self, name: str, count: int, *, validate_only: bool) -> None:
+        with _as_topic_error():
+            result = await self.controllers.create_partitions(
+                name, count, validate_only=validate_only
+            )
+        _raise_for([result])
+        if not validate_only:
+            await self.wait_for(lambda: _partition_count(self.broker, name) >= count)
+
+    async def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
+        with _as_topic_error():
+            _raise_for([await self.controllers.set_topic_configs(name, configs)])
+        await self.wait_for(lambda: _has_configs(self.broker, name, configs))
+
+    async def allocate_producer_ids(self) -> tuple[int, int]:
+        with _as_topic_error():
+            return await self.controllers.allocate_producer_ids(self.local_id, self.broker_epoch)
+
+
+@contextmanager
+def _as_topic_error() -> Iterator[None]:
+    """Controller refusals reach Kafka clients as the same error codes."""
+    try:
+        yield
+    except ControllerError as exc:
+        raise TopicError(exc.error_code, exc.message) from exc
+
+
+def _raise_for(results: Sequence[TopicResult]) -> None:
+    for result in results:
+        if result.error_code != ErrorCode.none:
+            raise TopicError(result.error_code, result.message or f"error {result.error_code}")
+
+
+def _partition_count(broker: Broker, name: str) -> int:
+    info = broker.topics.get(name)
+    return info.partitions if info else 0
+
+
+def _has_configs(broker: Broker, name: str, configs: Mapping[str, str]) -> bool:
+    info = broker.topics.get(name)
+    return info is not None and all(info.configs.get(k) == v for k, v in configs.items())

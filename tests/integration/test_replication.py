@@ -1,0 +1,235 @@
+"""A region of 3 controllers and 3 brokers as real processes, driven by confluent-kafka.
+
+Replication with RF=3: acks=all waits for the ISR; SIGKILL of a partition leader under an
+idempotent acks=all load loses and duplicates nothing and writes resume on the new leader;
+the controller leader's SIGKILL is survived; a killed broker restarts, catches up and
+rejoins the ISR; a frozen follower leaves the ISR while acks=all goes on with
+min.insync.replicas=2, and NOT_ENOUGH_REPLICAS is answered when too few replicas remain.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+
+from broker.client import data
+from broker.client.client import KafkaClient
+from broker.protocol.records import Record, build_batch
+from tests.integration.region_harness import Region
+
+pytestmark = pytest.mark.integration
+
+LAG_MAX_MS = 3_000
+
+
+@pytest.fixture
+def region(tmp_path: Path) -> Iterator[Region]:
+    region = Region(tmp_path, broker_args=("--replica-lag-time-max-ms", str(LAG_MAX_MS)))
+    try:
+        yield region.start()
+    finally:
+        region.kill_all()
+
+
+def producer(region: Region, **extra: object) -> Producer:
+    return Producer(
+        {
+            "bootstrap.servers": region.bootstrap,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            "message.timeout.ms": 60_000,
+            **extra,
+        }
+    )
+
+
+def read_all(region: Region, topic: str, partition: int = 0, timeout_s: float = 30) -> list[bytes]:
+    """Every record's value from offset 0 to the high watermark, in order."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": region.bootstrap,
+            "group.id": f"reader-{time.monotonic_ns()}",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        consumer.assign([TopicPartition(topic, partition, 0)])
+        values: list[bytes] = []
+        deadline = time.monotonic() + timeout_s
+        while len(values) < high and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None or message.error():
+                continue
+            values.append(message.value())
+        assert low == 0
+        return values
+    finally:
+        consumer.close()
+
+
+class Load:
+    """An idempotent acks=all producer in a thread; remembers every acknowledged value."""
+
+    def __init__(self, region: Region, topic: str) -> None:
+        self.topic = topic
+        self.producer = producer(region)
+        self.acked: list[tuple[float, bytes]] = []
+        self.failed: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=90)
+
+    def _run(self) -> None:
+        sequence = 0
+        while not self._stop.is_set():
+            value = f"v{sequence:08d}".encode()
+            try:
+                self.producer.produce(self.topic, value, partition=0, on_delivery=self._delivered)
+                sequence += 1
+            except BufferError:
+                pass
+            self.producer.poll(0.001 if sequence % 50 else 0.01)
+        remaining = self.producer.flush(60)
+        assert remaining == 0, f"{remaining} records never acknowledged"
+
+    def _delivered(self, error: KafkaError | None, message: object) -> None:
+        if error is None:
+            self.acked.append((time.monotonic(), message.value()))  # type: ignore[attr-defined]
+        else:
+            self.failed.append(str(error))
+
+    def wait_acked(self, count: int, timeout_s: float = 30) -> None:
+        Region.wait_until(lambda: len(self.acked) >= count, f"{count} acknowledged records")
+
+
+def test_rf3_acks_all_replicates_to_every_broker(region: Region) -> None:
+    region.create_topic("orders", 1, **{"min.insync.replicas": "2"})
+    produce = producer(region)
+    for i in range(2_000):
+        produce.produce("orders", f"r{i}".encode(), partition=0)
+        produce.poll(0)
+    assert produce.flush(30) == 0
+    assert read_all(region, "orders") == [f"r{i}".encode() for i in range(2_000)]
+    assert sorted(region.isr("orders")) == [1, 2, 3]
+    for broker in region.brokers.values():  # every replica holds the data on disk
+        segments = list((broker.data_dir / "topics" / "orders-0").glob("*.log"))
+        assert sum(s.stat().st_size for s in segments) > 2_000 * 20
+
+
+def test_leader_sigkill_under_idempotent_load_loses_and_duplicates_nothing(
+    region: Region,
+) -> None:
+    region.create_topic("payments", 1, **{"min.insync.replicas": "2"})
+    old_leader = region.leader("payments")
+    with Load(region, "payments") as load:
+        load.wait_acked(3_000)
+        killed_at = time.monotonic()
+        region.brokers[old_leader].kill()
+        region.wait_until(lambda: region.leader("payments") not in (-1, old_leader), "a new leader")
+        load.wait_acked(len(load.acked) + 3_000)
+    first_after = min(t for t, _ in load.acked if t > killed_at)
+    assert first_after - killed_at < 10, "writes resumed on the new leader"
+    values = read_all(region, "payments")
+    acked = [v for _, v in load.acked]
+    assert len(values) == len(set(values)), "no record written twice"
+    assert set(acked) <= set(values), "every acknowledged record survived"
+    assert values == sorted(values), "records keep their order"
+    assert not load.failed
+
+
+def test_controller_leader_sigkill_the_region_carries_on(region: Region) -> None:
+    region.create_topic("before", 1)
+    leader = region.controller_leader()
+    region.controllers[leader].kill()
+    region.wait_until(lambda: region.controller_leader() != leader, "a new controller leader")
+    region.create_topic("after", 1)  # needs the quorum
+    produce = producer(region)
+    produce.produce("after", b"x", partition=0)
+    assert produce.flush(30) == 0
+    assert read_all(region, "after") == [b"x"]
+
+
+def test_killed_broker_restarts_catches_up_and_rejoins_the_isr(region: Region) -> None:
+    region.create_topic("events", 1, **{"min.insync.replicas": "2"})
+    leader = region.leader("events")
+    follower = next(n for n in region.brokers if n != leader)
+    region.brokers[follower].kill()
+    region.wait_until(lambda: follower not in region.isr("events"), "the dead follower out")
+    produce = producer(region)
+    for i in range(1_000):
+        produce.produce("events", f"e{i}".encode(), partition=0)
+        produce.poll(0)
+    assert produce.flush(30) == 0
+    region.brokers[follower].start()
+    region.wait_until(lambda: follower in region.isr("events"), "the follower back in the ISR")
+    region.brokers[leader].kill()  # now the rejoined follower may lead: it must hold it all
+    region.wait_until(lambda: region.leader("events") not in (-1, leader), "a new leader")
+    assert read_all(region, "events") == [f"e{i}".encode() for i in range(1_000)]
+
+
+def test_frozen_follower_leaves_the_isr_and_acks_all_goes_on(region: Region) -> None:
+    region.create_topic("audit", 1, **{"min.insync.replicas": "2"})
+    leader = region.leader("audit")
+    frozen, other = (n for n in region.brokers if n != leader)
+    region.brokers[frozen].pause()
+    try:
+        region.wait_until(lambda: frozen not in region.isr("audit"), "the frozen follower out")
+        produce = producer(region)
+        produce.produce("audit", b"while-frozen", partition=0)
+        assert produce.flush(30) == 0
+        region.brokers[other].pause()  # only the leader is left: below min.insync.replicas
+        region.wait_until(lambda: region.isr("audit") == (leader,), "the ISR down to the leader")
+        errors: list[KafkaError] = []
+        strict = Producer(
+            {
+                "bootstrap.servers": region.brokers[leader].bootstrap,
+                "acks": "all",
+                "message.timeout.ms": 3_000,
+                "retries": 0,
+            }
+        )
+        strict.produce("audit", b"refused", partition=0, on_delivery=lambda e, m: errors.append(e))
+        strict.flush(10)
+        assert [e.code() for e in errors if e] == [KafkaError.NOT_ENOUGH_REPLICAS]
+    finally:
+        region.brokers[frozen].resume()
+        region.brokers[other].resume()
+    region.wait_until(lambda: len(region.isr("audit")) == 3, "both followers back")
+    assert read_all(region, "audit") == [b"while-frozen"]
+
+
+def test_a_follower_answers_not_leader_or_follower(region: Region) -> None:
+    """Produce, Fetch and ListOffsets sent to a follower are refused with error 6."""
+    region.create_topic("routing", 1)
+    leader = region.leader("routing")
+    follower = next(n for n in region.brokers if n != leader)
+    batch = build_batch([Record(0, 0, b"k", b"v")])
+
+    async def ask_follower() -> tuple[int, int, int]:
+        async with KafkaClient([("127.0.0.1", region.brokers[follower].port)]) as client:
+            await client.refresh_metadata(["routing"])
+            produced = await data.produce(client, follower, {("routing", 0): batch})
+            fetched = await data.fetch(client, follower, {("routing", 0): 0}, max_wait_ms=0)
+            listed = await data.list_offsets(client, follower, {("routing", 0): data.LATEST})
+            return (
+                produced[("routing", 0)].error,
+                fetched[("routing", 0)].error,
+                listed[("routing", 0)][0],
+            )
+
+    assert anyio.run(ask_follower) == (6, 6, 6)
