@@ -11,6 +11,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	@command -v kcat >/dev/null || (echo "note: kcat not found; install it with: apt-get install -y kcat" >&2)
+	@command -v nft >/dev/null || (echo "note: nft not found (replication tests cut links with it): apt-get install -y nftables" >&2)
 	touch $(STAMP)
 
 setup: $(STAMP)

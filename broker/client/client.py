@@ -94,12 +94,15 @@ class KafkaClient:
         client_id: str = "regionlink",
         request_timeout_s: float = 30.0,
         connect_timeout_s: float = 10.0,
+        local_host: str | None = None,
     ) -> None:
+        """`local_host` binds outgoing connections to one of this host's addresses."""
         assert bootstrap, "a client needs at least one bootstrap address"
         self.bootstrap = list(bootstrap)
         self.client_id = client_id
         self.request_timeout_s = request_timeout_s
         self.connect_timeout_s = connect_timeout_s
+        self.local_host = local_host
         self.view = ClusterView()
         # Keyed by (address, lane): brokers answer a connection's requests in order, so
         # long-polling fetches get their own lane and never delay admin or group requests.
@@ -144,7 +147,7 @@ class KafkaClient:
                 return existing
             assert self._task_group is not None, "use KafkaClient as an async context manager"
             connection = await KafkaConnection.open(
-                address, self.client_id, self._task_group, self.connect_timeout_s
+                address, self.client_id, self._task_group, self.connect_timeout_s, self.local_host
             )
             self._connections[key] = connection
             return connection

@@ -53,12 +53,17 @@ class KafkaConnection:
 
     @classmethod
     async def open(
-        cls, address: tuple[str, int], client_id: str, task_group: TaskGroup, timeout_s: float
+        cls,
+        address: tuple[str, int],
+        client_id: str,
+        task_group: TaskGroup,
+        timeout_s: float,
+        local_host: str | None = None,
     ) -> KafkaConnection:
         host, port = address
         try:
             with anyio.fail_after(timeout_s):
-                stream = await anyio.connect_tcp(host, port)
+                stream = await anyio.connect_tcp(host, port, local_host=local_host)
         except (OSError, TimeoutError) as exc:
             raise KafkaConnectionError(f"cannot connect to {host}:{port}: {exc}") from exc
         connection = cls(stream, address, client_id)

@@ -42,6 +42,9 @@ METADATA_WAIT_MS = 1000
 ISR_CHECK_INTERVAL_S = 0.2
 APPLY_TIMEOUT_S = 10.0
 RETRY_BACKOFF_S = 0.25
+# A fetch stuck on a dead link is abandoned after this long and the leader dialled again.
+REPLICA_REQUEST_TIMEOUT_S = 10.0
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
 
 
 class ClusterLink:
@@ -54,7 +57,15 @@ class ClusterLink:
         self.broker_epoch = -1
         self.fenced = True
         self._changed = anyio.Event()
-        self._client = KafkaClient([broker.config.advertised], client_id=f"replica-{self.local_id}")
+        # Replication leaves from the listener's own address, so that the network (and a
+        # drill's packet filter) can tell one broker's replica traffic from another's.
+        host = broker.config.host
+        self._client = KafkaClient(
+            [broker.config.advertised],
+            client_id=f"replica-{self.local_id}",
+            request_timeout_s=REPLICA_REQUEST_TIMEOUT_S,
+            local_host=None if host in WILDCARD_HOSTS else host,
+        )
         self.fetcher = ReplicaFetcher(broker, self._client)
         self._isr_in_flight: set[tuple[str, int]] = set()
 

@@ -25,9 +25,14 @@ class BrokerProcess:
     """One `regionlink broker` OS process; restartable on the same port and data dir."""
 
     def __init__(
-        self, data_dir: Path, port: int | None = None, extra_args: tuple[str, ...] = ()
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        extra_args: tuple[str, ...] = (),
+        host: str = "127.0.0.1",
     ) -> None:
         self.data_dir = data_dir
+        self.host = host
         self.port = port or free_port()
         self.extra_args = extra_args
         self.process: subprocess.Popen[str] | None = None
@@ -35,7 +40,7 @@ class BrokerProcess:
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def start(self) -> BrokerProcess:
         assert self.process is None or self.process.poll() is not None, "already running"

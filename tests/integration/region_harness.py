@@ -74,8 +74,9 @@ class Region:
             for n, p in ports.items()
         }
         self.brokers = {
-            n: BrokerProcess(
+            n: BrokerProcess(  # one loopback address each, so that links can be cut apart
                 root / f"broker-{n}",
+                host=f"127.0.1.{n}",
                 extra_args=(
                     "--node-id",
                     str(n),

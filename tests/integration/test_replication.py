@@ -3,8 +3,9 @@
 Replication with RF=3: acks=all waits for the ISR; SIGKILL of a partition leader under an
 idempotent acks=all load loses and duplicates nothing and writes resume on the new leader;
 the controller leader's SIGKILL is survived; a killed broker restarts, catches up and
-rejoins the ISR; a frozen follower leaves the ISR while acks=all goes on with
-min.insync.replicas=2, and NOT_ENOUGH_REPLICAS is answered when too few replicas remain.
+rejoins the ISR; a follower cut off from the leader by dropped packets (nftables) leaves the
+ISR while acks=all goes on with min.insync.replicas=2 and rejoins once healed; a frozen
+(SIGSTOP) follower does the same, and NOT_ENOUGH_REPLICAS is answered when too few remain.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from broker.client import data
 from broker.client.client import KafkaClient
 from broker.protocol.records import Record, build_batch
+from chaos.netfilter import LinkCuts
 from tests.integration.region_harness import Region
 
 pytestmark = pytest.mark.integration
@@ -126,9 +128,12 @@ def test_rf3_acks_all_replicates_to_every_broker(region: Region) -> None:
     assert produce.flush(30) == 0
     assert read_all(region, "orders") == [f"r{i}".encode() for i in range(2_000)]
     assert sorted(region.isr("orders")) == [1, 2, 3]
-    for broker in region.brokers.values():  # every replica holds the data on disk
-        segments = list((broker.data_dir / "topics" / "orders-0").glob("*.log"))
-        assert sum(s.stat().st_size for s in segments) > 2_000 * 20
+    replicas = [  # every replica holds the leader's batches, byte for byte, on disk
+        b"".join(s.read_bytes() for s in sorted((b.data_dir / "topics" / "orders-0").glob("*.log")))
+        for b in region.brokers.values()
+    ]
+    assert len(replicas[0]) > 2_000 * 10
+    assert replicas[0] == replicas[1] == replicas[2]
 
 
 def test_leader_sigkill_under_idempotent_load_loses_and_duplicates_nothing(
@@ -182,6 +187,22 @@ def test_killed_broker_restarts_catches_up_and_rejoins_the_isr(region: Region) -
     assert read_all(region, "events") == [f"e{i}".encode() for i in range(1_000)]
 
 
+def test_follower_cut_off_from_the_leader_leaves_the_isr_and_rejoins(region: Region) -> None:
+    """A network fault between one follower and the leader (packets dropped both ways)."""
+    region.create_topic("ledger", 1, **{"min.insync.replicas": "2"})
+    leader = region.brokers[region.leader("ledger")]
+    cut_off = next(n for n, b in region.brokers.items() if b is not leader)
+    produce = producer(region)
+    with LinkCuts("replication_test") as cuts:
+        cuts.cut(region.brokers[cut_off].host, leader.host, leader.port)
+        region.wait_until(lambda: cut_off not in region.isr("ledger"), "the cut-off follower out")
+        for i in range(100):
+            produce.produce("ledger", f"l{i}".encode(), partition=0)
+        assert produce.flush(30) == 0  # acks=all with the two replicas left
+    region.wait_until(lambda: len(region.isr("ledger")) == 3, "the follower back after healing")
+    assert read_all(region, "ledger") == [f"l{i}".encode() for i in range(100)]
+
+
 def test_frozen_follower_leaves_the_isr_and_acks_all_goes_on(region: Region) -> None:
     region.create_topic("audit", 1, **{"min.insync.replicas": "2"})
     leader = region.leader("audit")
@@ -221,7 +242,7 @@ def test_a_follower_answers_not_leader_or_follower(region: Region) -> None:
     batch = build_batch([Record(0, 0, b"k", b"v")])
 
     async def ask_follower() -> tuple[int, int, int]:
-        async with KafkaClient([("127.0.0.1", region.brokers[follower].port)]) as client:
+        async with KafkaClient([(region.brokers[follower].host, region.brokers[follower].port)]) as client:
             await client.refresh_metadata(["routing"])
             produced = await data.produce(client, follower, {("routing", 0): batch})
             fetched = await data.fetch(client, follower, {("routing", 0): 0}, max_wait_ms=0)
