@@ -242,7 +242,9 @@ def test_a_follower_answers_not_leader_or_follower(region: Region) -> None:
     batch = build_batch([Record(0, 0, b"k", b"v")])
 
     async def ask_follower() -> tuple[int, int, int]:
-        async with KafkaClient([(region.brokers[follower].host, region.brokers[follower].port)]) as client:
+        async with KafkaClient(
+            [(region.brokers[follower].host, region.brokers[follower].port)]
+        ) as client:
             await client.refresh_metadata(["routing"])
             produced = await data.produce(client, follower, {("routing", 0): batch})
             fetched = await data.fetch(client, follower, {("routing", 0): 0}, max_wait_ms=0)
