@@ -44,10 +44,11 @@ unit: $(STAMP)
 integration: $(STAMP) $(TANSU)
 	$(PY) -m pytest -q tests/integration
 
-## bench: our broker vs Tansu, then the mirror bench (not part of the tests)
+## bench: our broker vs Tansu, the mirror bench, then RF=3 cost and failover time (not tests)
 bench: $(STAMP)
 	$(PY) -m bench.broker_bench
 	$(PY) -m bench.mirror_bench
+	$(PY) -m bench.replication_bench
 
 ## bench-mirror: mirror worker vs direct ingest and a naive consumer/producer loop, plus lag
 bench-mirror: $(STAMP)

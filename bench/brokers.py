@@ -111,9 +111,11 @@ def wait_until_accepting(broker: RunningBroker, timeout_s: float) -> None:
     )
 
 
-def launch(spec: BrokerSpec, work_dir: Path, timeout_s: float) -> RunningBroker:
-    """Start `spec` on a free port with its own data dir and log under `work_dir`."""
-    port = free_port()
+def launch(
+    spec: BrokerSpec, work_dir: Path, timeout_s: float, port: int | None = None
+) -> RunningBroker:
+    """Start `spec` on `port` (a free one if None) with its own data dir and log."""
+    port = port or free_port()
     data_dir = work_dir / f"{spec.name}-data"
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = work_dir / f"{spec.name}.log"

@@ -1,7 +1,7 @@
 """Benchmark scenarios: each runs against one running broker and returns named metrics.
 
-Add a scenario by writing a `ScenarioFn` and listing it in `build_scenarios` (future:
-RF=3 cluster, leader failover time, mirror throughput).
+Add a scenario by writing a `ScenarioFn` and listing it in `build_scenarios`. The RF=3
+region's figures are bench.replication_bench's, which reuses `create_topic` and `run_client`.
 """
 
 from __future__ import annotations
@@ -75,11 +75,18 @@ PRODUCE_CONSUME_METRICS = (
 )
 
 
-def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
-    """Create `topic` (RF=1) and wait until every partition has a leader."""
+def create_topic(
+    bootstrap: str,
+    topic: str,
+    partitions: int,
+    replication_factor: int = 1,
+    configs: dict[str, str] | None = None,
+) -> None:
+    """Create `topic` and wait until every partition has a leader."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
+    new_topic = NewTopic(topic, partitions, replication_factor, config=configs or {})
     futures = admin.create_topics(
-        [NewTopic(topic, num_partitions=partitions, replication_factor=1)],
+        [new_topic],
         operation_timeout=ADMIN_TIMEOUT_S,
         request_timeout=ADMIN_TIMEOUT_S,
     )
@@ -102,16 +109,14 @@ def wait_for_leaders(admin: AdminClient, topic: str, partitions: int) -> None:
     raise ScenarioError(f"topic {topic}: partitions without a leader after {ADMIN_TIMEOUT_S} s")
 
 
-def run_client(
-    step: str, broker: RunningBroker, topic: str, options: BenchOptions
-) -> dict[str, Any]:
+def run_client(step: str, bootstrap: str, topic: str, options: BenchOptions) -> dict[str, Any]:
     """Run `python -m bench.workload STEP` in a subprocess and return its JSON result."""
     argv = [
         sys.executable,
         "-m",
         "bench.workload",
         step,
-        f"--bootstrap={broker.bootstrap}",
+        f"--bootstrap={bootstrap}",
         f"--topic={topic}",
         f"--records={options.records}",
         f"--value-bytes={options.value_bytes}",
@@ -157,11 +162,11 @@ def produce_consume(partitions: int) -> ScenarioFn:
     def run(broker: RunningBroker, options: BenchOptions) -> ScenarioResult:
         topic = f"bench-p{partitions}-{uuid.uuid4().hex[:8]}"
         create_topic(broker.bootstrap, topic, partitions)
-        produced = run_client("produce", broker, topic, options)
+        produced = run_client("produce", broker.bootstrap, topic, options)
         error = step_error(produced, options.records)
         consumed: dict[str, Any] = {}
         if error is None:
-            consumed = run_client("consume", broker, topic, options)
+            consumed = run_client("consume", broker.bootstrap, topic, options)
             error = step_error(consumed, options.records)
         metrics = {
             "produce_records_per_s": produced.get("records_per_s"),

@@ -13,6 +13,7 @@ from kio.serial import entity_reader, entity_writer
 from kio.static.constants import EntityType
 
 from broker.protocol.errors import MalformedRequest, UnsupportedVersion
+from broker.protocol.lenient import LENIENT_READERS
 from broker.protocol.versions import ApiKey, serves
 
 _HEADER_FIXED = struct.Struct(">hhih")
@@ -122,6 +123,9 @@ def decode_request(frame: bytes) -> Request:
     cls = request_class(header.api_key, header.api_version)
     if cls.__flexible__:
         offset = _skip_tagged_fields(frame, offset)
+    lenient = LENIENT_READERS.get((header.api_key, header.api_version))
+    if lenient is not None:
+        return Request(header, lenient(frame, offset))
     try:
         body, _size = _reader(cls)(frame, offset)
     except Exception as exc:  # kio raises assorted errors on truncated or garbage input

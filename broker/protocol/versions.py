@@ -55,7 +55,7 @@ _MAX_VERSION: dict[ApiKey, int] = {
     ApiKey.PRODUCE: 8,
     ApiKey.FETCH: 11,
     ApiKey.LIST_OFFSETS: 5,
-    ApiKey.METADATA: 8,
+    ApiKey.METADATA: 9,  # librdkafka trusts leader epochs from v9 (broker.protocol.lenient)
     ApiKey.OFFSET_COMMIT: 7,
     ApiKey.OFFSET_FETCH: 7,
     ApiKey.FIND_COORDINATOR: 2,

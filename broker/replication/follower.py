@@ -29,8 +29,8 @@ log = logging.getLogger("regionlink.replication")
 
 TopicPartition = tuple[str, int]
 FETCH_WAIT_MS = 500
-PARTITION_MAX_BYTES = 1 << 20
-RESPONSE_MAX_BYTES = 8 << 20
+PARTITION_MAX_BYTES = 8 << 20
+RESPONSE_MAX_BYTES = 32 << 20
 RETRY_BACKOFF_S = 0.2
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -116,6 +117,12 @@ class Follower:
                 await self.poll(client)
 
 
+def listening_socket() -> socket.socket:
+    """A listener for a fake broker: the controller probes a late broker's listener and
+    fences at once if the connection is refused (the process is gone)."""
+    return socket.create_server(("127.0.0.1", 0))
+
+
 class Brokers:
     """Fake brokers that heartbeat every 200 ms until told to stop (one by one)."""
 
@@ -124,10 +131,17 @@ class Brokers:
         self.follower = follower
         self.epochs: dict[int, int] = {}
         self.silent: set[int] = set()
+        self.listeners: dict[int, socket.socket] = {}
 
     async def register(self, *ids: int) -> None:
         for b in ids:
-            self.epochs[b] = await self.client.register_broker(b, f"inc-{b}", "127.0.0.1", 9000 + b)
+            self.listeners[b] = listener = listening_socket()
+            port = listener.getsockname()[1]
+            self.epochs[b] = await self.client.register_broker(b, f"inc-{b}", "127.0.0.1", port)
+
+    def close(self) -> None:
+        for listener in self.listeners.values():
+            listener.close()
 
     async def run(self) -> None:
         while True:
@@ -206,8 +220,16 @@ async def test_quorum_failover_catch_up_and_fencing(
             await follower.until(client, fenced_and_moved, SESSION_TIMEOUT_MS / 1000 + 8)
             assert time.monotonic() - silent_since >= SESSION_TIMEOUT_MS / 1000 - 0.5
             assert follower.image.unfenced_brokers() == (1, 3)
+
+            # A broker whose process is gone (its listener refuses) is fenced sooner.
+            brokers.silent.add(3)
+            brokers.listeners[3].close()
+            gone_since = time.monotonic()
+            await follower.until(client, lambda i: i.unfenced_brokers() == (1,), 10)
+            assert time.monotonic() - gone_since < SESSION_TIMEOUT_MS / 1000
             tasks.cancel_scope.cancel()
     await heartbeat_client.aclose()
+    brokers.close()
 
     # Every member SIGKILLed and restarted: the metadata is still there.
     expected = follower.image
@@ -223,7 +245,9 @@ async def test_quorum_failover_catch_up_and_fencing(
 
 async def test_controller_api_errors_and_producer_ids(client: ControllerClient) -> None:
     with anyio.fail_after(30):
-        epoch = await client.register_broker(1, "inc-1", "127.0.0.1", 9001)
+        listener = listening_socket()
+        port = listener.getsockname()[1]
+        epoch = await client.register_broker(1, "inc-1", "127.0.0.1", port)
         with pytest.raises(ControllerError) as stale:
             await client.heartbeat(1, epoch + 100, 0)
         assert stale.value.error_code == 77
@@ -257,6 +281,7 @@ async def test_controller_api_errors_and_producer_ids(client: ControllerClient) 
         shutdown = await client.heartbeat(1, epoch, follower.offset, want_shutdown=True)
         assert shutdown.fenced and shutdown.shutdown_ok
         assert [r.error_code for r in await client.delete_topics(["t", "nope"])] == [0, 3]
+        listener.close()
 
 
 def test_bad_quorum_is_one_line_and_exit_2(tmp_path: Path) -> None:

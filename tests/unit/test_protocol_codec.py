@@ -102,6 +102,22 @@ def test_truncated_requests_are_malformed(
         decode_request(encoded[:cut])
 
 
+def test_librdkafka_metadata_v9_with_a_trailing_tagged_field_is_read() -> None:
+    """The bytes librdkafka 2.16 sends for list_topics(): kio alone refuses them."""
+    captured = bytes.fromhex("0003000900000003000772646b61666b61000000000001000000")
+    request = decode_request(captured)
+    assert (request.header.api_key, request.header.api_version) == (3, 9)
+    assert request.header.client_id == "rdkafka"
+    assert request.body.topics is None and request.body.allow_auto_topic_creation is False
+
+
+@pytest.mark.parametrize("prefix", ["03", "02ff", "0380"])
+def test_lenient_metadata_reader_refuses_garbage(prefix: str) -> None:
+    header = "0003000900000003000772646b61666b6100"
+    with pytest.raises(MalformedRequest):
+        decode_request(bytes.fromhex(header + prefix))
+
+
 def test_frame_reader_reassembles_split_frames() -> None:
     reader = FrameReader()
     stream = frame(b"hello") + frame(b"") + frame(b"world!")

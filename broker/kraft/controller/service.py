@@ -35,7 +35,11 @@ from broker.protocol.errors import ErrorCode
 log = logging.getLogger("regionlink.controller")
 
 T = TypeVar("T")
-SESSION_CHECK_INTERVAL_S = 0.2
+SESSION_CHECK_INTERVAL_S = 0.05
+# A broker whose heartbeat is this share of a session late has its listener probed.
+PROBE_AFTER_SESSION_FRACTION = 1 / 3
+PROBE_TIMEOUT_S = 0.25
+PROBE_INTERVAL_S = 0.1
 MAX_FETCH_WAIT_MS = 60_000
 
 
@@ -66,6 +70,7 @@ class Controller:
         self._write_lock = anyio.Lock()
         self._sessions: dict[int, int] = {}
         self._session_term: int | None = None
+        self._probing: set[int] = set()
 
     @property
     def image(self) -> MetadataImage:
@@ -144,31 +149,64 @@ class Controller:
         return decision
 
     async def run_sessions(self) -> None:
-        """Fence brokers whose session expired, while this controller leads."""
-        while True:
-            await anyio.sleep(SESSION_CHECK_INTERVAL_S)
-            if not self._driver.is_ready_leader():
-                continue
-            now, term = now_ms(), self._driver.node.term
-            if self._session_term != term:
-                self._sessions, self._session_term = {}, term
-            for broker_id in self._state.image.brokers:
-                self._sessions.setdefault(broker_id, now)
-            timeout = self._policy.broker_session_timeout_ms
-            for broker_id in logic.expired_sessions(self.image, self._sessions, now, timeout):
-                try:
-                    await self._commit(self._fence_decision(broker_id, now))
-                except Failure as exc:
-                    log.debug("fencing broker %d failed: %s", broker_id, exc.message)
+        """Fence brokers whose session expired, or whose listener refuses connections while
+        their heartbeat is late, while this controller leads."""
+        async with anyio.create_task_group() as probes:
+            while True:
+                await anyio.sleep(SESSION_CHECK_INTERVAL_S)
+                if not self._driver.is_ready_leader():
+                    continue
+                now, term = now_ms(), self._driver.node.term
+                if self._session_term != term:
+                    self._sessions, self._session_term = {}, term
+                for broker_id in self._state.image.brokers:
+                    self._sessions.setdefault(broker_id, now)
+                timeout_ms = self._policy.broker_session_timeout_ms
+                for broker_id in logic.expired_sessions(
+                    self.image, self._sessions, now, timeout_ms
+                ):
+                    await self._fence(broker_id, now, timeout_ms, "session expired")
+                late_ms = max(1, int(timeout_ms * PROBE_AFTER_SESSION_FRACTION))
+                for broker_id in logic.expired_sessions(self.image, self._sessions, now, late_ms):
+                    if broker_id not in self._probing:
+                        self._probing.add(broker_id)
+                        probes.start_soon(self._probe, broker_id, late_ms)
+
+    async def _probe(self, broker_id: int, late_ms: int) -> None:
+        """A late broker whose listener refuses connections has exited: fence it now.
+
+        A refusal is definite (nothing listens there), so this cannot fence a live broker;
+        a timeout or an accepted connection says nothing, and the session runs its course.
+        """
+        try:
+            info = self.image.brokers.get(broker_id)
+            if info is None or info.fenced:
+                return
+            try:
+                with anyio.fail_after(PROBE_TIMEOUT_S):
+                    stream = await anyio.connect_tcp(info.host, info.port)
+                await stream.aclose()
+            except (OSError, TimeoutError) as exc:
+                # anyio reports a refusal as OSError caused by ConnectionRefusedError
+                if isinstance(exc.__cause__ or exc, ConnectionRefusedError):
+                    await self._fence(broker_id, now_ms(), late_ms, "its listener refuses")
+            await anyio.sleep(PROBE_INTERVAL_S)
+        finally:
+            self._probing.discard(broker_id)
+
+    async def _fence(self, broker_id: int, now: int, late_ms: int, why: str) -> None:
+        try:
+            await self._commit(self._fence_decision(broker_id, now, late_ms, why))
+        except Failure as exc:
+            log.debug("fencing broker %d failed: %s", broker_id, exc.message)
 
     def _fence_decision(
-        self, broker_id: int, now: int
+        self, broker_id: int, now: int, late_ms: int, why: str
     ) -> Callable[[MetadataImage, int], tuple[None, list[MetadataRecord]]]:
         def decide(image: MetadataImage, _: int) -> tuple[None, list[MetadataRecord]]:
-            timeout = self._policy.broker_session_timeout_ms
-            if broker_id not in logic.expired_sessions(image, self._sessions, now, timeout):
-                return None, []
-            log.info("fencing broker %d: no heartbeat for %d ms", broker_id, timeout)
+            if broker_id not in logic.expired_sessions(image, self._sessions, now, late_ms):
+                return None, []  # it heartbeated (or was fenced) meanwhile
+            log.info("fencing broker %d: %s, no heartbeat for %d ms", broker_id, why, late_ms)
             return None, logic.fence_records(image, broker_id)
 
         return decide

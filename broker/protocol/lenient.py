@@ -1,0 +1,81 @@
+"""Hand readers for requests that kio's generated readers refuse but Kafka accepts.
+
+librdkafka sends MetadataRequest v9 with a tagged field after the body; Kafka skips
+tagged fields it does not know (that is what they are for), kio raises on them. Metadata
+v9 matters because librdkafka trusts leader epochs only from v9 on (KIP-320), and without
+them it waits a whole metadata round longer before producing to a new leader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kio.schema.metadata.v9.request import MetadataRequest, MetadataRequestTopic
+from kio.schema.types import TopicName
+
+from broker.protocol.errors import MalformedRequest
+
+Reader = Callable[[bytes, int], Any]
+
+
+class _Cursor:
+    def __init__(self, data: bytes, offset: int) -> None:
+        self.data, self.offset = data, offset
+
+    def byte(self) -> int:
+        if self.offset >= len(self.data):
+            raise MalformedRequest("request ends early")
+        self.offset += 1
+        return self.data[self.offset - 1]
+
+    def uvarint(self) -> int:
+        value = shift = 0
+        while True:
+            byte = self.byte()
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return value
+            shift += 7
+            if shift > 28:
+                raise MalformedRequest("bad unsigned varint")
+
+    def compact_string(self) -> str:
+        size = self.uvarint() - 1
+        if size < 0 or self.offset + size > len(self.data):
+            raise MalformedRequest("bad compact string")
+        self.offset += size
+        try:
+            return self.data[self.offset - size : self.offset].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MalformedRequest(f"compact string is not UTF-8: {exc}") from exc
+
+    def skip_tagged_fields(self) -> None:
+        for _ in range(self.uvarint()):
+            self.uvarint()  # tag
+            self.offset += self.uvarint()
+        if self.offset > len(self.data):
+            raise MalformedRequest("tagged fields run past the end of the request")
+
+
+def read_metadata_request_v9(frame: bytes, offset: int) -> MetadataRequest:
+    """MetadataRequest v9; the request's own trailing tagged fields are not read."""
+    cursor = _Cursor(frame, offset)
+    count = cursor.uvarint() - 1
+    topics: tuple[MetadataRequestTopic, ...] | None = None
+    if count >= 0:
+        names = []
+        for _ in range(count):
+            names.append(cursor.compact_string())
+            cursor.skip_tagged_fields()
+        topics = tuple(MetadataRequestTopic(name=TopicName(n)) for n in names)
+    allow_auto, cluster_ops, topic_ops = (cursor.byte() != 0 for _ in range(3))
+    return MetadataRequest(
+        topics=topics,
+        allow_auto_topic_creation=allow_auto,
+        include_cluster_authorized_operations=cluster_ops,
+        include_topic_authorized_operations=topic_ops,
+    )
+
+
+LENIENT_READERS: dict[tuple[int, int], Reader] = {(3, 9): read_metadata_request_v9}
