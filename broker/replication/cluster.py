@@ -68,6 +68,7 @@ class ClusterLink:
         )
         self.fetcher = ReplicaFetcher(broker, self._client)
         self._isr_in_flight: set[tuple[str, int]] = set()
+        self._unfenced_once = anyio.Event()
 
     # -- lifecycle ------------------------------------------------------------------------
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -77,6 +78,7 @@ class ClusterLink:
             tasks.start_soon(self._heartbeat_loop)
             tasks.start_soon(self._isr_loop)
             tasks.start_soon(self.fetcher.run)
+            await self._unfenced_once.wait()  # "ready" means it can take partitions
             task_status.started()
 
     async def _register(self) -> None:
@@ -103,6 +105,8 @@ class ClusterLink:
                 if reply.fenced != self.fenced:
                     log.info("broker %d %s", self.local_id, "fenced" if reply.fenced else "active")
                 self.fenced = reply.fenced
+                if not reply.fenced:
+                    self._unfenced_once.set()
             except ControllerError as exc:
                 if exc.error_code == ErrorCode.stale_broker_epoch:
                     await self._register()

@@ -1,4 +1,5 @@
-"""What the supervisor runs: one spec per broker or worker process, and how it is watched."""
+"""What the supervisor runs: one spec per controller, broker or worker process, and how it is
+watched."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 @dataclass(frozen=True)
 class ChildSpec:
     name: str  # unique in the topology, also the log file's stem
-    kind: str  # "broker" | "worker"
+    kind: str  # "controller" | "broker" | "worker"
     region: str
     flow: str  # "source:target" for workers
     argv: tuple[str, ...]
@@ -19,7 +20,7 @@ class ChildSpec:
     log_path: Path
 
 
-BROKER_READY = re.compile(r"ready on (\S+:\d+)")
+NODE_READY = re.compile(r"ready on (\S+:\d+)")  # brokers and controllers alike
 WORKER_READY = re.compile(r"control API on (\S+:\d+)")
 
 
@@ -28,10 +29,38 @@ def regionlink_argv(*args: str) -> tuple[str, ...]:
     return (sys.executable, "-m", "mirror.cli", *args)
 
 
-def broker_spec(state_dir: Path, region: str, index: int, port: int) -> ChildSpec:
-    name = f"{region}/broker-{index}"
+def controller_spec(
+    state_dir: Path, region: str, index: int, quorum: str, replication_factor: int
+) -> ChildSpec:
+    """Controller `index` of `region`; it listens on its own entry of `quorum`."""
     return ChildSpec(
-        name=name,
+        name=f"{region}/controller-{index}",
+        kind="controller",
+        region=region,
+        flow="",
+        argv=regionlink_argv(
+            "controller",
+            "--data-dir",
+            str(state_dir / "data" / region / f"controller-{index}"),
+            "--quorum",
+            quorum,
+            "--node-id",
+            str(index),
+            "--default-replication-factor",
+            str(replication_factor),
+        ),
+        ready=NODE_READY,
+        log_path=state_dir / "logs" / f"{region}-controller-{index}.log",
+    )
+
+
+def broker_spec(
+    state_dir: Path, region: str, index: int, port: int, quorum: str | None = None
+) -> ChildSpec:
+    """Broker `index` of `region`: single-node without `quorum`, else registered with it."""
+    cluster = ("--controllers", quorum) if quorum else ()
+    return ChildSpec(
+        name=f"{region}/broker-{index}",
         kind="broker",
         region=region,
         flow="",
@@ -43,8 +72,9 @@ def broker_spec(state_dir: Path, region: str, index: int, port: int) -> ChildSpe
             f"127.0.0.1:{port}",
             "--node-id",
             str(index),
+            *cluster,
         ),
-        ready=BROKER_READY,
+        ready=NODE_READY,
         log_path=state_dir / "logs" / f"{region}-broker-{index}.log",
     )
 

@@ -24,7 +24,7 @@ from mirror.runtime.status import TOPOLOGY_COPY, collect
 from mirror.topology import TopologyConfig, load_topology
 
 UP_TIMEOUT_S = 90.0
-DOWN_TIMEOUT_S = 40.0
+DOWN_TIMEOUT_S = 55.0  # workers, brokers, controllers: up to 15 s each, then leftovers are killed
 console = Console()
 
 StateDir = Annotated[Path, typer.Option(help="Where the topology's state, data and logs live.")]
@@ -40,12 +40,6 @@ def _load(path: Path) -> TopologyConfig:
         topology = load_topology(path)
     except ConfigError as exc:
         _fail(str(exc))
-    big = [name for name, r in topology.regions.items() if r.managed and (r.brokers or 1) > 1]
-    if big:
-        _fail(
-            f"{path}: regions {', '.join(big)} ask for several brokers; multi-broker regions "
-            "(controller quorum, ISR) are not built yet — use brokers = 1"
-        )
     return topology
 
 
@@ -66,7 +60,7 @@ def up(
     timeout_s: Annotated[float, typer.Option(help="How long to wait for health.")] = UP_TIMEOUT_S,
     as_json: AsJson = False,
 ) -> None:
-    """Start every broker and mirror worker of a topology and wait until all are healthy.
+    """Start every controller, broker and mirror worker of a topology; wait until all are healthy.
 
     Each runs as its own process under a supervisor that restarts crashed ones with backoff;
     data and logs go under --state-dir. Running `up` again with the same file changes nothing.
@@ -102,7 +96,7 @@ def _wait_healthy(
     state_dir: Path, process: subprocess.Popen[bytes], log_path: Path, timeout_s: float
 ) -> None:
     deadline = time.monotonic() + timeout_s
-    with console.status("starting brokers and workers…") as spinner:
+    with console.status("starting controllers, brokers and workers…") as spinner:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 reason = StateDB(state_dir).meta().get("error") if StateDB.exists(state_dir) else ""
@@ -129,7 +123,7 @@ def _show(state_dir: Path, as_json: bool, note: str = "") -> None:
 
 
 def down(state_dir: StateDir = Path(".regionlink")) -> None:
-    """Stop every process of the topology in --state-dir (workers first, then brokers)."""
+    """Stop every process of the topology in --state-dir (workers, brokers, then controllers)."""
     pid = _supervisor_pid(state_dir)
     if pid:
         os.kill(pid, signal.SIGTERM)

@@ -13,12 +13,19 @@ PARTITION_ROWS = 15
 def status_view(status: dict[str, Any]) -> RenderableType:
     supervisor = status["supervisor"]
     regions = Table(title=f"topology {status['topology']} — supervisor {supervisor['status']}")
-    for column in ("region", "kind", "bootstrap", "brokers", "restarts"):
+    for column in ("region", "kind", "bootstrap", "brokers", "controllers", "restarts"):
         regions.add_column(column)
     for name, region in status["regions"].items():
         kind = "managed" if region["managed"] else "external"
         brokers = f"{region['brokers_running']}/{region['brokers']}" if region["managed"] else "-"
-        regions.add_row(name, kind, region["bootstrap"], brokers, str(region["restarts"]))
+        controllers = (  # a single-node region keeps its own metadata: none to show
+            f"{region['controllers_running']}/{region['controllers']}"
+            if region["controllers"]
+            else "-"
+        )
+        regions.add_row(
+            name, kind, region["bootstrap"], brokers, controllers, str(region["restarts"])
+        )
     return Group(regions, flows_view(status["flows"]), processes_view(status["processes"]))
 
 

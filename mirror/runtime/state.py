@@ -20,11 +20,11 @@ DB_NAME = "state.db"
 
 @dataclass(frozen=True)
 class ProcessRow:
-    name: str  # e.g. "us-east/broker-1", "us-east->eu-west/worker-1"
-    kind: str  # "broker" | "worker"
-    region: str  # the broker's region, or the flow's source for a worker
-    flow: str  # "source:target" for workers, "" for brokers
-    address: str  # broker bootstrap, or worker control API
+    name: str  # e.g. "us-east/controller-1", "us-east/broker-1", "us-east->eu-west/worker-1"
+    kind: str  # "controller" | "broker" | "worker"
+    region: str  # the server's region, or the flow's source for a worker
+    flow: str  # "source:target" for workers, "" for servers
+    address: str  # controller quorum address, broker bootstrap, or worker control API
     pid: int
     state: str  # starting, running, restarting, stopped, failed
     restarts: int

@@ -61,15 +61,22 @@ def _regions(topology: TopologyConfig, rows: list[ProcessRow]) -> dict[str, Any]
     regions: dict[str, Any] = {}
     for name, config in sorted(topology.regions.items()):
         brokers = [r for r in rows if r.kind == "broker" and r.region == name]
+        controllers = [r for r in rows if r.kind == "controller" and r.region == name]
         bootstrap = config.bootstrap or ",".join(r.address for r in brokers if r.address)
         regions[name] = {
             "bootstrap": bootstrap,
             "managed": config.managed,
             "brokers": len(brokers),
-            "brokers_running": sum(1 for r in brokers if r.state == "running"),
+            "brokers_running": _running(brokers),
+            "controllers": len(controllers),
+            "controllers_running": _running(controllers),
             "restarts": sum(r.restarts for r in brokers),
         }
     return regions
+
+
+def _running(rows: list[ProcessRow]) -> int:
+    return sum(1 for r in rows if r.state == "running")
 
 
 def _flows(

@@ -1,9 +1,11 @@
 """The supervisor: one background process per state directory that runs a topology.
 
-It starts every managed region's broker, then the mirror workers of every flow, records
-each child in the state database, restarts a child that exits with exponential backoff,
-and on SIGTERM stops workers first, then brokers. Ports and data directories are
-chosen once and kept, so a restarted child comes back where it was.
+It starts every managed region's controllers (multi-broker regions only) and brokers, then
+the mirror workers of every flow, records each child in the state database, restarts a child
+that exits with exponential backoff, and on SIGTERM stops workers first, then brokers, then
+controllers (brokers hand their leaderships over through the controllers as they stop).
+Ports and data directories are chosen once and kept, so a restarted child comes back where
+it was.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from anyio.abc import Process
 
 from broker.ports import free_port
 from mirror.backoff import Backoff
-from mirror.runtime.children import ChildSpec, broker_spec, worker_spec
+from mirror.runtime.children import ChildSpec, broker_spec, controller_spec, worker_spec
 from mirror.runtime.state import ProcessRow, StateDB
 from mirror.runtime.worker_files import write_flow_config
-from mirror.topology import TopologyConfig, load_topology
+from mirror.topology import RegionConfig, TopologyConfig, load_topology
 
 log = logging.getLogger("regionlink.supervisor")
 
@@ -32,6 +34,8 @@ READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 HEALTHY_UPTIME_S = 10.0  # a child that ran this long starts its backoff from scratch
 START_ATTEMPTS = 3  # a child that exits this often before its first ready line fails `up`
+STOP_ORDER = ("worker", "broker", "controller")  # clients of a kind stop before what they use
+MAX_REPLICATION_FACTOR = 3  # replicas of a topic created without one, if the region has them
 
 
 @dataclass
@@ -63,7 +67,10 @@ class Supervisor:
         """A port chosen once per child and kept across restarts."""
         ports = self.state.meta().get("ports", {})
         if key not in ports:
-            ports[key] = free_port()
+            port = free_port()
+            while port in ports.values():  # picked before any child binds: avoid twins
+                port = free_port()
+            ports[key] = port
             self.state.set_meta(ports=ports)
         return int(ports[key])
 
@@ -75,7 +82,7 @@ class Supervisor:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watch_signals, tg.cancel_scope)
             try:
-                bootstraps = await self._start_brokers(tg)
+                bootstraps = await self._start_regions(tg)
                 await self._start_workers(tg, bootstraps)
             except SupervisorError as exc:
                 self.failed = True
@@ -88,24 +95,48 @@ class Supervisor:
         log.error("cannot bring the topology up: %s", reason)
         self.stopping = True
         with anyio.CancelScope(shield=True):
-            await self._stop_kind("worker")
-            await self._stop_kind("broker")
+            await self._stop_all()
         self.state.set_meta(status="failed", error=reason)
 
-    async def _start_brokers(self, tg: anyio.abc.TaskGroup) -> dict[str, str]:
+    async def _start_regions(self, tg: anyio.abc.TaskGroup) -> dict[str, str]:
+        """Every managed region's servers; the bootstrap of each, for the workers."""
         bootstraps: dict[str, str] = {}
-        for region, config in sorted(self.topology.regions.items()):
-            if not config.managed:
-                continue
-            assert config.brokers == 1, "multi-broker regions are refused before this point"
-            spec = broker_spec(self.state_dir, region, 1, self._port(f"{region}/broker-1"))
-            child = await self._launch(tg, spec)
-            if not child.ready:
-                raise SupervisorError(
-                    f"{spec.name} was not ready within {READY_TIMEOUT_S:g}s; see {spec.log_path}"
-                )
-            bootstraps[region] = child.address
+        for region, config in sorted(self.topology.managed_regions.items()):
+            quorum = None if config.single_node else await self._start_quorum(tg, region, config)
+            addresses = []
+            for index in range(1, (config.brokers or 1) + 1):
+                port = self._port(f"{region}/broker-{index}")
+                spec = broker_spec(self.state_dir, region, index, port, quorum)
+                addresses.append(await self._start_ready(tg, spec))
+            bootstraps[region] = ",".join(addresses)
         return bootstraps
+
+    async def _start_quorum(
+        self, tg: anyio.abc.TaskGroup, region: str, config: RegionConfig
+    ) -> str:
+        """Start a region's controllers; the quorum string its brokers register with.
+
+        Every controller's port is in the quorum string, so all are chosen before any starts.
+        """
+        count = config.controllers or 1
+        quorum = ",".join(
+            f"{index}@127.0.0.1:{self._port(f'{region}/controller-{index}')}"
+            for index in range(1, count + 1)
+        )
+        replication_factor = min(MAX_REPLICATION_FACTOR, config.brokers or 1)
+        for index in range(1, count + 1):
+            spec = controller_spec(self.state_dir, region, index, quorum, replication_factor)
+            await self._start_ready(tg, spec)
+        return quorum
+
+    async def _start_ready(self, tg: anyio.abc.TaskGroup, spec: ChildSpec) -> str:
+        """Launch a server the next ones depend on; its address, or SupervisorError."""
+        child = await self._launch(tg, spec)
+        if not child.ready:
+            raise SupervisorError(
+                f"{spec.name} was not ready within {READY_TIMEOUT_S:g}s; see {spec.log_path}"
+            )
+        return child.address
 
     async def _start_workers(self, tg: anyio.abc.TaskGroup, bootstraps: dict[str, str]) -> None:
         if not self.topology.flows:
@@ -224,10 +255,13 @@ class Supervisor:
         self.stopping = True
         self.state.set_meta(status="stopping")
         with anyio.CancelScope(shield=True):
-            await self._stop_kind("worker")
-            await self._stop_kind("broker")
+            await self._stop_all()
         self.state.set_meta(status="stopped")
         scope.cancel()
+
+    async def _stop_all(self) -> None:
+        for kind in STOP_ORDER:
+            await self._stop_kind(kind)
 
     async def _stop_kind(self, kind: str) -> None:
         processes = [

@@ -3,9 +3,10 @@
 Replication with RF=3: acks=all waits for the ISR; SIGKILL of a partition leader under an
 idempotent acks=all load loses and duplicates nothing and writes resume on the new leader;
 the controller leader's SIGKILL is survived; a killed broker restarts, catches up and
-rejoins the ISR; a follower cut off from the leader by dropped packets (nftables) leaves the
-ISR while acks=all goes on with min.insync.replicas=2 and rejoins once healed; a frozen
-(SIGSTOP) follower does the same, and NOT_ENOUGH_REPLICAS is answered when too few remain.
+rejoins the ISR; committed group offsets outlive their coordinator; a follower cut off from
+the leader by dropped packets (nftables) leaves the ISR while acks=all goes on with
+min.insync.replicas=2 and rejoins once healed; a frozen (SIGSTOP) follower does the same,
+and NOT_ENOUGH_REPLICAS is answered when too few remain.
 """
 
 from __future__ import annotations
@@ -155,6 +156,55 @@ def test_leader_sigkill_under_idempotent_load_loses_and_duplicates_nothing(
     assert set(acked) <= set(values), "every acknowledged record survived"
     assert values == sorted(values), "records keep their order"
     assert not load.failed
+
+
+def group_member(region: Region, group: str) -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": region.bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+
+
+def test_group_offsets_survive_the_coordinators_sigkill(region: Region) -> None:
+    """__consumer_offsets is replicated: a commit outlives the broker that took it."""
+    region.create_topic("clicks", 1)
+    produce = producer(region)
+    for i in range(100):
+        produce.produce("clicks", f"c{i}".encode(), partition=0)
+    assert produce.flush(30) == 0
+    first = group_member(region, "readers")
+    first.subscribe(["clicks"])
+    seen: list[bytes] = []
+    deadline = time.monotonic() + 30
+    while len(seen) < 40 and time.monotonic() < deadline:
+        message = first.poll(0.5)
+        if message is not None and not message.error():
+            seen.append(message.value())
+    assert len(seen) >= 40
+    first.commit(offsets=[TopicPartition("clicks", 0, 40)], asynchronous=False)
+    first.close()
+    coordinator = region.leader("__consumer_offsets")
+    region.brokers[coordinator].kill()
+    region.wait_until(
+        lambda: region.leader("__consumer_offsets") not in (-1, coordinator), "a new coordinator"
+    )
+    second = group_member(region, "readers")
+    try:
+        committed = second.committed([TopicPartition("clicks", 0)], timeout=20)
+        assert committed[0].offset == 40
+        second.subscribe(["clicks"])
+        deadline = time.monotonic() + 30
+        message = None
+        while message is None and time.monotonic() < deadline:
+            polled = second.poll(0.5)
+            message = polled if polled is not None and not polled.error() else None
+        assert message is not None and message.value() == b"c40"
+    finally:
+        second.close()
 
 
 def test_controller_leader_sigkill_the_region_carries_on(region: Region) -> None:

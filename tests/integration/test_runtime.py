@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from mirror.runtime.state import pid_alive
 from tests.integration.mirror_harness import create_topic, end_offsets, produce, wait_until
 
 pytestmark = pytest.mark.integration
-TOPOLOGY = Path(__file__).resolve().parents[2] / "topologies" / "two-regions.toml"
+TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
+TOPOLOGY = TOPOLOGIES / "two-regions.toml"
 
 
 def regionlink(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
@@ -117,9 +120,10 @@ def status_rows(state_dir: Path) -> list[dict[str, Any]]:
 
 def test_up_refuses_bad_files_and_a_second_topology(state_dir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text('name = "x"\n[regions.a]\nbrokers = 3\ncontrollers = 3\n')
+    bad.write_text('name = "x"\n[regions.a]\nbrokers = 3\n')
     done = regionlink("up", str(bad), "--state-dir", str(state_dir))
-    assert done.returncode == 2 and "multi-broker regions" in done.stderr
+    assert done.returncode == 2, done.stderr
+    assert f"{bad}:2: regions.a.controllers: a region with brokers = 3 needs" in done.stderr
     assert "Traceback" not in done.stderr
     typo = tmp_path / "typo.toml"
     typo.write_text('name = "x"\n[regions.a]\nbrokerz = 1\n')
@@ -146,3 +150,65 @@ def test_up_reports_a_broker_that_cannot_start(state_dir: Path) -> None:
     log = (state_dir / "logs" / "us-east-broker-1.log").read_text()
     assert "Address already in use" in log
     assert not [p for p in status_rows(state_dir) if pid_alive(p["pid"])], "nothing left running"
+
+
+def test_up_runs_a_region_of_three_brokers_and_three_controllers(state_dir: Path) -> None:
+    started = regionlink(
+        "up", str(TOPOLOGIES / "three-brokers.toml"), "--state-dir", str(state_dir), "--json"
+    )
+    assert started.returncode == 0, started.stderr
+    first = json.loads(started.stdout)
+    assert first["supervisor"]["status"] == "healthy"
+    assert servers(first, "us-east") == (3, 3, 3, 3)
+    assert servers(first, "eu-west") == (1, 1, 0, 0), "a single-node region has no controllers"
+    us, eu = (first["regions"][r]["bootstrap"] for r in ("us-east", "eu-west"))
+    assert len(us.split(",")) == 3
+
+    wait_until(lambda: len(broker_ids(us)) == 3, 60, "all three brokers to be unfenced")
+    admin = AdminClient({"bootstrap.servers": us})
+    new = NewTopic("orders", 2, replication_factor=-1)  # the controllers' default: min(3, 3)
+    admin.create_topics([new])["orders"].result(30)
+    partitions = admin.list_topics("orders", timeout=10).topics["orders"].partitions
+    assert [len(p.replicas) for p in partitions.values()] == [3, 3]
+    produce(us, "orders", [b"o%d" % i for i in range(100)])  # idempotent, so acks=all
+    wait_until(
+        lambda: sum(end_offsets(eu, "us-east.orders").values()) == 100,
+        60,
+        "orders to reach eu-west",
+    )
+
+    pids = {p["name"]: p["pid"] for p in first["processes"]}
+    os.kill(pids["us-east/broker-2"], signal.SIGKILL)
+
+    def restarted() -> bool:
+        now = status(state_dir)
+        row = next(p for p in now["processes"] if p["name"] == "us-east/broker-2")
+        fresh = row["restarts"] == 1 and row["pid"] != pids["us-east/broker-2"]
+        return fresh and servers(now, "us-east") == (3, 3, 3, 3)
+
+    wait_until(restarted, 60, "the supervisor to restart the killed broker")
+    produce(us, "orders", [b"after-restart"] * 10)
+    wait_until(
+        lambda: sum(end_offsets(eu, "us-east.orders").values()) == 110,
+        60,
+        "copying after the restart",
+    )
+
+    stopped = regionlink("down", "--state-dir", str(state_dir))
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout
+    everyone = [first["supervisor"]["pid"], *(p["pid"] for p in status_rows(state_dir))]
+    assert not [pid for pid in everyone if pid_alive(pid)], "down leaves no process behind"
+
+
+def servers(status: dict[str, Any], region: str) -> tuple[int, int, int, int]:
+    """(brokers running, brokers, controllers running, controllers) of a region."""
+    r = status["regions"][region]
+    return r["brokers_running"], r["brokers"], r["controllers_running"], r["controllers"]
+
+
+def broker_ids(bootstrap: str) -> set[int]:
+    """The brokers a region's metadata lists as live (unfenced); none while unreachable."""
+    try:
+        return set(AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=2).brokers)
+    except KafkaException:
+        return set()
