@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from tests.integration.conftest import BrokerProcess, free_port
 SESSION_TIMEOUT_MS = 1_500
 HEARTBEAT_INTERVAL_MS = 250
 SETTLE_TIMEOUT_S = 30.0
+LEADER_LINE = re.compile(r"controller (\d+) is the leader for term (\d+)")
 
 
 class ControllerProcess(BrokerProcess):
@@ -53,6 +55,11 @@ class ControllerProcess(BrokerProcess):
         )
         self._wait_ready()
         return self
+
+    def leader_terms(self) -> list[int]:
+        """Terms in which this controller became the leader, from its log."""
+        text = self.log_path.read_text() if self.log_path.exists() else ""
+        return [int(term) for _, term in LEADER_LINE.findall(text)]
 
 
 class Region:
@@ -142,17 +149,10 @@ class Region:
         return self.partition(topic, index)[1]
 
     def controller_leader(self) -> int:
-        """The controller whose log last announced leadership."""
-        best_term, best = 0, -1
-        for node, controller in self.controllers.items():
-            text = controller.log_path.read_text() if controller.log_path.exists() else ""
-            for line in text.splitlines():
-                if "is the leader for term" in line:
-                    term = int(line.rsplit("term", 1)[1].split()[0])
-                    if term > best_term:
-                        best_term, best = term, node
-        assert best > 0, "no controller has become the leader"
-        return best
+        """The controller whose log announced leadership for the highest term."""
+        term, node = max((max(c.leader_terms(), default=0), n) for n, c in self.controllers.items())
+        assert term > 0, "no controller has become the leader"
+        return node
 
     @staticmethod
     def wait_until(

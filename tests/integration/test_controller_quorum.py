@@ -6,7 +6,6 @@ leaderships, and the whole quorum survives a SIGKILL of every member."""
 from __future__ import annotations
 
 import contextlib
-import re
 import socket
 import subprocess
 import sys
@@ -19,12 +18,12 @@ import pytest
 
 from broker.kraft.controller_client import ControllerClient, ControllerError, TopicSpec
 from broker.kraft.metadata import MetadataImage
-from tests.integration.conftest import BrokerProcess, free_port
+from tests.integration.conftest import free_port
+from tests.integration.region_harness import ControllerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
 SESSION_TIMEOUT_MS = 2_000
-LEADER_LINE = re.compile(r"controller (\d+) is the leader for term (\d+)")
 
 
 @pytest.fixture
@@ -32,51 +31,14 @@ def anyio_backend() -> str:
     return "asyncio"  # grpc.aio runs on asyncio only
 
 
-class ControllerProcess(BrokerProcess):
-    """One `regionlink controller`; BrokerProcess's start/ready/stop/kill, another command."""
-
-    def __init__(self, node_id: int, data_dir: Path, port: int, quorum: str) -> None:
-        super().__init__(data_dir, port)
-        self.node_id = node_id
-        self.quorum = quorum
-        self.log_path = data_dir.parent / f"controller-{node_id}.log"
-
-    def start(self) -> ControllerProcess:
-        assert self.process is None or self.process.poll() is not None, "already running"
-        log = open(self.log_path, "a")  # noqa: SIM115 - handed to the child
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mirror.cli",
-                "controller",
-                "--node-id",
-                str(self.node_id),
-                "--data-dir",
-                str(self.data_dir),
-                "--quorum",
-                self.quorum,
-                "--broker-session-timeout-ms",
-                str(SESSION_TIMEOUT_MS),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
-        self._wait_ready()
-        return self
-
-    def leader_terms(self) -> list[int]:
-        """Terms in which this controller became the leader, from its log."""
-        text = self.log_path.read_text() if self.log_path.exists() else ""
-        return [int(term) for _, term in LEADER_LINE.findall(text)]
-
-
 @pytest.fixture
 def controllers(tmp_path: Path) -> Iterator[dict[int, ControllerProcess]]:
     ports = {n: free_port() for n in (1, 2, 3)}
     quorum = ",".join(f"{n}@127.0.0.1:{p}" for n, p in ports.items())
-    procs = {n: ControllerProcess(n, tmp_path / f"c{n}", p, quorum) for n, p in ports.items()}
+    procs = {
+        n: ControllerProcess(n, tmp_path / f"c{n}", p, quorum, SESSION_TIMEOUT_MS)
+        for n, p in ports.items()
+    }
     try:
         for proc in procs.values():
             proc.start()

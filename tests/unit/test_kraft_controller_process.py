@@ -3,7 +3,6 @@ WAL rewritten small, a restart from it, and garbage Raft traffic refused."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import anyio
@@ -14,14 +13,9 @@ from broker.kraft.controller import controller_pb2, controller_pb2_grpc
 from broker.kraft.controller.config import ControllerConfig
 from broker.kraft.controller.process import WAL_NAME, serve
 from broker.kraft.controller_client import ControllerClient, ControllerError
+from broker.ports import free_port
 
 pytestmark = pytest.mark.anyio
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
