@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -40,6 +42,7 @@ from bench.scenarios import BenchOptions, ScenarioError, create_topic, run_clien
 THROUGHPUT_GOAL_RATIO = 0.5
 FAILOVER_GOAL_S = 2.0
 WARM_UP_S = 1.0
+WARM_UP_TIMEOUT_S = 15.0
 FAILOVER_TIMEOUT_S = 30.0
 PRODUCE_INTERVAL_S = 0.001
 RF3_CONFIGS = {"min.insync.replicas": "2"}
@@ -57,23 +60,38 @@ METADATA_POLL_S = 0.02
 class Round:
     """One round's figures (None where a step failed; the error says why)."""
 
-    single_mb_per_s: float | None = None
-    rf3_mb_per_s: float | None = None
-    single_p99_ms: float | None = None
-    rf3_p99_ms: float | None = None
+    single: Produced | None = None
+    rf3: Produced | None = None
     failover_s: dict[str, float] = field(default_factory=dict)  # see measure_failover
     errors: list[str] = field(default_factory=list)
 
 
-def produce_mb_per_s(bootstrap: str, options: BenchOptions, rf: int) -> tuple[float, float]:
-    """(MB/s, p99 ms) of the broker bench's produce client on a fresh 1-partition topic."""
+@dataclass(frozen=True)
+class Produced:
+    mb_per_s: float
+    p99_ms: float
+    broker_cpu_s_per_gb: float  # user + system CPU of every broker process, per GB produced
+
+
+def produce(bootstrap: str, options: BenchOptions, rf: int, pids: Iterable[int]) -> Produced:
+    """The broker bench's produce client on a fresh 1-partition topic, and what the brokers
+    (`pids`) spent on it in CPU: the figure that explains RF=3 on one small machine."""
     topic = f"bench-rf{rf}-{uuid.uuid4().hex[:8]}"
     create_topic(bootstrap, topic, 1, rf, RF3_CONFIGS if rf > 1 else None)
+    cpu_before_s = sum(cpu_seconds(pid) for pid in pids)
     produced = run_client("produce", bootstrap, topic, options)
+    cpu_s = sum(cpu_seconds(pid) for pid in pids) - cpu_before_s
     error = step_error(produced, options.records)
     if error:
         raise ScenarioError(f"RF={rf}: {error}")
-    return produced["mb_per_s"], produced["p99_latency_ms"]
+    gigabytes = produced["bytes"] / 1e9
+    return Produced(produced["mb_per_s"], produced["p99_latency_ms"], cpu_s / gigabytes)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class FailoverProbe:
@@ -111,9 +129,12 @@ def measure_failover(region: RunningRegion) -> dict[str, float]:
     topic = f"failover-{uuid.uuid4().hex[:8]}"
     create_topic(region.bootstrap, topic, 1, 3, RF3_CONFIGS)
     probes = {name: FailoverProbe(region.bootstrap, config) for name, config in CLIENTS.items()}
-    produce_for(probes.values(), topic, WARM_UP_S)
+    warm_until = time.monotonic() + WARM_UP_TIMEOUT_S
+    while not all(p.acks for p in probes.values()) and time.monotonic() < warm_until:
+        produce_for(probes.values(), topic, METADATA_POLL_S)
     if not all(p.acks for p in probes.values()):
-        raise ScenarioError(f"failover: no write acknowledged in {WARM_UP_S:g} s of warm-up")
+        raise ScenarioError(f"failover: nothing acknowledged in {WARM_UP_TIMEOUT_S:g} s")
+    produce_for(probes.values(), topic, WARM_UP_S)  # a steady stream when the leader dies
     leader = region.leader(topic)
     survivors = ",".join(b.bootstrap for n, b in region.brokers.items() if n != leader)
     admin = AdminClient({"bootstrap.servers": survivors})
@@ -163,16 +184,13 @@ def run_round(options: BenchOptions, status: Console) -> Round:
             status.print("single node: produce (RF=1, acks=all)")
             broker = launch(BROKERS["ours"], Path(work) / "single", 30.0)
             try:
-                result.single_mb_per_s, result.single_p99_ms = produce_mb_per_s(
-                    broker.bootstrap, options, 1
-                )
+                result.single = produce(broker.bootstrap, options, 1, [broker.process.pid])
             finally:
                 broker.stop()
             status.print("region of 3: produce (RF=3, acks=all, min.insync.replicas=2)")
             with running_region(Path(work) / "region") as region:
-                result.rf3_mb_per_s, result.rf3_p99_ms = produce_mb_per_s(
-                    region.bootstrap, options, 3
-                )
+                pids = [b.process.pid for b in region.brokers.values()]
+                result.rf3 = produce(region.bootstrap, options, 3, pids)
                 status.print("region of 3: SIGKILL the leader under acks=all load")
                 result.failover_s = measure_failover(region)
         except (ScenarioError, BrokerStartError) as exc:
@@ -180,8 +198,8 @@ def run_round(options: BenchOptions, status: Console) -> Round:
     return result
 
 
-def median(rounds: list[Round], name: str) -> float | None:
-    values = [v for r in rounds if (v := getattr(r, name)) is not None]
+def median(rounds: list[Round], step: str, name: str) -> float | None:
+    values = [getattr(p, name) for r in rounds if (p := getattr(r, step)) is not None]
     return statistics.median(values) if values else None
 
 
@@ -193,13 +211,15 @@ FAILOVER_FIGURES = {
 
 
 def summary(rounds: list[Round]) -> dict[str, Any]:
-    single, rf3 = median(rounds, "single_mb_per_s"), median(rounds, "rf3_mb_per_s")
+    single, rf3 = median(rounds, "single", "mb_per_s"), median(rounds, "rf3", "mb_per_s")
     figures: dict[str, Any] = {
         "single_node_mb_per_s": single,
         "rf3_mb_per_s": rf3,
         "rf3_over_single": rf3 / single if rf3 and single else None,
-        "single_node_p99_ms": median(rounds, "single_p99_ms"),
-        "rf3_p99_ms": median(rounds, "rf3_p99_ms"),
+        "single_node_p99_ms": median(rounds, "single", "p99_ms"),
+        "rf3_p99_ms": median(rounds, "rf3", "p99_ms"),
+        "single_node_broker_cpu_s_per_gb": median(rounds, "single", "broker_cpu_s_per_gb"),
+        "rf3_broker_cpu_s_per_gb": median(rounds, "rf3", "broker_cpu_s_per_gb"),
     }
     for key in FAILOVER_FIGURES:
         values = [r.failover_s[key] for r in rounds if key in r.failover_s]
@@ -221,6 +241,10 @@ def print_table(figures: dict[str, Any], machine: dict[str, Any], title: str) ->
     table.add_row("RF=3 / single node", show(figures["rf3_over_single"], "x"), "", "≥ 0.5x")
     table.add_row("p99 produce latency, RF=1", show(figures["single_node_p99_ms"], " ms"))
     table.add_row("p99 produce latency, RF=3", show(figures["rf3_p99_ms"], " ms"))
+    table.add_row("broker CPU per GB, RF=1", show(figures["single_node_broker_cpu_s_per_gb"], " s"))
+    table.add_row(
+        "broker CPU per GB, RF=3 (3 brokers)", show(figures["rf3_broker_cpu_s_per_gb"], " s")
+    )
     for key, label in FAILOVER_FIGURES.items():
         median_s, worst_s = figures[f"{key}_median"], figures[f"{key}_max"]
         table.add_row(label, show(median_s, " s"), show(worst_s, " s"), "< 2 s")
@@ -260,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             "heartbeat_interval_ms": HEARTBEAT_INTERVAL_MS,
         },
         "figures": figures,
-        "rounds": [vars(r) for r in rounds],
+        "rounds": [dataclasses.asdict(r) for r in rounds],
     }
     RESULTS_DIR.mkdir(exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")

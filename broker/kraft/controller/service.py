@@ -36,8 +36,9 @@ log = logging.getLogger("regionlink.controller")
 
 T = TypeVar("T")
 SESSION_CHECK_INTERVAL_S = 0.05
-# A broker whose heartbeat is this share of a session late has its listener probed.
-PROBE_AFTER_SESSION_FRACTION = 1 / 3
+# A broker whose heartbeat is this late (or a third of its session, if that is shorter) has
+# its listener probed; brokers heartbeat every 250 ms by default.
+PROBE_WHEN_LATE_MS = 500
 PROBE_TIMEOUT_S = 0.25
 PROBE_INTERVAL_S = 0.1
 MAX_FETCH_WAIT_MS = 60_000
@@ -166,7 +167,7 @@ class Controller:
                     self.image, self._sessions, now, timeout_ms
                 ):
                     await self._fence(broker_id, now, timeout_ms, "session expired")
-                late_ms = max(1, int(timeout_ms * PROBE_AFTER_SESSION_FRACTION))
+                late_ms = max(1, min(PROBE_WHEN_LATE_MS, timeout_ms // 3))
                 for broker_id in logic.expired_sessions(self.image, self._sessions, now, late_ms):
                     if broker_id not in self._probing:
                         self._probing.add(broker_id)
