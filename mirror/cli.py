@@ -92,12 +92,16 @@ def broker(
 ) -> None:
     """Run a Kafka-compatible broker: a single-node region, or one broker of a region.
 
-    Unmodified Kafka clients (librdkafka, kcat, kafka-python, aiokafka) connect to
-    --listen. Alone, the broker keeps its own metadata. With --controllers it registers
-    with the controller quorum, hosts the partition replicas the controller assigns it,
-    leads some and follows others (replicating with Fetch), and acks=all waits for the ISR.
-    SIGTERM hands leadership to other brokers, then flushes and closes cleanly; after
-    SIGKILL the log recovers on the next start and keeps every acknowledged record.
+    Unmodified Kafka clients (librdkafka, kcat, kafka-python, aiokafka) connect
+    to --listen. Alone, the broker keeps its own metadata. With --controllers
+    it registers with the region's controller quorum, hosts the replicas the
+    controllers assign it, leads some partitions and follows others
+    (replicating with Fetch), and acks=all waits for the in-sync replicas.
+    It prints "ready" once the controllers have admitted it.
+
+    SIGTERM hands its leaderships to other brokers, then flushes and closes;
+    after SIGKILL the log recovers on the next start and keeps every
+    acknowledged record. See docs/regions.md.
     """
     from broker.config import BrokerConfig
     from broker.kraft.quorum import QuorumError, parse_quorum
