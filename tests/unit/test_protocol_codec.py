@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import struct
 
 import pytest
@@ -125,6 +126,23 @@ def test_frame_reader_reassembles_split_frames() -> None:
     for i in range(len(stream)):
         frames += reader.feed(stream[i : i + 1])
     assert frames == [b"hello", b"", b"world!"]
+    assert reader.buffered_bytes == 0
+
+
+@given(
+    payloads=st.lists(st.binary(max_size=300), max_size=8),
+    cuts=st.lists(st.integers(0, 3000), max_size=12),
+)
+def test_frame_reader_reassembles_frames_cut_anywhere(
+    payloads: list[bytes], cuts: list[int]
+) -> None:
+    stream = b"".join(frame(p) for p in payloads)
+    bounds = sorted({0, len(stream), *(c for c in cuts if c < len(stream))})
+    reader = FrameReader()
+    frames = []
+    for start, end in itertools.pairwise(bounds):
+        frames += reader.feed(stream[start:end])
+    assert frames == payloads
     assert reader.buffered_bytes == 0
 
 
