@@ -20,7 +20,7 @@ from broker.handlers.api_versions import unsupported_api_versions_response
 from broker.log import LogConfig
 from broker.offsets_topic import OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIGS, build_group_coordinator
 from broker.partitions import Partition, PartitionManager
-from broker.protocol.codec import decode_header, decode_request, encode_response_frame
+from broker.protocol.codec import Frame, decode_header, decode_request, encode_response_frame
 from broker.protocol.errors import ErrorCode, ProtocolError, UnsupportedVersion
 from broker.protocol.framing import frame as framed
 from broker.protocol.versions import ApiKey
@@ -213,14 +213,14 @@ class Broker:
             log.info("group coordinator at leader epoch %d", partition.leader_epoch)
 
     # -- requests -------------------------------------------------------------------------
-    async def dispatch(self, frame: bytes, info: ConnectionInfo) -> bytes | memoryview | None:
+    async def dispatch(self, frame: bytes, info: ConnectionInfo) -> Frame | None:
         """Handle one request frame; returns the framed response (size prefix included)."""
         try:
             request = decode_request(frame)
         except UnsupportedVersion as exc:
             header, _ = decode_header(frame)
             if exc.api_key == ApiKey.API_VERSIONS:
-                return framed(unsupported_api_versions_response(header.correlation_id))
+                return [framed(unsupported_api_versions_response(header.correlation_id))]
             raise
         handler = HANDLERS.get(request.header.api_key)
         if handler is None:

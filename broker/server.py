@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import anyio
 from anyio.abc import SocketAttribute, SocketStream, TaskStatus
 
+from broker.protocol.codec import Frame
 from broker.protocol.errors import ProtocolError
 from broker.protocol.framing import FrameReader
 
@@ -27,8 +28,8 @@ class ConnectionInfo:
     peer_port: int
 
 
-# Returns the framed response (size prefix included), or None for no response.
-Dispatcher = Callable[[bytes, ConnectionInfo], Awaitable[bytes | memoryview | None]]
+# Returns the framed response (size prefix included) as segments, or None for no response.
+Dispatcher = Callable[[bytes, ConnectionInfo], Awaitable[Frame | None]]
 
 
 async def serve_connection(
@@ -43,9 +44,8 @@ async def serve_connection(
                 data = await stream.receive(RECEIVE_CHUNK_BYTES)
                 for request in reader.feed(data):
                     response = await dispatch(request, info)
-                    if response is not None:
-                        # anyio sends any bytes-like object; the view avoids a copy
-                        await stream.send(response)  # type: ignore[arg-type]
+                    for segment in response or ():
+                        await stream.send(segment)  # type: ignore[arg-type]  # any bytes-like
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass
         except ProtocolError as exc:

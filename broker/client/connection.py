@@ -118,7 +118,8 @@ class KafkaConnection:
         pending = self._pending[correlation_id] = Pending(api_key, version)
         try:
             async with self._send_lock:
-                await self._stream.send(payload)  # type: ignore[arg-type]  # any bytes-like
+                for segment in payload:
+                    await self._stream.send(segment)  # type: ignore[arg-type]  # any bytes-like
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             await self.aclose(f"send failed: {exc}")
         return pending

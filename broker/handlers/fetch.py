@@ -33,7 +33,7 @@ class _PartitionRead:
     high_watermark: int = -1
     last_stable_offset: int = -1
     log_start_offset: int = -1
-    records: bytes = b""
+    records: bytes | memoryview = b""
 
 
 def _refusal(broker: Broker, topic: str, fetch: Any) -> int:

@@ -235,7 +235,9 @@ class PartitionLog:
                 f"offset {offset} is outside [{self.log_start_offset}, {self.log_end_offset}]"
             )
 
-    def read(self, start_offset: int, max_bytes: int, *, max_offset: int | None = None) -> bytes:
+    def read(
+        self, start_offset: int, max_bytes: int, *, max_offset: int | None = None
+    ) -> bytes | memoryview:
         """Whole batches from the one holding start_offset, from a single segment.
 
         At least one whole batch even if it exceeds max_bytes; only batches that end

@@ -284,7 +284,9 @@ class Segment:
             position += length + LOG_OVERHEAD
         return None
 
-    def read(self, offset: int, max_bytes: int, max_offset: int | None) -> bytes | None:
+    def read(
+        self, offset: int, max_bytes: int, max_offset: int | None
+    ) -> bytes | memoryview | None:
         """Whole batches from the one holding offset; None if offset is past this segment."""
         found = self.position_for(offset)
         if found is None:
@@ -298,7 +300,7 @@ class Segment:
         if len(self._read_positions) >= _READ_CACHE_ENTRIES:
             self._read_positions.clear()
         self._read_positions[next_offset] = position + cut
-        return data if cut == len(data) else data[:cut]
+        return data if cut == len(data) else memoryview(data)[:cut]  # no copy of megabytes
 
     def batches(self, start_offset: int) -> Iterator[tuple[BatchHeader, bytes]]:
         """(header, batch bytes) from the batch holding start_offset; header is at 0."""

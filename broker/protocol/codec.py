@@ -152,28 +152,50 @@ def encode_response(api_key: int, version: int, correlation_id: int, body: Any) 
     return buffer.getvalue()
 
 
-def _framed(buffer: io.BytesIO) -> memoryview:
-    """Patch the size prefix written as a placeholder; the view avoids copying the frame."""
-    view = buffer.getbuffer()
-    _SIZE.pack_into(view, 0, len(view) - _SIZE.size)
-    return view
+Frame = list[bytes | bytearray | memoryview]  # a framed message as segments, in order
+_LARGE_WRITE_BYTES = 64 * 1024
 
 
-def encode_response_frame(api_key: int, version: int, correlation_id: int, body: Any) -> memoryview:
-    """Size prefix + header + body, written once (fetch responses carry megabytes)."""
-    buffer = io.BytesIO()
-    buffer.write(b"\0\0\0\0")
-    buffer.write(response_header_bytes(api_key, version, correlation_id))
-    _writer(type(body))(buffer, body)
-    return _framed(buffer)
+class _FrameWriter:
+    """A kio Writable that keeps large writes (record batches) by reference and copies only
+    the small fields around them: the frame goes to the socket as these segments, so a
+    fetch response's megabytes are never copied into one buffer first."""
+
+    def __init__(self) -> None:
+        self._small = bytearray(b"\0\0\0\0")  # the size prefix, patched by `frame`
+        self._parts: Frame = [self._small]
+        self._size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        size = len(data)
+        if size >= _LARGE_WRITE_BYTES:
+            self._small = bytearray()
+            self._parts += [data, self._small]
+        else:
+            self._small += data
+        self._size += size
+        return size
+
+    def frame(self) -> Frame:
+        first = self._parts[0]
+        assert isinstance(first, bytearray)
+        _SIZE.pack_into(first, 0, self._size)
+        return [part for part in self._parts if len(part)]
 
 
-def encode_request_frame(header: RequestHeader, body: Any) -> memoryview:
-    """Size prefix + request, written once (produce requests carry megabytes)."""
-    buffer = io.BytesIO()
-    buffer.write(b"\0\0\0\0")
-    _write_request(buffer, header, body)
-    return _framed(buffer)
+def encode_response_frame(api_key: int, version: int, correlation_id: int, body: Any) -> Frame:
+    """Size prefix + header + body, as segments (fetch responses carry megabytes)."""
+    writer = _FrameWriter()
+    writer.write(response_header_bytes(api_key, version, correlation_id))
+    _writer(type(body))(writer, body)
+    return writer.frame()
+
+
+def encode_request_frame(header: RequestHeader, body: Any) -> Frame:
+    """Size prefix + request, as segments (produce requests carry megabytes)."""
+    writer = _FrameWriter()
+    _write_request(writer, header, body)
+    return writer.frame()
 
 
 def encode_request(header: RequestHeader, body: Any) -> bytes:
@@ -183,7 +205,7 @@ def encode_request(header: RequestHeader, body: Any) -> bytes:
     return buffer.getvalue()
 
 
-def _write_request(buffer: io.BytesIO, header: RequestHeader, body: Any) -> None:
+def _write_request(buffer: io.BytesIO | _FrameWriter, header: RequestHeader, body: Any) -> None:
     cls = type(body)
     client = (header.client_id or "").encode()
     buffer.write(
