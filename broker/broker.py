@@ -213,7 +213,7 @@ class Broker:
             log.info("group coordinator at leader epoch %d", partition.leader_epoch)
 
     # -- requests -------------------------------------------------------------------------
-    async def dispatch(self, frame: bytes, info: ConnectionInfo) -> Frame | None:
+    async def dispatch(self, frame: bytes | bytearray, info: ConnectionInfo) -> Frame | None:
         """Handle one request frame; returns the framed response (size prefix included)."""
         try:
             request = decode_request(frame)

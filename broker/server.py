@@ -29,7 +29,7 @@ class ConnectionInfo:
 
 
 # Returns the framed response (size prefix included) as segments, or None for no response.
-Dispatcher = Callable[[bytes, ConnectionInfo], Awaitable[Frame | None]]
+Dispatcher = Callable[[bytearray, ConnectionInfo], Awaitable[Frame | None]]
 
 
 async def serve_connection(

@@ -150,7 +150,7 @@ class KafkaConnection:
             log.warning("%s: dropping connection: %s", self.peer, exc)
             await self.aclose(f"bad response: {exc}")
 
-    def _complete(self, payload: bytes) -> None:
+    def _complete(self, payload: bytes | bytearray) -> None:
         (correlation_id,) = _CORRELATION.unpack_from(payload, 0)
         pending = self._pending.pop(correlation_id, None)
         if pending is None:

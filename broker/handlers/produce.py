@@ -54,9 +54,11 @@ class _Outcome:
         )
 
 
-def _append(partition: Partition, records: bytes, outcome: _Outcome) -> None:
+def _append(partition: Partition, records: bytes | memoryview, outcome: _Outcome) -> None:
     """Append one partition's batches (or find the earlier append a retry repeats)."""
-    buffer = bytearray(records)
+    # The request reader hands over writable views into the received frame: no copy.
+    writable = isinstance(records, memoryview) and not records.readonly
+    buffer = records if writable else bytearray(records)
     headers = list(iter_headers(buffer))
     if not headers:
         raise InvalidBatch("no record batch in produce request")

@@ -129,7 +129,7 @@ class PartitionLog:
     # --- appends --------------------------------------------------------------
 
     def append(
-        self, batches: bytearray | bytes, *, leader_epoch: int, now_ms: int,
+        self, batches: bytearray | memoryview | bytes, *, leader_epoch: int, now_ms: int,
         allow_control: bool = False,
     ) -> AppendInfo:  # fmt: skip
         """Validate, assign offsets in place, and write the batches of one Produce.
@@ -137,7 +137,13 @@ class PartitionLog:
         Nothing is written if any batch is bad. Control batches come only from the
         transaction coordinator (allow_control), never from clients.
         """
-        buffer = batches if isinstance(batches, bytearray) else bytearray(batches)
+        buffer: bytearray | memoryview
+        if isinstance(batches, bytearray) or (
+            isinstance(batches, memoryview) and not batches.readonly
+        ):
+            buffer = batches
+        else:
+            buffer = bytearray(batches)
         headers = self._validate(buffer, from_client=True, allow_control=allow_control)
         first_offset = self.log_end_offset
         append_time_ms = now_ms if self.config.log_append_time else -1
@@ -175,7 +181,7 @@ class PartitionLog:
         return _append_info(headers, -1, len(batches))
 
     def _validate(
-        self, buffer: bytes | bytearray, *, from_client: bool, allow_control: bool
+        self, buffer: bytes | bytearray | memoryview, *, from_client: bool, allow_control: bool
     ) -> list[BatchHeader]:
         if not buffer:
             raise InvalidBatch("no record batch to append")
@@ -197,7 +203,9 @@ class PartitionLog:
                 )
         return headers
 
-    def _write(self, data: bytes | bytearray, headers: list[BatchHeader], now_ms: int) -> None:
+    def _write(
+        self, data: bytes | bytearray | memoryview, headers: list[BatchHeader], now_ms: int
+    ) -> None:
         self._maybe_roll(len(data), headers[-1].last_offset, now_ms)
         self.active.append(data, headers)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -14,6 +15,7 @@ from kio.static.constants import EntityType
 
 from broker.protocol.errors import MalformedRequest, UnsupportedVersion
 from broker.protocol.lenient import LENIENT_READERS
+from broker.protocol.produce_reader import PRODUCE_READERS
 from broker.protocol.versions import ApiKey, serves
 
 _HEADER_FIXED = struct.Struct(">hhih")
@@ -54,6 +56,10 @@ def response_class(api_key: int, version: int) -> Any:
 
 
 _READERS: dict[type, Any] = {}
+_HAND_READERS: dict[tuple[int, int], Callable[[bytes | bytearray, int], Any]] = {
+    **LENIENT_READERS,
+    **PRODUCE_READERS,
+}
 _WRITERS: dict[type, Any] = {}
 
 
@@ -64,6 +70,11 @@ def _reader(cls: type) -> Any:
     return reader
 
 
+def _read_only(frame: bytes | bytearray) -> bytes | memoryview:
+    """kio's native readers take read-only buffers only; a view of the frame, not a copy."""
+    return memoryview(frame).toreadonly() if isinstance(frame, bytearray) else frame
+
+
 def _writer(cls: type) -> Any:
     writer = _WRITERS.get(cls)
     if writer is None:
@@ -71,7 +82,7 @@ def _writer(cls: type) -> Any:
     return writer
 
 
-def _skip_tagged_fields(frame: bytes, offset: int) -> int:
+def _skip_tagged_fields(frame: bytes | bytearray, offset: int) -> int:
     count, offset = _read_uvarint(frame, offset)
     for _ in range(count):
         _tag, offset = _read_uvarint(frame, offset)
@@ -82,7 +93,7 @@ def _skip_tagged_fields(frame: bytes, offset: int) -> int:
     return offset
 
 
-def _read_uvarint(data: bytes, offset: int) -> tuple[int, int]:
+def _read_uvarint(data: bytes | bytearray, offset: int) -> tuple[int, int]:
     value = shift = 0
     while True:
         if offset >= len(data) or shift > 28:
@@ -95,7 +106,7 @@ def _read_uvarint(data: bytes, offset: int) -> tuple[int, int]:
         shift += 7
 
 
-def decode_header(frame: bytes) -> tuple[RequestHeader, int]:
+def decode_header(frame: bytes | bytearray) -> tuple[RequestHeader, int]:
     """Parse the fixed part of any request header (v1 layout); return it and the offset after."""
     if len(frame) < _HEADER_FIXED.size:
         raise MalformedRequest(f"request of {len(frame)} bytes is shorter than a header")
@@ -110,7 +121,7 @@ def decode_header(frame: bytes) -> tuple[RequestHeader, int]:
     return RequestHeader(api_key, api_version, correlation_id, client_id), offset
 
 
-def decode_request(frame: bytes) -> Request:
+def decode_request(frame: bytes | bytearray) -> Request:
     """Decode a whole request frame (without its size prefix).
 
     Raises UnsupportedVersion for pairs we do not serve (the header is still
@@ -123,11 +134,14 @@ def decode_request(frame: bytes) -> Request:
     cls = request_class(header.api_key, header.api_version)
     if cls.__flexible__:
         offset = _skip_tagged_fields(frame, offset)
-    lenient = LENIENT_READERS.get((header.api_key, header.api_version))
-    if lenient is not None:
-        return Request(header, lenient(frame, offset))
+    hand_reader = _HAND_READERS.get((header.api_key, header.api_version))
+    if hand_reader is not None:
+        try:
+            return Request(header, hand_reader(frame, offset))
+        except (struct.error, ValueError) as exc:  # counts and sizes the frame cannot hold
+            raise MalformedRequest(f"cannot decode {cls.__name__}: {exc}") from exc
     try:
-        body, _size = _reader(cls)(frame, offset)
+        body, _size = _reader(cls)(_read_only(frame), offset)
     except Exception as exc:  # kio raises assorted errors on truncated or garbage input
         raise MalformedRequest(f"cannot decode {cls.__name__}: {exc}") from exc
     return Request(header, body)
@@ -217,12 +231,12 @@ def _write_request(buffer: io.BytesIO | _FrameWriter, header: RequestHeader, bod
     _writer(cls)(buffer, body)
 
 
-def decode_response(api_key: int, version: int, payload: bytes) -> tuple[int, Any]:
+def decode_response(api_key: int, version: int, payload: bytes | bytearray) -> tuple[int, Any]:
     """Decode a response frame into (correlation_id, body) — for our client and tests."""
     (correlation_id,) = _CORRELATION.unpack_from(payload, 0)
     offset = 4
     cls = response_class(api_key, version)
     if cls.__flexible__ and api_key != ApiKey.API_VERSIONS:
         offset = _skip_tagged_fields(payload, offset)
-    body, _size = _reader(cls)(payload, offset)
+    body, _size = _reader(cls)(_read_only(payload), offset)
     return correlation_id, body

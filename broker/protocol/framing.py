@@ -28,11 +28,11 @@ class FrameReader:
         self._buffered = 0
         self._needed = -1  # body size of the frame being assembled, -1 when unknown
 
-    def feed(self, data: bytes) -> list[bytes]:
+    def feed(self, data: bytes) -> list[bytearray]:
         if data:
             self._chunks.append(memoryview(data))
             self._buffered += len(data)
-        frames: list[bytes] = []
+        frames: list[bytearray] = []
         while True:
             if self._needed < 0:
                 if self._buffered < 4:
@@ -47,8 +47,9 @@ class FrameReader:
             self._needed = -1
         return frames
 
-    def _take(self, size: int) -> bytes:
-        """The next `size` buffered bytes, copied once."""
+    def _take(self, size: int) -> bytearray:
+        """The next `size` buffered bytes, copied once, mutable (the log stamps offsets into
+        produced batches where they lie)."""
         assert size <= self._buffered, "take only what is buffered"
         pieces = []
         remaining = size
@@ -62,7 +63,7 @@ class FrameReader:
                 self._chunks[0] = chunk[remaining:]
                 remaining = 0
         self._buffered -= size
-        return b"".join(pieces)
+        return bytearray().join(pieces)
 
     @property
     def buffered_bytes(self) -> int:

@@ -16,11 +16,11 @@ from kio.schema.types import TopicName
 
 from broker.protocol.errors import MalformedRequest
 
-Reader = Callable[[bytes, int], Any]
+Reader = Callable[[bytes | bytearray, int], Any]
 
 
 class _Cursor:
-    def __init__(self, data: bytes, offset: int) -> None:
+    def __init__(self, data: bytes | bytearray, offset: int) -> None:
         self.data, self.offset = data, offset
 
     def byte(self) -> int:
@@ -58,7 +58,7 @@ class _Cursor:
             raise MalformedRequest("tagged fields run past the end of the request")
 
 
-def read_metadata_request_v9(frame: bytes, offset: int) -> MetadataRequest:
+def read_metadata_request_v9(frame: bytes | bytearray, offset: int) -> MetadataRequest:
     """MetadataRequest v9; the request's own trailing tagged fields are not read."""
     cursor = _Cursor(frame, offset)
     count = cursor.uvarint() - 1
