@@ -46,19 +46,7 @@ class BrokerProcess:
         assert self.process is None or self.process.poll() is not None, "already running"
         log = open(self.log_path, "a")  # noqa: SIM115 - handed to the child
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mirror.cli",
-                "broker",
-                "--data-dir",
-                str(self.data_dir),
-                "--listen",
-                self.bootstrap,
-                "--log-level",
-                "info",
-                *self.extra_args,
-            ],
+            [sys.executable, "-m", "mirror.cli", *self.command()],
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
@@ -66,6 +54,19 @@ class BrokerProcess:
         )
         self._wait_ready()
         return self
+
+    def command(self) -> list[str]:
+        """The `regionlink` subcommand and arguments this process runs."""
+        return [
+            "broker",
+            "--data-dir",
+            str(self.data_dir),
+            "--listen",
+            self.bootstrap,
+            "--log-level",
+            "info",
+            *self.extra_args,
+        ]
 
     def _wait_ready(self) -> None:
         assert self.process is not None and self.process.stdout is not None

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,30 +29,18 @@ class ControllerProcess(BrokerProcess):
         self.session_timeout_ms = session_timeout_ms
         self.log_path = data_dir.parent / f"controller-{node_id}.log"
 
-    def start(self) -> ControllerProcess:
-        assert self.process is None or self.process.poll() is not None, "already running"
-        log = open(self.log_path, "a")  # noqa: SIM115 - handed to the child
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mirror.cli",
-                "controller",
-                "--node-id",
-                str(self.node_id),
-                "--data-dir",
-                str(self.data_dir),
-                "--quorum",
-                self.quorum,
-                "--broker-session-timeout-ms",
-                str(self.session_timeout_ms),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
-        self._wait_ready()
-        return self
+    def command(self) -> list[str]:
+        return [
+            "controller",
+            "--node-id",
+            str(self.node_id),
+            "--data-dir",
+            str(self.data_dir),
+            "--quorum",
+            self.quorum,
+            "--broker-session-timeout-ms",
+            str(self.session_timeout_ms),
+        ]
 
     def leader_terms(self) -> list[int]:
         """Terms in which this controller became the leader, from its log."""

@@ -54,6 +54,15 @@ def producer(region: Region, **extra: object) -> Producer:
     )
 
 
+def produce_all(region: Region, topic: str, values: list[bytes]) -> None:
+    """acks=all, idempotent, to partition 0; every value acknowledged."""
+    produce = producer(region)
+    for value in values:
+        produce.produce(topic, value, partition=0)
+        produce.poll(0)
+    assert produce.flush(30) == 0
+
+
 def read_all(region: Region, topic: str, partition: int = 0, timeout_s: float = 30) -> list[bytes]:
     """Every record's value from offset 0 to the high watermark, in order."""
     consumer = Consumer(
@@ -123,11 +132,7 @@ class Load:
 
 def test_rf3_acks_all_replicates_to_every_broker(region: Region) -> None:
     region.create_topic("orders", 1, **{"min.insync.replicas": "2"})
-    produce = producer(region)
-    for i in range(2_000):
-        produce.produce("orders", f"r{i}".encode(), partition=0)
-        produce.poll(0)
-    assert produce.flush(30) == 0
+    produce_all(region, "orders", [f"r{i}".encode() for i in range(2_000)])
     assert read_all(region, "orders") == [f"r{i}".encode() for i in range(2_000)]
     assert sorted(region.isr("orders")) == [1, 2, 3]
     replicas = [  # every replica holds the leader's batches, byte for byte, on disk
@@ -173,10 +178,7 @@ def group_member(region: Region, group: str) -> Consumer:
 def test_group_offsets_survive_the_coordinators_sigkill(region: Region) -> None:
     """__consumer_offsets is replicated: a commit outlives the broker that took it."""
     region.create_topic("clicks", 1)
-    produce = producer(region)
-    for i in range(100):
-        produce.produce("clicks", f"c{i}".encode(), partition=0)
-    assert produce.flush(30) == 0
+    produce_all(region, "clicks", [f"c{i}".encode() for i in range(100)])
     first = group_member(region, "readers")
     first.subscribe(["clicks"])
     seen: list[bytes] = []
@@ -214,9 +216,7 @@ def test_controller_leader_sigkill_the_region_carries_on(region: Region) -> None
     region.controllers[leader].kill()
     region.wait_until(lambda: region.controller_leader() != leader, "a new controller leader")
     region.create_topic("after", 1)  # needs the quorum
-    produce = producer(region)
-    produce.produce("after", b"x", partition=0)
-    assert produce.flush(30) == 0
+    produce_all(region, "after", [b"x"])
     assert read_all(region, "after") == [b"x"]
 
 
@@ -226,11 +226,7 @@ def test_killed_broker_restarts_catches_up_and_rejoins_the_isr(region: Region) -
     follower = next(n for n in region.brokers if n != leader)
     region.brokers[follower].kill()
     region.wait_until(lambda: follower not in region.isr("events"), "the dead follower out")
-    produce = producer(region)
-    for i in range(1_000):
-        produce.produce("events", f"e{i}".encode(), partition=0)
-        produce.poll(0)
-    assert produce.flush(30) == 0
+    produce_all(region, "events", [f"e{i}".encode() for i in range(1_000)])
     region.brokers[follower].start()
     region.wait_until(lambda: follower in region.isr("events"), "the follower back in the ISR")
     region.brokers[leader].kill()  # now the rejoined follower may lead: it must hold it all
@@ -246,10 +242,7 @@ def replica_bytes(region: Region, broker_id: int, topic: str) -> bytes:
 def test_a_diverged_old_leader_truncates_to_the_new_leaders_log(region: Region) -> None:
     """acks=1 records only the old leader took are cut when it rejoins (OffsetForLeaderEpoch)."""
     region.create_topic("journal", 1)
-    produce = producer(region)
-    for i in range(100):
-        produce.produce("journal", f"j{i}".encode(), partition=0)
-    assert produce.flush(30) == 0
+    produce_all(region, "journal", [f"j{i}".encode() for i in range(100)])
     old = region.leader("journal")
     followers = [n for n in region.brokers if n != old]
     lone = Producer({"bootstrap.servers": region.brokers[old].bootstrap, "acks": 1})
@@ -286,13 +279,10 @@ def test_follower_cut_off_from_the_leader_leaves_the_isr_and_rejoins(region: Reg
     region.create_topic("ledger", 1, **{"min.insync.replicas": "2"})
     leader = region.brokers[region.leader("ledger")]
     cut_off = next(n for n, b in region.brokers.items() if b is not leader)
-    produce = producer(region)
     with LinkCuts("replication_test") as cuts:
         cuts.cut(region.brokers[cut_off].host, leader.host, leader.port)
         region.wait_until(lambda: cut_off not in region.isr("ledger"), "the cut-off follower out")
-        for i in range(100):
-            produce.produce("ledger", f"l{i}".encode(), partition=0)
-        assert produce.flush(30) == 0  # acks=all with the two replicas left
+        produce_all(region, "ledger", [f"l{i}".encode() for i in range(100)])  # 2 replicas left
     region.wait_until(lambda: len(region.isr("ledger")) == 3, "the follower back after healing")
     assert read_all(region, "ledger") == [f"l{i}".encode() for i in range(100)]
 
@@ -304,9 +294,7 @@ def test_frozen_follower_leaves_the_isr_and_acks_all_goes_on(region: Region) -> 
     region.brokers[frozen].pause()
     try:
         region.wait_until(lambda: frozen not in region.isr("audit"), "the frozen follower out")
-        produce = producer(region)
-        produce.produce("audit", b"while-frozen", partition=0)
-        assert produce.flush(30) == 0
+        produce_all(region, "audit", [b"while-frozen"])
         region.brokers[other].pause()  # only the leader is left: below min.insync.replicas
         region.wait_until(lambda: region.isr("audit") == (leader,), "the ISR down to the leader")
         errors: list[KafkaError] = []
