@@ -36,7 +36,6 @@ log = logging.getLogger("regionlink.broker")
 
 CLUSTER_ID_FILE = "cluster_id"
 SINGLE_NODE_REPLICATION_FACTORS = (-1, 1)
-GROUP_TICK_INTERVAL_S = TICK_INTERVAL_S
 GROUP_COMMIT_TIMEOUT_S = 5.0
 
 
@@ -116,12 +115,10 @@ class Broker:
     def forget_topic(self, name: str) -> None:
         """Drop a deleted topic's partitions, data and committed offsets from this broker."""
         self.topics.remove(name)
+        fetcher = self.cluster.fetcher if self.cluster is not None else None
         for partition in self.partitions.all():
             if partition.topic == name:
-                partition.leader, partition.leader_id = None, -1
-                partition.notify_replicated()
-                if self.cluster is not None:
-                    self.cluster.fetcher.unfollow((name, partition.index))
+                roles.stop_replica(partition, fetcher)
         self.partitions.delete_topic(name)
         if self.groups is not None:
             self.groups.delete_offsets_for_topic(name)
@@ -268,7 +265,7 @@ class Broker:
     async def _groups_loop(self) -> None:
         """Session expiry and rebalance timers of whichever coordinator is current."""
         while True:
-            await anyio.sleep(GROUP_TICK_INTERVAL_S)
+            await anyio.sleep(TICK_INTERVAL_S)
             if self.groups is not None:
                 self.groups.tick()
 

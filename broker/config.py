@@ -29,7 +29,7 @@ class BrokerConfig:
 
     @property
     def advertised(self) -> tuple[str, int]:
-        return (self.advertised_host or self.host, self.port)
+        return self.advertised_host_port(self.port)
 
     def advertised_host_port(self, bound_port: int) -> tuple[str, int]:
         """What clients should dial once the listener is bound (port 0 picks one)."""

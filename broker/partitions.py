@@ -11,6 +11,7 @@ import anyio
 
 from broker.log import LogConfig, PartitionLog
 from broker.producer_state import ProducerStateTable
+from broker.protocol.errors import ErrorCode
 from broker.replication.state import LeaderState
 
 SINGLE_NODE = -2  # leader_id of a partition in a single-node region: this broker, always
@@ -39,6 +40,17 @@ class Partition:
     @property
     def is_leader(self) -> bool:
         return self.leader_id == SINGLE_NODE or self.leader is not None
+
+    def refusal(self, client_leader_epoch: int = -1) -> int:
+        """Why a request for this partition must go elsewhere (Kafka's leader and leader
+        epoch checks), or 0: a follower, or a client whose epoch is ahead or behind ours."""
+        if not self.is_leader:
+            return ErrorCode.not_leader_or_follower
+        if client_leader_epoch > self.leader_epoch:
+            return ErrorCode.unknown_leader_epoch
+        if 0 <= client_leader_epoch < self.leader_epoch:
+            return ErrorCode.fenced_leader_epoch
+        return ErrorCode.none
 
     @property
     def high_watermark(self) -> int:

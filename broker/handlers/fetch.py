@@ -41,14 +41,7 @@ def _refusal(broker: Broker, topic: str, fetch: Any) -> int:
     partition = broker.partition(topic, fetch.partition)
     if partition is None:
         return broker.missing_partition_error(topic, fetch.partition)
-    if not partition.is_leader:
-        return ErrorCode.not_leader_or_follower
-    client_epoch = getattr(fetch, "current_leader_epoch", -1)
-    if client_epoch > partition.leader_epoch:
-        return ErrorCode.unknown_leader_epoch
-    if 0 <= client_epoch < partition.leader_epoch:
-        return ErrorCode.fenced_leader_epoch
-    return ErrorCode.none
+    return partition.refusal(getattr(fetch, "current_leader_epoch", -1))
 
 
 def _read_partition(

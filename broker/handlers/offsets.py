@@ -37,11 +37,11 @@ def _list_partition(broker: Broker, build: MessageBuilder, topic: str, query: An
     timestamp, offset, epoch = -1, -1, -1
     if partition is None:
         error = broker.missing_partition_error(topic, query.partition_index)
-    elif not partition.is_leader:
-        error = ErrorCode.not_leader_or_follower
     else:
-        error, epoch = ErrorCode.none, partition.leader_epoch
-        timestamp, offset = _lookup(partition, query.timestamp)
+        error = partition.refusal()
+        if error == ErrorCode.none:
+            epoch = partition.leader_epoch
+            timestamp, offset = _lookup(partition, query.timestamp)
     return build.make(
         "ListOffsetsPartitionResponse",
         partition_index=query.partition_index,
@@ -72,12 +72,8 @@ def _epoch_lookup(partition: Partition | None, query: Any) -> tuple[int, int, in
     """(error, epoch, end offset), fencing requests that carry a stale or future epoch."""
     if partition is None:
         return ErrorCode.unknown_topic_or_partition, -1, -1
-    if not partition.is_leader:
-        return ErrorCode.not_leader_or_follower, -1, -1
-    if query.current_leader_epoch > partition.leader_epoch:
-        return ErrorCode.unknown_leader_epoch, -1, -1
-    if 0 <= query.current_leader_epoch < partition.leader_epoch:
-        return ErrorCode.fenced_leader_epoch, -1, -1
+    if error := partition.refusal(query.current_leader_epoch):
+        return error, -1, -1
     return (ErrorCode.none, *partition.log.end_offset_for_epoch(query.leader_epoch))
 
 

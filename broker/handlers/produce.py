@@ -56,10 +56,7 @@ class _Outcome:
 
 def _append(partition: Partition, records: bytes | memoryview, outcome: _Outcome) -> None:
     """Append one partition's batches (or find the earlier append a retry repeats)."""
-    # The request reader hands over writable views into the received frame: no copy.
-    writable = isinstance(records, memoryview) and not records.readonly
-    buffer = records if writable else bytearray(records)
-    headers = list(iter_headers(buffer))
+    headers = list(iter_headers(records))
     if not headers:
         raise InvalidBatch("no record batch in produce request")
     if len(headers) == 1:
@@ -70,7 +67,8 @@ def _append(partition: Partition, records: bytes | memoryview, outcome: _Outcome
     else:
         for header in headers:
             partition.producers.check(header)
-    appended = partition.log.append(buffer, leader_epoch=partition.leader_epoch, now_ms=now_ms())
+    # Writable views into the received frame (the request reader's) are stamped in place.
+    appended = partition.log.append(records, leader_epoch=partition.leader_epoch, now_ms=now_ms())
     _remember_producers(partition, headers, appended.first_offset)
     partition.notify_appended()
     outcome.base_offset = appended.first_offset
@@ -92,8 +90,8 @@ def _refusal(broker: Broker, topic: str, index: int, acks: int) -> int:
     partition = broker.partition(topic, index)
     if partition is None:
         return broker.missing_partition_error(topic, index)
-    if not partition.is_leader:
-        return ErrorCode.not_leader_or_follower
+    if error := partition.refusal():
+        return error
     leader = partition.leader
     if acks == -1 and leader is not None and len(leader.isr) < partition.min_insync_replicas:
         return ErrorCode.not_enough_replicas

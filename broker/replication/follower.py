@@ -17,6 +17,7 @@ import anyio
 from broker.client import data
 from broker.client.client import KafkaClient, KafkaError
 from broker.client.connection import KafkaConnectionError
+from broker.client.data import TopicPartition
 from broker.log import OffsetMismatch
 from broker.partitions import Partition
 from broker.protocol.batch import InvalidBatch, iter_headers
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("regionlink.replication")
 
-TopicPartition = tuple[str, int]
 FETCH_WAIT_MS = 500
 PARTITION_MAX_BYTES = 8 << 20
 RESPONSE_MAX_BYTES = 32 << 20

@@ -73,9 +73,10 @@ def follower_fetched(partition: Partition, replica_id: int, fetch_offset: int, n
         advance_high_watermark(partition)
 
 
-def stop_replica(partition: Partition, fetcher: ReplicaFetcher) -> None:
+def stop_replica(partition: Partition, fetcher: ReplicaFetcher | None) -> None:
     """The partition is no longer hosted here (deleted): wake whoever waits on it."""
-    fetcher.unfollow((partition.topic, partition.index))
+    if fetcher is not None:
+        fetcher.unfollow((partition.topic, partition.index))
     partition.leader = None
     partition.leader_id = -1
     partition.notify_replicated()
