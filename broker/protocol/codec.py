@@ -13,6 +13,7 @@ from kio.index import load_payload_module
 from kio.serial import entity_reader, entity_writer
 from kio.static.constants import EntityType
 
+from broker.protocol.cursor import Cursor
 from broker.protocol.errors import MalformedRequest, UnsupportedVersion
 from broker.protocol.lenient import LENIENT_READERS
 from broker.protocol.produce_reader import PRODUCE_READERS
@@ -83,27 +84,9 @@ def _writer(cls: type) -> Any:
 
 
 def _skip_tagged_fields(frame: bytes | bytearray, offset: int) -> int:
-    count, offset = _read_uvarint(frame, offset)
-    for _ in range(count):
-        _tag, offset = _read_uvarint(frame, offset)
-        size, offset = _read_uvarint(frame, offset)
-        offset += size
-    if offset > len(frame):
-        raise MalformedRequest("tagged fields run past the end of the frame")
-    return offset
-
-
-def _read_uvarint(data: bytes | bytearray, offset: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if offset >= len(data) or shift > 28:
-            raise MalformedRequest("bad unsigned varint")
-        byte = data[offset]
-        offset += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, offset
-        shift += 7
+    cursor = Cursor(frame, offset)
+    cursor.skip_tagged_fields()
+    return cursor.offset
 
 
 def decode_header(frame: bytes | bytearray) -> tuple[RequestHeader, int]:

@@ -14,53 +14,14 @@ from typing import Any
 from kio.schema.metadata.v9.request import MetadataRequest, MetadataRequestTopic
 from kio.schema.types import TopicName
 
-from broker.protocol.errors import MalformedRequest
+from broker.protocol.cursor import Cursor
 
 Reader = Callable[[bytes | bytearray, int], Any]
 
 
-class _Cursor:
-    def __init__(self, data: bytes | bytearray, offset: int) -> None:
-        self.data, self.offset = data, offset
-
-    def byte(self) -> int:
-        if self.offset >= len(self.data):
-            raise MalformedRequest("request ends early")
-        self.offset += 1
-        return self.data[self.offset - 1]
-
-    def uvarint(self) -> int:
-        value = shift = 0
-        while True:
-            byte = self.byte()
-            value |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return value
-            shift += 7
-            if shift > 28:
-                raise MalformedRequest("bad unsigned varint")
-
-    def compact_string(self) -> str:
-        size = self.uvarint() - 1
-        if size < 0 or self.offset + size > len(self.data):
-            raise MalformedRequest("bad compact string")
-        self.offset += size
-        try:
-            return self.data[self.offset - size : self.offset].decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise MalformedRequest(f"compact string is not UTF-8: {exc}") from exc
-
-    def skip_tagged_fields(self) -> None:
-        for _ in range(self.uvarint()):
-            self.uvarint()  # tag
-            self.offset += self.uvarint()
-        if self.offset > len(self.data):
-            raise MalformedRequest("tagged fields run past the end of the request")
-
-
 def read_metadata_request_v9(frame: bytes | bytearray, offset: int) -> MetadataRequest:
     """MetadataRequest v9; the request's own trailing tagged fields are not read."""
-    cursor = _Cursor(frame, offset)
+    cursor = Cursor(frame, offset)
     count = cursor.uvarint() - 1
     topics: tuple[MetadataRequestTopic, ...] | None = None
     if count >= 0:
