@@ -8,7 +8,6 @@ bench-results/broker-bench-<date>.json, and with --json to stdout as JSON only.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import shlex
 import signal
@@ -22,10 +21,9 @@ from rich.console import Console
 
 from bench.brokers import BROKERS, REPO_ROOT, BrokerSpec, BrokerStartError, RunningBroker, launch
 from bench.machine import machine_info
-from bench.report import BrokerOutcome, print_report, results_json
+from bench.report import BrokerOutcome, print_report, results_json, save_results
 from bench.scenarios import BenchOptions, Scenario, ScenarioError, ScenarioResult, build_scenarios
 
-RESULTS_DIR = REPO_ROOT / "bench-results"
 BUSY_LOAD_PER_CORE = 0.25
 
 
@@ -118,15 +116,6 @@ def bench_all(
     return outcomes
 
 
-def save_results(results: dict[str, Any]) -> Path:
-    """Write results JSON under bench-results/ and return its path."""
-    RESULTS_DIR.mkdir(exist_ok=True)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS_DIR / f"broker-bench-{stamp}.json"
-    path.write_text(json.dumps(results, indent=2))
-    return path
-
-
 def warn_if_busy(machine: dict[str, Any], status: Console) -> None:
     """Say so when other work is running: the brokers and clients share these cores."""
     load = machine.get("load_avg_1m")
@@ -159,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = bench_all(names, scenarios, args, status)
     command = command_line(argv)
     results = results_json(command, machine, vars(args), scenarios, outcomes)
-    saved = save_results(results)
+    saved = save_results(results, "broker-bench")
     if args.json:
         print(json.dumps(results, indent=2))
     else:

@@ -141,11 +141,15 @@ def launch(
     return broker
 
 
-def ours_argv(port: int, data_dir: Path) -> list[str]:
-    """`regionlink broker` from this venv, or `python -m mirror.cli broker` as a fallback."""
+def regionlink_argv(*args: str) -> list[str]:
+    """`regionlink ARGS` from this venv, or `python -m mirror.cli ARGS` as a fallback."""
     script = Path(sys.executable).parent / "regionlink"
     prefix = [str(script)] if script.exists() else [sys.executable, "-m", "mirror.cli"]
-    return [*prefix, "broker", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}"]
+    return [*prefix, *args]
+
+
+def ours_argv(port: int, data_dir: Path) -> list[str]:
+    return regionlink_argv("broker", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}")
 
 
 def find_tansu() -> Path:

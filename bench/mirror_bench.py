@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
 import os
 import resource
@@ -54,12 +53,12 @@ from bench.brokers import (
 )
 from bench.machine import machine_info, machine_summary
 from bench.mirror_clients import LAG_FETCH_WAIT_MS, WARMUP_KEY
+from bench.report import save_results
 from bench.scenarios import ScenarioError, create_topic
 from broker.client import KafkaClient, KafkaConnectionError, KafkaError
 from broker.client.data import LATEST, list_offsets
 
 T = TypeVar("T")
-RESULTS_DIR = REPO_ROOT / "bench-results"
 POLL_S = 0.02  # end-offset polling period while timing the mirror
 TRAIL_STEP_S = 0.1  # spacing of the (time, records on eu) trail kept in the JSON
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -868,14 +867,6 @@ def results_json(
     }
 
 
-def save_results(results: dict[str, Any]) -> Path:
-    RESULTS_DIR.mkdir(exist_ok=True)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = RESULTS_DIR / f"mirror-bench-{stamp}.json"
-    path.write_text(json.dumps(results, indent=2))
-    return path
-
-
 # --- command line ---------------------------------------------------------------------
 
 
@@ -941,7 +932,7 @@ def main(argv: list[str] | None = None) -> int:
         rounds.append(bench_round(options, status))
     command = command_line(argv)
     results = results_json(command, machine, vars(args), rounds)
-    saved = save_results(results)
+    saved = save_results(results, "mirror-bench")
     if args.json:
         print(json.dumps(results, indent=2))
     else:

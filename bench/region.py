@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,7 +15,15 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from bench.brokers import ArgvFn, BrokerSpec, BrokerStartError, RunningBroker, launch, stop_process
+from bench.brokers import (
+    ArgvFn,
+    BrokerSpec,
+    BrokerStartError,
+    RunningBroker,
+    launch,
+    regionlink_argv,
+    stop_process,
+)
 from broker.ports import free_port
 
 # Failure detection as the tests and the failover figure use it: a broker is fenced
@@ -24,13 +31,6 @@ from broker.ports import free_port
 SESSION_TIMEOUT_MS = 1_500
 HEARTBEAT_INTERVAL_MS = 250
 READY_TIMEOUT_S = 60.0
-
-
-def regionlink_argv(*args: str) -> list[str]:
-    """`regionlink ARGS` from this venv, or `python -m mirror.cli ARGS`."""
-    script = Path(sys.executable).parent / "regionlink"
-    prefix = [str(script)] if script.exists() else [sys.executable, "-m", "mirror.cli"]
-    return [*prefix, *args]
 
 
 @dataclass

@@ -33,10 +33,11 @@ from confluent_kafka.admin import AdminClient
 from rich.console import Console
 from rich.table import Table
 
-from bench.broker_bench import RESULTS_DIR, exit_on_sigterm, positive_int
+from bench.broker_bench import exit_on_sigterm, positive_int
 from bench.brokers import BROKERS, BrokerStartError, launch
 from bench.machine import machine_info, machine_summary
 from bench.region import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS, RunningRegion, running_region
+from bench.report import save_results
 from bench.scenarios import BenchOptions, ScenarioError, create_topic, run_client, step_error
 
 THROUGHPUT_GOAL_RATIO = 0.5
@@ -286,9 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         "figures": figures,
         "rounds": [dataclasses.asdict(r) for r in rounds],
     }
-    RESULTS_DIR.mkdir(exist_ok=True)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    (RESULTS_DIR / f"replication-bench-{stamp}.json").write_text(json.dumps(results, indent=2))
+    save_results(results, "replication-bench")
     if args.json:
         print(json.dumps(results, indent=2))
     else:

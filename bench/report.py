@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import statistics
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from bench.brokers import REPO_ROOT
 from bench.machine import machine_summary
 from bench.scenarios import Metric, Scenario, ScenarioResult
+
+RESULTS_DIR = REPO_ROOT / "bench-results"
+
+
+def save_results(results: dict[str, Any], bench: str) -> Path:
+    """Write results JSON as bench-results/<bench>-<UTC time>.json; return its path."""
+    RESULTS_DIR.mkdir(exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS_DIR / f"{bench}-{stamp}.json"
+    path.write_text(json.dumps(results, indent=2))
+    return path
+
 
 BROKER_LABELS = {"ours": "ours", "tansu": "Tansu"}
 
