@@ -33,24 +33,12 @@ def controller_spec(
     state_dir: Path, region: str, index: int, quorum: str, replication_factor: int
 ) -> ChildSpec:
     """Controller `index` of `region`; it listens on its own entry of `quorum`."""
-    return ChildSpec(
-        name=f"{region}/controller-{index}",
-        kind="controller",
-        region=region,
-        flow="",
-        argv=regionlink_argv(
-            "controller",
-            "--data-dir",
-            str(state_dir / "data" / region / f"controller-{index}"),
-            "--quorum",
-            quorum,
-            "--node-id",
-            str(index),
-            "--default-replication-factor",
-            str(replication_factor),
-        ),
-        ready=NODE_READY,
-        log_path=state_dir / "logs" / f"{region}-controller-{index}.log",
+    return _node_spec(
+        state_dir,
+        region,
+        "controller",
+        index,
+        ("--quorum", quorum, "--default-replication-factor", str(replication_factor)),
     )
 
 
@@ -59,23 +47,30 @@ def broker_spec(
 ) -> ChildSpec:
     """Broker `index` of `region`: single-node without `quorum`, else registered with it."""
     cluster = ("--controllers", quorum) if quorum else ()
+    return _node_spec(
+        state_dir, region, "broker", index, ("--listen", f"127.0.0.1:{port}", *cluster)
+    )
+
+
+def _node_spec(
+    state_dir: Path, region: str, kind: str, index: int, args: tuple[str, ...]
+) -> ChildSpec:
+    """A region's controller or broker: `regionlink KIND`, its own data dir and log."""
     return ChildSpec(
-        name=f"{region}/broker-{index}",
-        kind="broker",
+        name=f"{region}/{kind}-{index}",
+        kind=kind,
         region=region,
         flow="",
         argv=regionlink_argv(
-            "broker",
+            kind,
             "--data-dir",
-            str(state_dir / "data" / region / f"broker-{index}"),
-            "--listen",
-            f"127.0.0.1:{port}",
+            str(state_dir / "data" / region / f"{kind}-{index}"),
             "--node-id",
             str(index),
-            *cluster,
+            *args,
         ),
         ready=NODE_READY,
-        log_path=state_dir / "logs" / f"{region}-broker-{index}.log",
+        log_path=state_dir / "logs" / f"{region}-{kind}-{index}.log",
     )
 
 
