@@ -4,17 +4,19 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TANSU := .tansu/tansu
 
-.PHONY: setup demo demo-down test lint typecheck unit integration bench bench-mirror protos clean
+.PHONY: system-deps setup demo demo-down test lint typecheck unit integration bench bench-mirror protos clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
-	@command -v kcat >/dev/null || (echo "note: kcat not found; install it with: apt-get install -y kcat" >&2)
-	@command -v nft >/dev/null || (echo "note: nft not found (replication tests cut links with it): apt-get install -y nftables" >&2)
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+## system-deps: kcat and nftables for the tests (apt-get as root, else the exact command to run)
+system-deps:
+	@tools/system-deps
 
 ## demo: two regions, a mirror worker, a consumer group failing over exactly
 demo: $(STAMP)
@@ -28,7 +30,7 @@ $(TANSU): | $(STAMP)
 	$(PY) tools/fetch_tansu.py .tansu
 
 ## test: lint, type-check, then every test (unit + integration with real clients, Tansu as a peer)
-test: $(STAMP) $(TANSU) lint typecheck
+test: system-deps $(STAMP) $(TANSU) lint typecheck
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
@@ -41,7 +43,7 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
 
-integration: $(STAMP) $(TANSU)
+integration: system-deps $(STAMP) $(TANSU)
 	$(PY) -m pytest -q tests/integration
 
 ## bench: our broker vs Tansu, the mirror bench, then RF=3 cost and failover time (not tests)
