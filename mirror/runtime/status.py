@@ -11,7 +11,7 @@ import anyio
 
 from mirror.control.client import ControlError, fetch_status
 from mirror.runtime.state import ProcessRow, StateDB, pid_alive
-from mirror.topology import TopologyConfig, load_topology
+from mirror.runtime.topology import TopologyConfig, load_topology
 
 TOPOLOGY_COPY = "topology.toml"
 CONTROL_TIMEOUT_S = 2.0

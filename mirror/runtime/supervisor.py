@@ -25,8 +25,8 @@ from broker.ports import free_port
 from mirror.backoff import Backoff
 from mirror.runtime.children import ChildSpec, broker_spec, controller_spec, worker_spec
 from mirror.runtime.state import ProcessRow, StateDB
+from mirror.runtime.topology import RegionConfig, TopologyConfig, load_topology
 from mirror.runtime.worker_files import write_flow_config
-from mirror.topology import RegionConfig, TopologyConfig, load_topology
 
 log = logging.getLogger("regionlink.supervisor")
 

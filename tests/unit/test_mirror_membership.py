@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mirror.membership import Assignment, assign, owner_index, parse_assignment
+from mirror.worker.membership import Assignment, assign, owner_index, parse_assignment
 
 topics = st.text(min_size=1, max_size=20)
 partitions = st.integers(0, 10_000)

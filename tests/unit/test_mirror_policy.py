@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mirror.config import FlowConfig
-from mirror.policy import (
+from mirror.copy.policy import (
     GroupFilter,
     ReplicationPolicy,
     TopicFilter,

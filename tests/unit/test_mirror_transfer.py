@@ -33,8 +33,8 @@ from broker.protocol.records import (
     build_control_batch,
     decode_batch_records,
 )
+from mirror.copy.transfer import OutgoingBatch, ProducerSession, TransferPlan, plan_transfer
 from mirror.offsets.offset_map import MirrorCursor, PartitionOffsetMap, RunStart
-from mirror.transfer import OutgoingBatch, ProducerSession, TransferPlan, plan_transfer
 
 SESSION = ProducerSession(producer_id=4242, producer_epoch=3)
 CODECS = [NO_COMPRESSION, GZIP, SNAPPY, LZ4, ZSTD]

@@ -10,10 +10,10 @@ import pytest
 import typer
 from typer.testing import CliRunner, Result
 
+from mirror.cli.topology import topology_app
 from mirror.config import FlowConfig, MirrorConfig, WorkerSection
 from mirror.errors import ConfigError
-from mirror.topology import RegionConfig, TopologyConfig, load_topology
-from mirror.topology_cli import topology_app
+from mirror.runtime.topology import RegionConfig, TopologyConfig, load_topology
 
 TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
 EXAMPLES = sorted(TOPOLOGIES.glob("*.toml"))
@@ -128,7 +128,7 @@ def test_examples_describe_what_they_promise() -> None:
 
 def propagate(topology: TopologyConfig, rounds: int = 10) -> dict[str, set[str]]:
     """Topics on each region after mirroring ``orders`` from every region until nothing changes."""
-    from mirror.policy import ReplicationPolicy, should_mirror_topic
+    from mirror.copy.policy import ReplicationPolicy, should_mirror_topic
 
     config = topology.mirror_config({alias: "h:1" for alias in topology.regions})
     topics = {alias: {"orders"} for alias in topology.regions}

@@ -16,7 +16,7 @@ from broker.client.admin import (
 )
 from broker.protocol.errors import ErrorCode
 from mirror.config import FlowConfig
-from mirror.policy import ReplicationPolicy, should_mirror_topic
+from mirror.copy.policy import ReplicationPolicy, should_mirror_topic
 
 log = logging.getLogger(__name__)
 

@@ -256,7 +256,7 @@ def worker(
     if config is None:
         raise CliError("regionlink worker needs --config FILE (see regionlink worker --help)")
     from broker import telemetry
-    from mirror.worker_main import WorkerOptions, run_worker_process
+    from mirror.worker.main import WorkerOptions, run_worker_process
 
     _setup_logging(log_level)
     loaded = _load_config(config)
@@ -375,7 +375,7 @@ def offsets_translate(
     Reads the group's offsets at the source and the flow's offset map on the target.
     "pending" means the record at that offset has not been mirrored yet.
     """
-    from mirror.translate_cli import print_translation
+    from mirror.cli.translate import print_translation
 
     loaded = _load_config(config)
     try:
@@ -386,8 +386,8 @@ def offsets_translate(
 
 
 def _mount_runtime() -> None:
-    from mirror.runtime.cli import register
-    from mirror.topology_cli import topology_app
+    from mirror.cli.runtime import register
+    from mirror.cli.topology import topology_app
 
     app.add_typer(topology_app, name="topology")
     register(app)

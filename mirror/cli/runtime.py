@@ -21,7 +21,7 @@ from mirror.errors import CliError, ConfigError
 from mirror.runtime.render import flows_view, lag_view, status_view
 from mirror.runtime.state import StateDB, is_ours, pid_alive
 from mirror.runtime.status import TOPOLOGY_COPY, collect
-from mirror.topology import TopologyConfig, load_topology
+from mirror.runtime.topology import TopologyConfig, load_topology
 
 UP_TIMEOUT_S = 90.0
 DOWN_TIMEOUT_S = 55.0  # workers, brokers, controllers: up to 15 s each, then leftovers are killed

@@ -16,7 +16,7 @@ import anyio
 from mirror.config import MirrorConfig
 from mirror.control.metrics import JsonLinesMetricExporter, install_metrics
 from mirror.control.server import ControlServer
-from mirror.worker import Worker
+from mirror.worker.runner import Worker
 
 log = logging.getLogger(__name__)
 

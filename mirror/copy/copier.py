@@ -3,7 +3,7 @@
 Start: read the target's end offset and the persisted offset map; they say exactly
 which source offset to copy next (the target partition is written only by this flow,
 and run starts are persisted before the batches they describe). Loop: fetch, plan
-(mirror.transfer), persist new run starts, produce with our idempotent producer id.
+(mirror.copy.transfer), persist new run starts, produce with our idempotent producer id.
 Any error restarts from that same resume point after a backoff, so nothing is lost
 or written twice.
 """
@@ -31,13 +31,13 @@ from broker.client.data import (
 from broker.protocol.batch import InvalidBatch
 from broker.protocol.errors import ErrorCode
 from mirror.backoff import Backoff
-from mirror.fetcher import Chunk, FeedItem, SourceFetcher
-from mirror.offset_store import OffsetMapStore
-from mirror.offset_syncs import OffsetSyncEmitter
+from mirror.copy.fetcher import Chunk, FeedItem, SourceFetcher
+from mirror.copy.tracing import mirror_span
+from mirror.copy.transfer import OutgoingBatch, ProducerSession, TransferPlan, plan_transfer
 from mirror.offsets.offset_map import MirrorCursor
+from mirror.offsets.store import OffsetMapStore
+from mirror.offsets.syncs import OffsetSyncEmitter
 from mirror.status import LostRange, PartitionState, PartitionStatus
-from mirror.tracing import mirror_span
-from mirror.transfer import OutgoingBatch, ProducerSession, TransferPlan, plan_transfer
 
 log = logging.getLogger(__name__)
 

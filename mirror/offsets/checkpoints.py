@@ -20,11 +20,11 @@ from broker.client import KafkaClient, KafkaConnectionError, KafkaError
 from broker.client.data import LATEST, TopicPartition, list_offsets
 from broker.client.groups import commit_offsets, describe_group_states, fetch_committed, list_groups
 from mirror.config import FlowConfig
+from mirror.copy.policy import should_mirror_group
+from mirror.copy.topic_sync import MirroredTopic
 from mirror.internal import COMPACTED, InternalTopic, checkpoints_topic
-from mirror.offset_store import OffsetMapStore
 from mirror.offsets.mm2_formats import Checkpoint
-from mirror.policy import should_mirror_group
-from mirror.topic_sync import MirroredTopic
+from mirror.offsets.store import OffsetMapStore
 
 log = logging.getLogger(__name__)
 

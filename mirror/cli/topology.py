@@ -17,7 +17,7 @@ from rich.tree import Tree
 
 from mirror.config import FlowConfig
 from mirror.errors import ConfigError
-from mirror.topology import RegionConfig, TopologyConfig, load_topology
+from mirror.runtime.topology import RegionConfig, TopologyConfig, load_topology
 
 # Rich markup is on in help texts, so a literal "[" is written "\[".
 topology_app = typer.Typer(

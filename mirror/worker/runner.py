@@ -19,18 +19,18 @@ from anyio.abc import TaskGroup
 
 from broker.client import KafkaClient, KafkaConnectionError, KafkaError
 from broker.client.data import TopicPartition
-from mirror.checkpoints import Checkpointer
 from mirror.config import FlowConfig, MirrorConfig
-from mirror.copier import CopySettings, PartitionCopier
-from mirror.fetcher import FetcherPool, FetchSettings
+from mirror.copy.copier import CopySettings, PartitionCopier
+from mirror.copy.fetcher import FetcherPool, FetchSettings
+from mirror.copy.policy import ReplicationPolicy
+from mirror.copy.topic_sync import MirroredTopic, discover, ensure_remote_topics
 from mirror.internal import COMPACTED, HEARTBEATS_TOPIC, InternalTopic, offset_syncs_topic
-from mirror.membership import Assignment, Membership
-from mirror.offset_store import OffsetMapStore
-from mirror.offset_syncs import OffsetSyncEmitter
+from mirror.offsets.checkpoints import Checkpointer
 from mirror.offsets.mm2_formats import Heartbeat
-from mirror.policy import ReplicationPolicy
+from mirror.offsets.store import OffsetMapStore
+from mirror.offsets.syncs import OffsetSyncEmitter
 from mirror.status import FlowStatus, PartitionState, PartitionStatus, WorkerStatus
-from mirror.topic_sync import MirroredTopic, discover, ensure_remote_topics
+from mirror.worker.membership import Assignment, Membership
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,12 @@ from rich.console import Console
 from rich.table import Table
 
 from broker.client import KafkaClient, KafkaConnectionError, KafkaError
-from mirror.checkpoints import Translation, translate_groups
 from mirror.config import FlowConfig, MirrorConfig
+from mirror.copy.policy import ReplicationPolicy
+from mirror.copy.topic_sync import discover
 from mirror.errors import CliError
-from mirror.offset_store import OffsetMapStore
-from mirror.policy import ReplicationPolicy
-from mirror.topic_sync import discover
+from mirror.offsets.checkpoints import Translation, translate_groups
+from mirror.offsets.store import OffsetMapStore
 
 
 async def translate(config: MirrorConfig, flow: FlowConfig, group: str) -> list[Translation]:

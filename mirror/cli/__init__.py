@@ -1,0 +1,1 @@
+"""The `regionlink` command line: one module per command group, mounted by `app`."""

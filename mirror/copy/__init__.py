@@ -1,0 +1,1 @@
+"""Copying partitions: fetch, plan (pure), produce; topic discovery, naming and filters."""

@@ -1,0 +1,1 @@
+"""The replicator process: flows, partition ownership across workers, signals."""
