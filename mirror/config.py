@@ -70,6 +70,9 @@ class ClusterConfig(BaseModel):
 
     bootstrap: str
     request_timeout_s: PositiveSeconds = 30.0
+    # "regionlink": our own brokers, which keep mirror topics (offsets preserved, LinkAppend);
+    # "kafka": any Kafka-compatible cluster, written with Produce and the exact offset map.
+    kind: Literal["kafka", "regionlink"] = "kafka"
 
     @field_validator("bootstrap")
     @classmethod
@@ -107,6 +110,9 @@ class FlowConfig(BaseModel):
     replication_factor: Annotated[int, Field(ge=1)] | None = None  # None: target's default
     workers: int = Field(default=1, ge=1)
     enabled: bool = True
+    # The topology epoch this flow runs under (set by the runtime, 0 for a plain worker file):
+    # sent with every LinkAppend, so a worker of an older epoch cannot write a mirror topic.
+    link_epoch: int = Field(default=0, ge=0)
 
     @field_validator("source", "target")
     @classmethod
@@ -293,6 +299,10 @@ class MirrorConfig(BaseModel):
     def source_path(self) -> Path | None:
         """The file this was loaded from, if any (for messages)."""
         return self._source_path
+
+    def writes_mirror_topics(self, flow: FlowConfig) -> bool:
+        """Identity naming onto a regionlink region: mirror topics, offsets preserved."""
+        return flow.naming == "identity" and self.clusters[flow.target].kind == "regionlink"
 
     def flow(self, spec: str) -> FlowConfig:
         """The flow named ``"source:target"``; `ConfigError` if there is none."""

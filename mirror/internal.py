@@ -5,7 +5,9 @@ MM2's own names and formats (so MM2 tools read them) plus our exact offset map:
 - `<source>.checkpoints.internal` on the target,
 - `mm2-offset-syncs.<target>.internal` on the source (MM2's default location),
 - `regionlink-offset-map.<source>.internal` on the target: every run start of every
-  mirrored partition (never compacted, so the exact map survives).
+  mirrored partition (never compacted, so the exact map survives),
+- `regionlink-source-ends.<source>.internal` on the target (compacted): the last observed
+  end offset of every mirrored source partition, for a forced failover's loss manifest.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ def offset_syncs_topic(other_alias: str) -> str:
 
 def offset_map_topic(source_alias: str) -> str:
     return f"regionlink-offset-map.{source_alias}.internal"
+
+
+def source_ends_topic(source_alias: str) -> str:
+    return f"regionlink-source-ends.{source_alias}.internal"
 
 
 @dataclass(frozen=True)

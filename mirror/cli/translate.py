@@ -25,7 +25,7 @@ async def translate(config: MirrorConfig, flow: FlowConfig, group: str) -> list[
         KafkaClient(target_cfg.bootstrap_servers, request_timeout_s=10) as target,
     ):
         topics = await discover(source, flow, policy)
-        store = OffsetMapStore(target, flow.source)
+        store = None if config.writes_mirror_topics(flow) else OffsetMapStore(target, flow.source)
         return await translate_groups(source, target, store, topics, [group])
 
 

@@ -63,22 +63,20 @@ class CopySettings:
     produce_timeout_ms: int = 30_000
 
 
-class PartitionCopier:
+class CopierBase:
+    """One source partition's copy loop: retries with backoff, from a fresh resume each time."""
+
     def __init__(
         self,
         source: KafkaClient,
         target: KafkaClient,
-        store: OffsetMapStore,
         status: PartitionStatus,
         settings: CopySettings,
         fetcher: SourceFetcher,
-        syncs: OffsetSyncEmitter | None = None,
     ) -> None:
         self.source = source
         self.fetcher = fetcher
-        self.syncs = syncs
         self.target = target
-        self.store = store
         self.status = status
         self.settings = settings
         self.source_tp: TopicPartition = (status.source_topic, status.partition)
@@ -105,6 +103,49 @@ class PartitionCopier:
                 await anyio.sleep(delay_s)
 
     async def _copy(self, backoff: Backoff) -> None:
+        """Resume, then copy until stopped; errors propagate to `run`'s retry."""
+        raise NotImplementedError
+
+    async def _next_chunk(self, feed: MemoryObjectReceiveStream[FeedItem]) -> Chunk:
+        try:
+            item = await feed.receive()
+        except anyio.EndOfStream:
+            raise CopyError("the source feed stopped; resuming") from None
+        if isinstance(item, KafkaError) and item.code == ErrorCode.offset_out_of_range:
+            raise CopyError("the source offset is out of range; resuming") from item
+        if isinstance(item, Exception):
+            raise item
+        self.fetcher.taken(self.source_tp, item)
+        return item
+
+    async def _offset(self, client: KafkaClient, tp: TopicPartition, which: int) -> int:
+        leader = await client.leader_for(*tp)
+        error, offset = (await list_offsets(client, leader, {tp: which}))[tp]
+        if error in _REFRESH_ERRORS:
+            await client.refresh_metadata([tp[0]])
+        if error:
+            raise KafkaError(error, f"ListOffsets {tp[0]}[{tp[1]}]")
+        return offset
+
+
+class PartitionCopier(CopierBase):
+    """Onto any Kafka-compatible target: Produce, with the exact offset map kept on it."""
+
+    def __init__(
+        self,
+        source: KafkaClient,
+        target: KafkaClient,
+        store: OffsetMapStore,
+        status: PartitionStatus,
+        settings: CopySettings,
+        fetcher: SourceFetcher,
+        syncs: OffsetSyncEmitter | None = None,
+    ) -> None:
+        super().__init__(source, target, status, settings, fetcher)
+        self.store = store
+        self.syncs = syncs
+
+    async def _copy(self, backoff: Backoff) -> None:
         cursor = await self._resume()
         session = ProducerSession(*await init_producer_id(self.target))
         sequence = 0
@@ -126,18 +167,6 @@ class PartitionCopier:
                 backoff.reset()
         finally:
             self.fetcher.unsubscribe(self.source_tp)
-
-    async def _next_chunk(self, feed: MemoryObjectReceiveStream[FeedItem]) -> Chunk:
-        try:
-            item = await feed.receive()
-        except anyio.EndOfStream:
-            raise CopyError("the source feed stopped; resuming") from None
-        if isinstance(item, KafkaError) and item.code == ErrorCode.offset_out_of_range:
-            raise CopyError("the source offset is out of range; resuming") from item
-        if isinstance(item, Exception):
-            raise item
-        self.fetcher.taken(self.source_tp, item)
-        return item
 
     async def _resume(self) -> MirrorCursor:
         """Where to continue: from the map and what landed, or from the start policy."""
@@ -178,15 +207,6 @@ class PartitionCopier:
             earliest,
         )
         cursor.skip_to(earliest)
-
-    async def _offset(self, client: KafkaClient, tp: TopicPartition, which: int) -> int:
-        leader = await client.leader_for(*tp)
-        error, offset = (await list_offsets(client, leader, {tp: which}))[tp]
-        if error in _REFRESH_ERRORS:
-            await client.refresh_metadata([tp[0]])
-        if error:
-            raise KafkaError(error, f"ListOffsets {tp[0]}[{tp[1]}]")
-        return offset
 
     async def _produce_all(self, batches: list[OutgoingBatch]) -> None:
         """Pipeline up to PIPELINE_DEPTH produce requests; resend from the first failure."""

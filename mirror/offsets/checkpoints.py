@@ -49,14 +49,14 @@ class CheckpointResult:
     groups_synced: int = 0
 
 
-async def target_ends(target: KafkaClient, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-    """End offsets of target partitions, asked of each leader."""
+async def end_offsets(client: KafkaClient, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+    """End offsets of partitions, asked of each leader (partitions in error are left out)."""
     by_leader: dict[int, dict[TopicPartition, int]] = defaultdict(dict)
     for tp in tps:
-        by_leader[await target.leader_for(*tp)][tp] = LATEST
+        by_leader[await client.leader_for(*tp)][tp] = LATEST
     ends: dict[TopicPartition, int] = {}
     for leader, request in by_leader.items():
-        for tp, (error, offset) in (await list_offsets(target, leader, request)).items():
+        for tp, (error, offset) in (await list_offsets(client, leader, request)).items():
             if error == 0:
                 ends[tp] = offset
     return ends
@@ -84,11 +84,15 @@ async def _committed_offsets(
 async def translate_groups(
     source: KafkaClient,
     target: KafkaClient,
-    store: OffsetMapStore,
+    store: OffsetMapStore | None,
     topics: list[MirroredTopic],
     groups: list[str],
 ) -> list[Translation]:
-    """Exact translations of every committed offset of `groups` on mirrored topics."""
+    """Exact translations of every committed offset of `groups` on mirrored topics.
+
+    `store` None: the targets are mirror topics, where an offset means the same record as
+    at the source, so an offset translates to itself once the target holds it.
+    """
     remote = {t.source_topic: t.target_topic for t in topics}
     partitions = {t.source_topic: range(t.partitions) for t in topics}
     committed = await _committed_offsets(source, groups, partitions)
@@ -100,8 +104,9 @@ async def translate_groups(
     }
     # End offsets first, then the map: every record below an end offset had its run
     # start persisted before it was written, so the map read afterwards covers it.
-    ends = await target_ends(target, sorted(wanted))
-    await store.catch_up()
+    ends = await end_offsets(target, sorted(wanted))
+    if store is not None:
+        await store.catch_up()
     translations = []
     for group, offsets in sorted(committed.items()):
         for (topic, partition), (offset, metadata) in sorted(offsets.items()):
@@ -109,11 +114,21 @@ async def translate_groups(
                 continue
             target_tp = (remote[topic], partition)
             end = ends.get(target_tp)
-            downstream = None if end is None else store.translate((topic, partition), offset, end)
+            downstream = _translate(store, (topic, partition), offset, end)
             translations.append(
                 Translation(group, (topic, partition), target_tp, offset, downstream, metadata)
             )
     return translations
+
+
+def _translate(
+    store: OffsetMapStore | None, source_tp: TopicPartition, offset: int, end: int | None
+) -> int | None:
+    if end is None:
+        return None
+    if store is None:
+        return offset if offset <= end else None
+    return store.translate(source_tp, offset, end)
 
 
 class Checkpointer:
@@ -124,7 +139,7 @@ class Checkpointer:
         source: KafkaClient,
         target: KafkaClient,
         flow: FlowConfig,
-        store: OffsetMapStore,
+        store: OffsetMapStore | None,
     ) -> None:
         self.source = source
         self.target = target

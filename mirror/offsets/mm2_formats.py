@@ -7,6 +7,9 @@ length + UTF-8), so tools that read MM2's topics can read ours and vice versa:
 - checkpoints (``<source>.checkpoints.internal``) and heartbeats (``heartbeats``): the
   value starts with an int16 version, and only version 0 exists.
 
+`SourceEnd` is ours, in the same encoding: the last observed end offset of a source
+partition (``regionlink-source-ends.<source>.internal``), which a forced failover needs.
+
 Values are range-checked at construction, so ``encode`` cannot fail on a valid object.
 """
 
@@ -16,7 +19,7 @@ import struct
 from dataclasses import dataclass
 from typing import Self
 
-__all__ = ["Checkpoint", "Heartbeat", "MalformedRecord", "OffsetSync"]
+__all__ = ["Checkpoint", "Heartbeat", "MalformedRecord", "OffsetSync", "SourceEnd"]
 
 _INT16 = struct.Struct(">h")
 _INT32 = struct.Struct(">i")
@@ -130,6 +133,37 @@ class OffsetSync:
         upstream, downstream = v.int64("upstreamOffset"), v.int64("offset")
         v.finish()
         return cls(topic, partition, upstream, downstream)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceEnd:
+    """The source's ``topic``/``partition`` ended at ``end_offset`` when observed."""
+
+    topic: str
+    partition: int
+    end_offset: int
+    observed_ms: int
+
+    def __post_init__(self) -> None:
+        _check_string("source end", "topic", self.topic)
+        _check_int("source end", "partition", self.partition, _INT32_MIN, _INT32_MAX)
+        for name in ("end_offset", "observed_ms"):
+            _check_int("source end", name, getattr(self, name), _INT64_MIN, _INT64_MAX)
+
+    def encode(self) -> tuple[bytes, bytes]:
+        key = _string(self.topic) + _INT32.pack(self.partition)
+        return key, _VERSION_0 + _TWO_INT64.pack(self.end_offset, self.observed_ms)
+
+    @classmethod
+    def decode(cls, key: bytes, value: bytes) -> Self:
+        k = _Reader(key, "source end key")
+        topic, partition = k.string("topic"), k.int32("partition")
+        k.finish()
+        v = _Reader(value, "source end value")
+        v.version0()
+        end_offset, observed_ms = v.int64("endOffset"), v.int64("observedMs")
+        v.finish()
+        return cls(topic, partition, end_offset, observed_ms)
 
 
 @dataclass(frozen=True, slots=True)

@@ -254,6 +254,7 @@ class TopologyConfig(BaseModel):
             alias: ClusterConfig(
                 bootstrap=region.bootstrap if region.bootstrap is not None else bootstraps[alias],
                 request_timeout_s=region.request_timeout_s,
+                kind="regionlink" if region.managed else "kafka",
             )
             for alias, region in self.regions.items()
         }
