@@ -11,6 +11,7 @@ from broker.protocol.messages import MessageBuilder
 from broker.protocol.versions import ApiKey
 
 TOPIC_RESOURCE = 2
+BROKER_RESOURCE = 4  # with the name "": the cluster-wide dynamic configs
 CONFIG_SET = 0
 CONFIG_DELETE = 1
 # DescribeConfigs config_source values that mean "set on this topic" (not a default).
@@ -77,20 +78,20 @@ async def create_partitions(
     return {r.name: (int(r.error_code), r.error_message) for r in response.results}
 
 
-async def describe_topic_configs(
-    client: KafkaClient, topics: list[str], only_overrides: bool = True
+async def describe_configs(
+    client: KafkaClient, resource_type: int, names: list[str], only_overrides: bool = True
 ) -> dict[str, dict[str, str]]:
-    """Topic configs; with `only_overrides`, only those set on the topic itself."""
+    """Configs of resources of one type; with `only_overrides`, only those set on each."""
 
     def build(b: MessageBuilder, version: int) -> Any:
         resources = tuple(
             b.make(
                 "DescribeConfigsResource",
-                resource_type=TOPIC_RESOURCE,
-                resource_name=t,
+                resource_type=resource_type,
+                resource_name=name,
                 configuration_keys=None,
             )
-            for t in topics
+            for name in names
         )
         return b.make("DescribeConfigsRequest", resources=resources, include_synonyms=False)
 
@@ -108,29 +109,51 @@ async def describe_topic_configs(
     return configs
 
 
-async def alter_topic_configs(
-    client: KafkaClient, changes: Mapping[str, Mapping[str, str]]
+async def describe_topic_configs(
+    client: KafkaClient, topics: list[str], only_overrides: bool = True
+) -> dict[str, dict[str, str]]:
+    """Topic configs; with `only_overrides`, only those set on the topic itself."""
+    return await describe_configs(client, TOPIC_RESOURCE, topics, only_overrides)
+
+
+async def alter_configs(
+    client: KafkaClient,
+    resource_type: int,
+    changes: Mapping[str, Mapping[str, str | None]],
 ) -> None:
-    """IncrementalAlterConfigs SET for each topic's keys; raises KafkaError on failure."""
+    """IncrementalAlterConfigs: per resource name, SET each key (DELETE where the value is
+    None); raises KafkaError on the first resource refused."""
 
     def build(b: MessageBuilder, version: int) -> Any:
         resources = tuple(
             b.make(
                 "AlterConfigsResource",
-                resource_type=TOPIC_RESOURCE,
-                resource_name=topic,
+                resource_type=resource_type,
+                resource_name=name,
                 configs=tuple(
-                    b.make("AlterableConfig", name=k, config_operation=CONFIG_SET, value=v)
+                    b.make(
+                        "AlterableConfig",
+                        name=k,
+                        config_operation=CONFIG_SET if v is not None else CONFIG_DELETE,
+                        value=v,
+                    )
                     for k, v in values.items()
                 ),
             )
-            for topic, values in changes.items()
+            for name, values in changes.items()
         )
         return b.make("IncrementalAlterConfigsRequest", resources=resources, validate_only=False)
 
     response = await client.call(ApiKey.INCREMENTAL_ALTER_CONFIGS, build)
     for r in response.responses:
         check(r.error_code, f"IncrementalAlterConfigs {r.resource_name}", r.error_message)
+
+
+async def alter_topic_configs(
+    client: KafkaClient, changes: Mapping[str, Mapping[str, str]]
+) -> None:
+    """IncrementalAlterConfigs SET for each topic's keys; raises KafkaError on failure."""
+    await alter_configs(client, TOPIC_RESOURCE, changes)
 
 
 async def init_producer_id(client: KafkaClient) -> tuple[int, int]:
