@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.abc import TaskStatus
 
-from broker import telemetry
+from broker import links, telemetry
 from broker.clock import now_ms
 from broker.config import BrokerConfig
 from broker.groups import GroupCoordinator
@@ -28,6 +28,7 @@ from broker.replication import roles
 from broker.replication.waits import replicated
 from broker.server import ConnectionInfo, serve
 from broker.topics import TopicError, TopicInfo, TopicRegistry
+from broker.topology import Topology, checked_update, newest, with_changes
 
 if TYPE_CHECKING:
     from broker.replication.cluster import ClusterLink
@@ -59,9 +60,39 @@ class Broker:
             self.cluster = ClusterLink(self, config.controllers)
         else:
             self.topics = TopicRegistry(config.data_dir / "topics.json")
+            self._apply_startup_topology()
             for info in self.topics.all():
                 self.open_topic(info)
             self.groups = build_group_coordinator(self)
+
+    # -- topology -------------------------------------------------------------------------
+    @property
+    def topology(self) -> Topology:
+        """The region's topology epoch and role, as client writes and links are checked."""
+        return newest(self.topics.topology, self.config.startup_topology)
+
+    def _apply_startup_topology(self) -> None:
+        """A single node persists newer start-up options before it serves anyone."""
+        startup = self.config.startup_topology
+        if startup is None or startup.epoch <= self.topics.topology.epoch:
+            return
+        self.topics.set_cluster_configs(startup.configs())
+        log.info("topology epoch %d, role %r from start-up options", startup.epoch, startup.role)
+
+    async def set_cluster_configs(
+        self, changes: dict[str, str | None], *, validate_only: bool = False
+    ) -> None:
+        """Set (None: delete) cluster-level configs; ValueError or TopicError if refused."""
+        current = self.topics.cluster_configs
+        updated = with_changes(current, changes)
+        checked_update(current, updated)
+        if validate_only:
+            return
+        if self.cluster is not None:  # the controller checks again, on its committed image
+            await self.cluster.set_cluster_configs(changes)
+            return
+        self.topics.set_cluster_configs(updated)
+        log.info("cluster configs now %s", updated)
 
     # -- topics ---------------------------------------------------------------------------
     def log_config(self, info: TopicInfo) -> LogConfig:
@@ -87,6 +118,7 @@ class Broker:
         Raises TopicError (with the Kafka error code) or ValueError (a bad config) first.
         """
         LogConfig.from_topic_configs(configs)  # reject bad configs before anything is written
+        links.check_topic_configs(configs)
         if self.cluster is not None:
             await self.cluster.create_topic(
                 name, partitions, replication_factor, configs, validate_only=validate_only
@@ -133,6 +165,7 @@ class Broker:
 
     async def set_topic_configs(self, name: str, configs: dict[str, str]) -> None:
         config = LogConfig.from_topic_configs(configs)
+        links.check_topic_configs(configs)
         if self.cluster is not None:
             await self.cluster.set_topic_configs(name, configs)
             return

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from broker.protocol.framing import DEFAULT_MAX_FRAME_BYTES
+from broker.topology import Topology
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,9 @@ class BrokerConfig:
     heartbeat_interval_ms: int = 250
     replica_lag_time_max_ms: int = 30_000
     controlled_shutdown_timeout_s: float = 5.0
+    # The region's topology as a supervisor saw it (--topology-epoch ...): applied at start-up
+    # when newer than the persisted one, so a returning old primary starts fenced.
+    startup_topology: Topology | None = None
 
     @property
     def advertised(self) -> tuple[str, int]:

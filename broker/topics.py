@@ -1,4 +1,5 @@
-"""Topic registry of a single-node region: names, partition counts, config overrides.
+"""Topic registry of a single-node region: names, partition counts, config overrides, and
+the region's cluster-level configs (its topology epoch and role, broker/topology.py).
 
 Persisted as one JSON file replaced atomically, so a crash leaves either the old or
 the new registry. The KRaft metadata image takes this role in multi-broker regions.
@@ -14,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from broker.protocol.errors import ErrorCode
+from broker.topology import Topology
 
 _LEGAL_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
 
@@ -51,10 +53,14 @@ class TopicRegistry:
         self._path = path
         self._topics: dict[str, TopicInfo] = {}
         self.next_producer_id = 1000
+        self._cluster_configs: dict[str, str] = {}
+        self.topology = Topology()
         if path is not None and path.exists():
             state = json.loads(path.read_text())
             self._topics = {t["name"]: TopicInfo(**t) for t in state["topics"]}
             self.next_producer_id = state.get("next_producer_id", 1000)
+            self._cluster_configs = state.get("cluster_configs", {})
+            self.topology = Topology.from_configs(self._cluster_configs)
 
     def save(self) -> None:
         if self._path is None:
@@ -62,6 +68,7 @@ class TopicRegistry:
         state = {
             "topics": [asdict(t) for t in self._topics.values()],
             "next_producer_id": self.next_producer_id,
+            "cluster_configs": self._cluster_configs,
         }
         tmp = self._path.with_suffix(".tmp")
         with open(tmp, "w") as handle:
@@ -128,6 +135,18 @@ class TopicRegistry:
 
     def set_configs(self, name: str, configs: dict[str, str]) -> None:
         self._require(name).configs = dict(configs)
+        self.save()
+
+    @property
+    def cluster_configs(self) -> dict[str, str]:
+        """The cluster-level configs set on this region (defaults not included)."""
+        return dict(self._cluster_configs)
+
+    def set_cluster_configs(self, configs: dict[str, str]) -> None:
+        """Replace the cluster-level configs (already checked: broker.topology.checked_update)."""
+        topology = Topology.from_configs(configs)
+        self._cluster_configs = dict(configs)
+        self.topology = topology
         self.save()
 
     def allocate_producer_id(self) -> int:

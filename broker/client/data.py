@@ -1,4 +1,5 @@
-"""Data-path requests: Fetch, Produce and ListOffsets, with record batches as bytes."""
+"""Data-path requests: Fetch, Produce and ListOffsets, with record batches as bytes; and a
+link's LinkAppend and LinkTruncate to a regionlink region's mirror topics."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.client.client import CLIENT_MAX_VERSION, FETCH_LANE, KafkaClient
+from broker.protocol import link
 from broker.protocol.messages import MessageBuilder, request_builder
 from broker.protocol.versions import ApiKey
 
@@ -34,6 +36,16 @@ class ProduceResult:
     error: int
     base_offset: int
     log_start_offset: int
+    message: str | None
+
+
+@dataclass(frozen=True)
+class LinkResult:
+    """A mirror partition's answer: its log end offset after the append (or now, on error),
+    so a link that is out of step learns where to resume."""
+
+    error: int
+    log_end_offset: int
     message: str | None
 
 
@@ -281,15 +293,86 @@ async def end_offsets_for_epochs(
     }
 
 
+def _link_results(response: link.LinkResponse) -> dict[TopicPartition, LinkResult]:
+    return {
+        (topic.name, p.index): LinkResult(p.error_code, p.log_end_offset, p.error_message)
+        for topic in response.topics
+        for p in topic.partitions
+    }
+
+
+async def link_append(
+    client: KafkaClient,
+    node_id: int,
+    source_region: str,
+    topology_epoch: int,
+    batches: Mapping[TopicPartition, tuple[int, bytes | bytearray]],
+    timeout_ms: int = 30_000,
+) -> dict[TopicPartition, LinkResult]:
+    """LinkAppend {tp: (expected_next_offset, batches)} to the leader `node_id` of mirror
+    topics of `source_region`: each batch lands at its own base offset.
+
+    Only regionlink brokers serve it (it is not advertised; a Kafka broker drops the
+    connection, which raises KafkaConnectionError).
+    """
+    body = link.LinkAppendRequest(
+        source_region,
+        topology_epoch,
+        timeout_ms,
+        tuple(
+            link.LinkAppendTopic(
+                topic,
+                tuple(
+                    link.LinkAppendPartition(p, expected, records)
+                    for p, (expected, records) in parts.items()
+                ),
+            )
+            for topic, parts in _by_topic(batches).items()
+        ),
+    )
+    connection = await client.connection(node_id)
+    timeout_s = client.request_timeout_s + timeout_ms / 1000
+    response = await connection.request(ApiKey.LINK_APPEND, link.LINK_VERSION, body, timeout_s)
+    return _link_results(response)
+
+
+async def link_truncate(
+    client: KafkaClient,
+    node_id: int,
+    source_region: str,
+    topology_epoch: int,
+    offsets: Mapping[TopicPartition, int],
+) -> dict[TopicPartition, LinkResult]:
+    """LinkTruncate {tp: offset}: cut mirror partitions at `node_id` back to `offset`."""
+    body = link.LinkTruncateRequest(
+        source_region,
+        topology_epoch,
+        tuple(
+            link.LinkTruncateTopic(
+                topic, tuple(link.LinkTruncatePartition(p, o) for p, o in parts.items())
+            )
+            for topic, parts in _by_topic(offsets).items()
+        ),
+    )
+    connection = await client.connection(node_id)
+    response = await connection.request(
+        ApiKey.LINK_TRUNCATE, link.LINK_VERSION, body, client.request_timeout_s
+    )
+    return _link_results(response)
+
+
 __all__ = [
     "EARLIEST",
     "LATEST",
     "READ_COMMITTED",
     "READ_UNCOMMITTED",
     "FetchedPartition",
+    "LinkResult",
     "ProduceResult",
     "end_offsets_for_epochs",
     "fetch",
+    "link_append",
+    "link_truncate",
     "list_offsets",
     "produce",
     "produce_pipelined",

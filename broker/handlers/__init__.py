@@ -34,6 +34,7 @@ def _register_all() -> None:
         configs,
         fetch,
         groups,
+        link,
         offsets,
         produce,
     )

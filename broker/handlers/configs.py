@@ -1,9 +1,12 @@
-"""DescribeConfigs and IncrementalAlterConfigs for topics (and a read-only broker view)."""
+"""DescribeConfigs and IncrementalAlterConfigs for topics and for the region's cluster-level
+configs (resource BROKER with name "", Kafka's cluster-wide default: topology epoch and role);
+a named broker shows its static settings, read-only, with those cluster configs."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from broker import links
 from broker.handlers import handles
 from broker.log import TOPIC_CONFIG_DEFAULTS, LogConfig
 from broker.protocol.codec import Request
@@ -11,6 +14,7 @@ from broker.protocol.errors import ErrorCode
 from broker.protocol.messages import MessageBuilder, response_builder
 from broker.protocol.versions import ApiKey
 from broker.topics import TopicError
+from broker.topology import CLUSTER_CONFIG_DEFAULTS
 
 if TYPE_CHECKING:
     from broker.broker import Broker
@@ -18,7 +22,9 @@ if TYPE_CHECKING:
 
 TOPIC_RESOURCE = 2
 BROKER_RESOURCE = 4
+CLUSTER_RESOURCE_NAME = ""
 SOURCE_DYNAMIC_TOPIC = 1
+SOURCE_DYNAMIC_DEFAULT_BROKER = 3
 SOURCE_STATIC_BROKER = 4
 SOURCE_DEFAULT = 5
 OP_SET, OP_DELETE, OP_APPEND, OP_SUBTRACT = 0, 1, 2, 3
@@ -27,18 +33,33 @@ OP_SET, OP_DELETE, OP_APPEND, OP_SUBTRACT = 0, 1, 2, 3
 def _entries(broker: Broker, resource: Any) -> dict[str, tuple[str, int]]:
     """name -> (value, source) for the resource; raises KeyError for unknown topics."""
     if resource.resource_type == BROKER_RESOURCE:
-        host, _port = broker.config.advertised
-        return {
-            "broker.id": (str(broker.config.node_id), SOURCE_STATIC_BROKER),
-            "advertised.listeners": (f"PLAINTEXT://{host}:{broker.port}", SOURCE_STATIC_BROKER),
-            "log.dirs": (str(broker.config.data_dir), SOURCE_STATIC_BROKER),
-        }
+        return _cluster_entries(broker) | (
+            {} if resource.resource_name == CLUSTER_RESOURCE_NAME else _static_entries(broker)
+        )
     info = broker.topics.get(resource.resource_name)
     if info is None:
         raise KeyError(resource.resource_name)
     entries = {name: (value, SOURCE_DEFAULT) for name, value in TOPIC_CONFIG_DEFAULTS.items()}
     entries.update({name: (value, SOURCE_DYNAMIC_TOPIC) for name, value in info.configs.items()})
     return entries
+
+
+def _static_entries(broker: Broker) -> dict[str, tuple[str, int]]:
+    host, _port = broker.config.advertised
+    return {
+        "broker.id": (str(broker.config.node_id), SOURCE_STATIC_BROKER),
+        "advertised.listeners": (f"PLAINTEXT://{host}:{broker.port}", SOURCE_STATIC_BROKER),
+        "log.dirs": (str(broker.config.data_dir), SOURCE_STATIC_BROKER),
+    }
+
+
+def _cluster_entries(broker: Broker) -> dict[str, tuple[str, int]]:
+    """The topology the broker enforces; keys never set show as defaults."""
+    explicit = broker.topics.cluster_configs
+    return {
+        name: (value, SOURCE_DYNAMIC_DEFAULT_BROKER if name in explicit else SOURCE_DEFAULT)
+        for name, value in broker.topology.configs().items()
+    }
 
 
 def _describe(broker: Broker, build: MessageBuilder, resource: Any) -> Any:
@@ -59,7 +80,7 @@ def _describe(broker: Broker, build: MessageBuilder, resource: Any) -> Any:
             "DescribeConfigsResourceResult",
             name=name,
             value=value,
-            read_only=resource.resource_type == BROKER_RESOURCE,
+            read_only=source == SOURCE_STATIC_BROKER,
             config_source=source,
             is_default=source == SOURCE_DEFAULT,
             is_sensitive=False,
@@ -103,19 +124,47 @@ def _apply(current: dict[str, str], change: Any) -> None:
         raise ValueError(f"unknown config operation {change.config_operation}")
 
 
+async def _alter_cluster(
+    broker: Broker, resource: Any, validate_only: bool
+) -> tuple[int, str | None]:
+    if resource.resource_name != CLUSTER_RESOURCE_NAME:
+        return ErrorCode.invalid_request, 'only the cluster resource (broker "") can be altered'
+    changes: dict[str, str | None] = {}
+    for change in resource.configs:
+        if change.name not in CLUSTER_CONFIG_DEFAULTS:
+            return ErrorCode.invalid_config, f"unknown cluster config {change.name!r}"
+        if change.config_operation == OP_SET:
+            changes[change.name] = change.value or ""
+        elif change.config_operation == OP_DELETE:
+            changes[change.name] = None
+        else:
+            return ErrorCode.invalid_config, f"{change.name} is not a list: use SET or DELETE"
+    try:
+        await broker.set_cluster_configs(changes, validate_only=validate_only)
+    except ValueError as exc:
+        return ErrorCode.invalid_config, str(exc)
+    except TopicError as exc:
+        return exc.error_code, exc.message
+    return ErrorCode.none, None
+
+
 async def _alter(broker: Broker, resource: Any, validate_only: bool) -> tuple[int, str | None]:
+    if resource.resource_type == BROKER_RESOURCE:
+        return await _alter_cluster(broker, resource, validate_only)
     if resource.resource_type != TOPIC_RESOURCE:
-        return ErrorCode.invalid_request, "only topic configs can be altered"
+        return ErrorCode.invalid_request, "only topic and cluster configs can be altered"
     info = broker.topics.get(resource.resource_name)
     if info is None:
         return ErrorCode.unknown_topic_or_partition, f"unknown topic {resource.resource_name!r}"
     updated = dict(info.configs)
     try:
         for change in resource.configs:
-            if change.name not in TOPIC_CONFIG_DEFAULTS:
+            known = change.name in TOPIC_CONFIG_DEFAULTS or change.name in links.LINK_TOPIC_CONFIGS
+            if not known:
                 raise ValueError(f"unknown topic config {change.name!r}")
             _apply(updated, change)
         LogConfig.from_topic_configs(updated)
+        links.check_topic_configs(updated)
         if not validate_only:
             await broker.set_topic_configs(info.name, updated)
     except ValueError as exc:

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
-from broker import telemetry
+from broker import links, telemetry
 from broker.clock import now_ms
 from broker.handlers import handles
 from broker.log import RecordTooLarge
@@ -18,7 +16,7 @@ from broker.protocol.codec import Request
 from broker.protocol.errors import ErrorCode
 from broker.protocol.messages import MessageBuilder, millis, response_builder
 from broker.protocol.versions import ApiKey
-from broker.replication.waits import replicated
+from broker.replication.waits import all_replicated
 
 if TYPE_CHECKING:
     from broker.broker import Broker
@@ -85,23 +83,29 @@ def _remember_producers(
         offset += header.last_offset_delta + 1
 
 
-def _refusal(broker: Broker, topic: str, index: int, acks: int) -> int:
-    """The error that refuses this append before it happens, or 0."""
+def _refusal(broker: Broker, topic: str, index: int, acks: int) -> tuple[int, str | None]:
+    """The error (and message) that refuses this append before it happens, or 0."""
     partition = broker.partition(topic, index)
     if partition is None:
-        return broker.missing_partition_error(topic, index)
+        return broker.missing_partition_error(topic, index), None
     if error := partition.refusal():
-        return error
+        return error, None
+    info = broker.topics.get(topic)
+    if info is not None and (
+        refused := links.client_write_refusal(topic, info.configs, broker.topology)
+    ):
+        return refused.error_code, refused.message
     leader = partition.leader
     if acks == -1 and leader is not None and len(leader.isr) < partition.min_insync_replicas:
-        return ErrorCode.not_enough_replicas
-    return ErrorCode.none
+        return ErrorCode.not_enough_replicas, None
+    return ErrorCode.none, None
 
 
 def _produce_partition(
     broker: Broker, topic: str, index: int, records: bytes | None, acks: int
 ) -> _Outcome:
-    outcome = _Outcome(index, _refusal(broker, topic, index, acks))
+    error, message = _refusal(broker, topic, index, acks)
+    outcome = _Outcome(index, error, message=message)
     partition = broker.partition(topic, index)
     if outcome.error or partition is None:
         return outcome
@@ -129,15 +133,14 @@ def _produce_partition(
 
 async def _await_isr(outcomes: list[_Outcome], timeout_ms: int) -> None:
     """acks=all: each appended partition waits for its high watermark, within the timeout."""
-    waiting = [o for o in outcomes if o.error == ErrorCode.none and o.partition is not None]
-    for outcome in waiting:
-        outcome.error = ErrorCode.request_timed_out
-    with anyio.move_on_after(max(timeout_ms, 0) / 1000):
-        for outcome in waiting:
-            assert outcome.partition is not None
-            outcome.error = await replicated(
-                outcome.partition, outcome.end_offset, outcome.leader_epoch
-            )
+    waiting = [
+        (o, (o.partition, o.end_offset, o.leader_epoch))
+        for o in outcomes
+        if o.error == ErrorCode.none and o.partition is not None
+    ]
+    errors = await all_replicated([append for _, append in waiting], timeout_ms)
+    for (outcome, _), error in zip(waiting, errors, strict=True):
+        outcome.error = error
 
 
 @handles(ApiKey.PRODUCE)

@@ -157,6 +157,14 @@ class ControllerClient:
         request = pb.SetTopicConfigsRequest(name=name, configs=dict(configs))
         return _results(await self._call(lambda s: s.SetTopicConfigs, request))[0]
 
+    async def set_cluster_configs(self, changes: Mapping[str, str | None]) -> None:
+        """Set (None: delete) the region's cluster-level configs; ControllerError if refused."""
+        request = pb.SetClusterConfigsRequest(
+            configs={k: v for k, v in changes.items() if v is not None},
+            deleted=[k for k, v in changes.items() if v is None],
+        )
+        await self._call(lambda s: s.SetClusterConfigs, request)
+
     async def alter_partition(
         self,
         broker_id: int,

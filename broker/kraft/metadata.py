@@ -22,7 +22,8 @@ Semantics:
 * `SetConfig` resources are opaque strings (e.g. "broker:1"); a `None` value deletes the key.
   A topic's overrides live on resource `topic_resource(topic_id)` ("topic:<id>"); its
   effective configuration (`effective_topic_configs`) is its CreateTopic configs overlaid by
-  those overrides.
+  those overrides. The region's cluster-level configs (topology epoch and role,
+  broker/topology.py) live on resource `CLUSTER_RESOURCE`.
 * `ProducerIdsBlock` hands out producer ids `[first_id, first_id + count)`; blocks must be
   contiguous from `next_producer_id` (1000 in an empty image), so they never overlap. A
   snapshot keeps only the high-water mark, as one block of `broker_id` -1 from 1000.
@@ -587,6 +588,9 @@ class MetadataImage:
         for obj in body["records"]:
             image.apply(_from_dict(obj))
         return image
+
+
+CLUSTER_RESOURCE = "cluster"
 
 
 def topic_resource(topic_id: str) -> str:

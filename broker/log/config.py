@@ -22,6 +22,9 @@ TOPIC_CONFIG_DEFAULTS: dict[str, str] = {
     "min.insync.replicas": "1",
     "compression.type": "producer",
 }
+# Topic configs under this prefix belong to the links between regions (broker/links.py checks
+# them); the log has no use for them and lets them through.
+LINK_CONFIG_PREFIX = "regionlink."
 _POLICIES = {"delete", "compact"}
 _TIMESTAMP_TYPES = {"CreateTime", "LogAppendTime"}
 _COMPRESSION_TYPES = {"producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"}
@@ -45,7 +48,11 @@ class LogConfig:
     @classmethod
     def from_topic_configs(cls, configs: Mapping[str, str]) -> LogConfig:
         """Parse Kafka topic configs; a ValueError names the offending key."""
-        unknown = sorted(set(configs) - set(TOPIC_CONFIG_DEFAULTS))
+        unknown = sorted(
+            key
+            for key in configs
+            if key not in TOPIC_CONFIG_DEFAULTS and not key.startswith(LINK_CONFIG_PREFIX)
+        )
         if unknown:
             raise ValueError(f"unknown topic config {unknown[0]!r}")
         values = {**TOPIC_CONFIG_DEFAULTS, **configs}

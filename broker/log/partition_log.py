@@ -137,13 +137,7 @@ class PartitionLog:
         Nothing is written if any batch is bad. Control batches come only from the
         transaction coordinator (allow_control), never from clients.
         """
-        buffer: bytearray | memoryview
-        if isinstance(batches, bytearray) or (
-            isinstance(batches, memoryview) and not batches.readonly
-        ):
-            buffer = batches
-        else:
-            buffer = bytearray(batches)
+        buffer = _writable(batches)
         headers = self._validate(buffer, from_client=True, allow_control=allow_control)
         first_offset = self.log_end_offset
         append_time_ms = now_ms if self.config.log_append_time else -1
@@ -168,6 +162,37 @@ class PartitionLog:
         across a gap the leader's compaction left.
         """
         headers = self._validate(batches, from_client=False, allow_control=True)
+        self._check_offsets(headers)
+        for header in headers:
+            self._epochs.assign(header.partition_leader_epoch, header.base_offset)
+        self._write(batches, headers, _wall_clock_ms() if now_ms is None else now_ms)
+        return _append_info(headers, -1, len(batches))
+
+    def append_at_offsets(
+        self, batches: bytearray | memoryview | bytes, *, leader_epoch: int, now_ms: int
+    ) -> AppendInfo:
+        """Append batches at the base offsets they carry, stamped with leader_epoch: a link
+        writing a mirror topic, whose offsets must be the source region's.
+
+        Each batch starts at or after the end of the one before, the first at or after
+        log_end_offset; what lies between stays a gap, and an empty log starts at the first
+        batch. A batch may hold fewer records than its offset range, down to none (a batch a
+        cleaner emptied, kept for its offsets). Nothing is written if any batch is bad.
+        """
+        buffer = _writable(batches)
+        headers = self._validate(buffer, from_client=False, allow_control=False)
+        self._check_offsets(headers)
+        first_offset = headers[0].base_offset
+        if self.log_start_offset == self.log_end_offset < first_offset:
+            self.truncate_fully_and_start_at(first_offset)
+        for header in headers:
+            set_partition_leader_epoch(buffer, header.position, leader_epoch)
+        self._epochs.assign(leader_epoch, first_offset)
+        self._write(buffer, headers, now_ms)
+        return _append_info(headers, -1, len(buffer))
+
+    def _check_offsets(self, headers: list[BatchHeader]) -> None:
+        """OffsetMismatch unless the batches' own offsets go forward from log_end_offset."""
         next_offset = self.log_end_offset
         for header in headers:
             if header.base_offset < next_offset:
@@ -175,10 +200,6 @@ class PartitionLog:
                     f"batch at offset {header.base_offset} does not follow offset {next_offset - 1}"
                 )
             next_offset = header.next_offset
-        for header in headers:
-            self._epochs.assign(header.partition_leader_epoch, header.base_offset)
-        self._write(batches, headers, _wall_clock_ms() if now_ms is None else now_ms)
-        return _append_info(headers, -1, len(batches))
 
     def _validate(
         self, buffer: bytes | bytearray | memoryview, *, from_client: bool, allow_control: bool
@@ -206,10 +227,12 @@ class PartitionLog:
     def _write(
         self, data: bytes | bytearray | memoryview, headers: list[BatchHeader], now_ms: int
     ) -> None:
-        self._maybe_roll(len(data), headers[-1].last_offset, now_ms)
+        self._maybe_roll(len(data), headers[0].base_offset, headers[-1].last_offset, now_ms)
         self.active.append(data, headers)
 
-    def _maybe_roll(self, incoming_bytes: int, last_offset: int, now_ms: int) -> None:
+    def _maybe_roll(
+        self, incoming_bytes: int, first_offset: int, last_offset: int, now_ms: int
+    ) -> None:
         active = self.active
         if active.size_bytes == 0:
             return
@@ -220,15 +243,18 @@ class PartitionLog:
             or now_ms - active.created_ms > self.config.segment_ms
             or last_offset - active.base_offset > MAX_RELATIVE_OFFSET
         ):
-            self.roll(now_ms)
+            self.roll(now_ms, first_offset)
 
-    def roll(self, now_ms: int) -> None:
-        """Close the active segment (writing its indexes) and start one at log_end_offset."""
+    def roll(self, now_ms: int, next_offset: int | None = None) -> None:
+        """Close the active segment (writing its indexes) and start one at log_end_offset,
+        or at next_offset past a gap (as Kafka rolls at the incoming batch), so that offsets
+        relative to a segment's base stay within 32 bits however wide the gap."""
         old = self.active
         assert old.size_bytes > 0, "never roll an empty segment"
         old.write_indexes()
         self._unflushed.append(old)
-        self._add_segment(_new_segment(self.directory, old.next_offset, self.config, now_ms))
+        base_offset = max(old.next_offset, next_offset or 0)
+        self._add_segment(_new_segment(self.directory, base_offset, self.config, now_ms))
 
     def _add_segment(self, segment: Segment) -> None:
         assert not self._bases or segment.base_offset >= self._bases[-1]
@@ -411,6 +437,13 @@ class PartitionLog:
 
 def _wall_clock_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _writable(batches: bytearray | memoryview | bytes) -> bytearray | memoryview:
+    """The batches themselves if they can be stamped in place, else a mutable copy."""
+    if isinstance(batches, bytearray) or (isinstance(batches, memoryview) and not batches.readonly):
+        return batches
+    return bytearray(batches)
 
 
 def _append_info(headers: list[BatchHeader], append_time_ms: int, size_bytes: int) -> AppendInfo:

@@ -1,4 +1,8 @@
-"""Request decoding and response encoding over kio's generated message classes."""
+"""Request decoding and response encoding over kio's generated message classes.
+
+regionlink's own link requests (protocol/link.py) have no kio schema: they are read and
+written by hand through the tables below, before any kio lookup.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from kio.static.constants import EntityType
 from broker.protocol.cursor import Cursor
 from broker.protocol.errors import MalformedRequest, UnsupportedVersion
 from broker.protocol.lenient import LENIENT_READERS
+from broker.protocol.link import LINK_REQUEST_READERS, LINK_RESPONSE_READERS, LINK_WRITERS
 from broker.protocol.produce_reader import PRODUCE_READERS
 from broker.protocol.versions import ApiKey, serves
 
@@ -79,8 +84,13 @@ def _read_only(frame: bytes | bytearray) -> bytes | memoryview:
 def _writer(cls: type) -> Any:
     writer = _WRITERS.get(cls)
     if writer is None:
-        writer = _WRITERS[cls] = entity_writer(cls)
+        writer = _WRITERS[cls] = LINK_WRITERS.get(cls) or entity_writer(cls)
     return writer
+
+
+def _flexible(cls: type) -> bool:
+    """Whether a message has tagged fields in its header (the link messages never do)."""
+    return cls not in LINK_WRITERS and bool(cls.__flexible__)  # type: ignore[attr-defined]
 
 
 def _skip_tagged_fields(frame: bytes | bytearray, offset: int) -> int:
@@ -112,6 +122,9 @@ def decode_request(frame: bytes | bytearray) -> Request:
     MalformedRequest for bytes that do not parse.
     """
     header, offset = decode_header(frame)
+    link_reader = LINK_REQUEST_READERS.get((header.api_key, header.api_version))
+    if link_reader is not None:
+        return Request(header, link_reader(frame, offset))
     if not serves(header.api_key, header.api_version):
         raise UnsupportedVersion(header.api_key, header.api_version)
     cls = request_class(header.api_key, header.api_version)
@@ -135,6 +148,8 @@ def response_header_bytes(api_key: int, version: int, correlation_id: int) -> by
 
     ApiVersions always answers with header v0 (KIP-511).
     """
+    if (api_key, version) in LINK_RESPONSE_READERS:
+        return _CORRELATION.pack(correlation_id)
     flexible = response_class(api_key, version).__flexible__
     if flexible and api_key != ApiKey.API_VERSIONS:
         return _CORRELATION.pack(correlation_id) + b"\x00"
@@ -209,7 +224,7 @@ def _write_request(buffer: io.BytesIO | _FrameWriter, header: RequestHeader, bod
         _HEADER_FIXED.pack(header.api_key, header.api_version, header.correlation_id, len(client))
     )
     buffer.write(client)
-    if cls.__flexible__:
+    if _flexible(cls):
         buffer.write(b"\x00")
     _writer(cls)(buffer, body)
 
@@ -218,6 +233,9 @@ def decode_response(api_key: int, version: int, payload: bytes | bytearray) -> t
     """Decode a response frame into (correlation_id, body) — for our client and tests."""
     (correlation_id,) = _CORRELATION.unpack_from(payload, 0)
     offset = 4
+    link_reader = LINK_RESPONSE_READERS.get((api_key, version))
+    if link_reader is not None:
+        return correlation_id, link_reader(payload, offset)
     cls = response_class(api_key, version)
     if cls.__flexible__ and api_key != ApiKey.API_VERSIONS:
         offset = _skip_tagged_fields(payload, offset)

@@ -2,7 +2,9 @@
 
 kio reads every message we receive, except where it cannot do what Kafka does (skip tagged
 fields it does not know; hand over record bytes without copying them): there the codec and
-its hand readers use this cursor. Reading past the end raises MalformedRequest.
+its hand readers use this cursor, as do the readers of regionlink's own link requests and
+responses (protocol/link.py), which kio has no schema for. Reading past the end raises
+MalformedRequest.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from broker.protocol.errors import MalformedRequest
 
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
+_I64 = struct.Struct(">q")
 
 
 class Cursor:
@@ -36,6 +39,9 @@ class Cursor:
 
     def int32(self) -> int:
         return int(_I32.unpack_from(self.view, self._advance(4))[0])
+
+    def int64(self) -> int:
+        return int(_I64.unpack_from(self.view, self._advance(8))[0])
 
     def uvarint(self) -> int:
         value = shift = 0

@@ -38,6 +38,10 @@ class ApiKey(IntEnum):
     CREATE_PARTITIONS = 37
     INCREMENTAL_ALTER_CONFIGS = 44
     DESCRIBE_CLUSTER = 60
+    # regionlink's own requests from a link to a mirror topic (protocol/link.py): served but
+    # never advertised, and absent from the SERVED table below.
+    LINK_APPEND = 10001
+    LINK_TRUNCATE = 10002
 
 
 @dataclass(frozen=True)

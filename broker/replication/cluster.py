@@ -10,6 +10,7 @@ answered once this broker's own image shows the result, so a client's next Metad
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -26,7 +27,12 @@ from broker.kraft.controller_client import (
     TopicResult,
     TopicSpec,
 )
-from broker.kraft.metadata import MetadataError, MetadataImage, effective_topic_configs
+from broker.kraft.metadata import (
+    CLUSTER_RESOURCE,
+    MetadataError,
+    MetadataImage,
+    effective_topic_configs,
+)
 from broker.log import LogConfig
 from broker.protocol.errors import ErrorCode
 from broker.replication import roles
@@ -78,6 +84,7 @@ class ClusterLink:
             tasks.start_soon(self._heartbeat_loop)
             tasks.start_soon(self._isr_loop)
             tasks.start_soon(self.fetcher.run)
+            tasks.start_soon(self._persist_startup_topology)
             await self._unfenced_once.wait()  # "ready" means it can take partitions
             task_status.started()
 
@@ -159,6 +166,12 @@ class ClusterLink:
 
     def _apply_image(self) -> None:
         broker, image, now = self.broker, self.image, now_ms()
+        cluster_configs = dict(image.configs(CLUSTER_RESOURCE))
+        if cluster_configs != broker.topics.cluster_configs:
+            try:
+                broker.topics.set_cluster_configs(cluster_configs)
+            except ValueError as exc:  # the controller checked them; we must not differ
+                log.error("cluster configs %s not applied: %s", cluster_configs, exc)
         for b in image.brokers.values():
             self._client.view.brokers[b.broker_id] = (b.host, b.port)
         live = {t.name: t for t in image.topics.values()}
@@ -285,6 +298,35 @@ class ClusterLink:
         with _as_topic_error():
             _raise_for([await self.controllers.set_topic_configs(name, configs)])
         await self.wait_for(lambda: _has_configs(self.broker, name, configs))
+
+    async def set_cluster_configs(self, changes: Mapping[str, str | None]) -> None:
+        with _as_topic_error():
+            await self.controllers.set_cluster_configs(changes)
+        await self.wait_for(
+            lambda: all(self.broker.topics.cluster_configs.get(k) == v for k, v in changes.items())
+        )
+
+    async def _persist_startup_topology(self) -> None:
+        """Start-up options newer than the region's topology go to the controller (the broker
+        enforces them meanwhile: Broker.topology). Only once this broker's image holds all
+        that was committed before it registered, so an equal epoch is never overwritten."""
+        startup = self.broker.config.startup_topology
+        if startup is None:
+            return
+        await self.wait_for(lambda: self.metadata_offset >= self.broker_epoch, timeout_s=math.inf)
+        while self.broker.topics.topology.epoch < startup.epoch:
+            try:
+                await self.controllers.set_cluster_configs(startup.configs())
+            except ControllerError as exc:
+                if exc.error_code == ErrorCode.invalid_config:  # the region knows a newer epoch
+                    return
+                log.warning("start-up topology not persisted yet: %s", exc)
+                await anyio.sleep(RETRY_BACKOFF_S)
+                continue
+            if await self.wait_for(lambda: self.broker.topics.topology.epoch >= startup.epoch):
+                log.info(
+                    "topology epoch %d, role %r from start-up options", startup.epoch, startup.role
+                )
 
     async def allocate_producer_ids(self) -> tuple[int, int]:
         with _as_topic_error():

@@ -89,6 +89,20 @@ def broker(
         int,
         typer.Option(help="A follower not caught up for this long leaves the ISR."),
     ] = 30_000,
+    topology_epoch: Annotated[
+        int | None,
+        typer.Option(
+            help="The failover topology epoch this region is told about at start: with "
+            "--region-role and --topology-primary it replaces the region's own only if newer."
+        ),
+    ] = None,
+    region_role: Annotated[
+        str | None,
+        typer.Option(help="With --topology-epoch: primary, standby, or '' (no failover)."),
+    ] = None,
+    topology_primary: Annotated[
+        str | None, typer.Option(help="With --topology-epoch: the primary region's alias.")
+    ] = None,
 ) -> None:
     """Run a Kafka-compatible broker: a single-node region, or one broker of a region.
 
@@ -106,9 +120,20 @@ def broker(
     from broker.config import BrokerConfig
     from broker.kraft.quorum import QuorumError, parse_quorum
     from broker.main import run_broker
+    from broker.topology import Topology
 
     _setup_logging(log_level)
     host, port = parse_listen(listen)
+    startup_topology = None
+    if topology_epoch is not None:
+        try:
+            startup_topology = Topology.from_configs(
+                Topology(topology_epoch, region_role or "", topology_primary or "").configs()
+            )
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+    elif region_role is not None or topology_primary is not None:
+        raise CliError("--region-role and --topology-primary need --topology-epoch")
     try:
         quorum = parse_quorum(controllers) if controllers else None
     except QuorumError as exc:
@@ -124,6 +149,7 @@ def broker(
         controllers=quorum,
         heartbeat_interval_ms=heartbeat_interval_ms,
         replica_lag_time_max_ms=replica_lag_time_max_ms,
+        startup_topology=startup_topology,
     )
     try:
         run_broker(config)

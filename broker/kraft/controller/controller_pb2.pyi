@@ -148,6 +148,27 @@ class SetTopicConfigsRequest(_message.Message):
     configs: _containers.ScalarMap[str, str]
     def __init__(self, name: _Optional[str] = ..., configs: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
+class SetClusterConfigsRequest(_message.Message):
+    __slots__ = ("configs", "deleted")
+    class ConfigsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CONFIGS_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    configs: _containers.ScalarMap[str, str]
+    deleted: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, configs: _Optional[_Mapping[str, str]] = ..., deleted: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SetClusterConfigsReply(_message.Message):
+    __slots__ = ("error",)
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    error: Error
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+
 class TopicResult(_message.Message):
     __slots__ = ("name", "error_code", "message")
     NAME_FIELD_NUMBER: _ClassVar[int]

@@ -74,6 +74,11 @@ class ControllerQuorumStub:
                 request_serializer=broker_dot_kraft_dot_controller_dot_controller__pb2.SetTopicConfigsRequest.SerializeToString,
                 response_deserializer=broker_dot_kraft_dot_controller_dot_controller__pb2.TopicsReply.FromString,
                 _registered_method=True)
+        self.SetClusterConfigs = channel.unary_unary(
+                '/regionlink.kraft.v1.ControllerQuorum/SetClusterConfigs',
+                request_serializer=broker_dot_kraft_dot_controller_dot_controller__pb2.SetClusterConfigsRequest.SerializeToString,
+                response_deserializer=broker_dot_kraft_dot_controller_dot_controller__pb2.SetClusterConfigsReply.FromString,
+                _registered_method=True)
         self.AlterPartition = channel.unary_unary(
                 '/regionlink.kraft.v1.ControllerQuorum/AlterPartition',
                 request_serializer=broker_dot_kraft_dot_controller_dot_controller__pb2.AlterPartitionRequest.SerializeToString,
@@ -140,6 +145,14 @@ class ControllerQuorumServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetClusterConfigs(self, request, context):
+        """The region's cluster-level configs (topology epoch, role, primary); INVALID_CONFIG for a
+        topology epoch older than the committed one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AlterPartition(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -194,6 +207,11 @@ def add_ControllerQuorumServicer_to_server(servicer, server):
                     servicer.SetTopicConfigs,
                     request_deserializer=broker_dot_kraft_dot_controller_dot_controller__pb2.SetTopicConfigsRequest.FromString,
                     response_serializer=broker_dot_kraft_dot_controller_dot_controller__pb2.TopicsReply.SerializeToString,
+            ),
+            'SetClusterConfigs': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetClusterConfigs,
+                    request_deserializer=broker_dot_kraft_dot_controller_dot_controller__pb2.SetClusterConfigsRequest.FromString,
+                    response_serializer=broker_dot_kraft_dot_controller_dot_controller__pb2.SetClusterConfigsReply.SerializeToString,
             ),
             'AlterPartition': grpc.unary_unary_rpc_method_handler(
                     servicer.AlterPartition,
@@ -422,6 +440,33 @@ class ControllerQuorum:
             '/regionlink.kraft.v1.ControllerQuorum/SetTopicConfigs',
             broker_dot_kraft_dot_controller_dot_controller__pb2.SetTopicConfigsRequest.SerializeToString,
             broker_dot_kraft_dot_controller_dot_controller__pb2.TopicsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetClusterConfigs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/regionlink.kraft.v1.ControllerQuorum/SetClusterConfigs',
+            broker_dot_kraft_dot_controller_dot_controller__pb2.SetClusterConfigsRequest.SerializeToString,
+            broker_dot_kraft_dot_controller_dot_controller__pb2.SetClusterConfigsReply.FromString,
             options,
             channel_credentials,
             insecure,

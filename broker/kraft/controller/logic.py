@@ -26,6 +26,7 @@ from typing import Any
 
 from broker.kraft.controller.config import PolicyConfig
 from broker.kraft.metadata import (
+    CLUSTER_RESOURCE,
     NO_LEADER,
     BrokerInfo,
     ChangePartition,
@@ -43,6 +44,7 @@ from broker.kraft.metadata import (
     topic_resource,
 )
 from broker.protocol.errors import ErrorCode
+from broker.topology import checked_update, with_changes
 
 _TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
 
@@ -258,6 +260,21 @@ def set_topic_configs(image: MetadataImage, name: str, configs: Mapping[str, obj
         if current.get(key) != value:
             records.append(SetConfig(resource, key, value))
     return records
+
+
+def set_cluster_configs(image: MetadataImage, changes: Mapping[str, str | None]) -> Decision:
+    """Set (None: delete) cluster-level configs, checked against the committed ones: the
+    topology epoch never goes back, however many brokers forward changes at once."""
+    current = image.configs(CLUSTER_RESOURCE)
+    try:
+        checked_update(current, with_changes(current, changes))
+    except ValueError as exc:
+        return _reject(ErrorCode.invalid_config, str(exc))
+    return [
+        SetConfig(CLUSTER_RESOURCE, key, value)
+        for key, value in sorted(changes.items())
+        if current.get(key) != value
+    ]
 
 
 # ----------------------------------------------------------------------------- brokers

@@ -252,6 +252,15 @@ class Controller:
 
         await self._commit(decide)
 
+    async def set_cluster_configs(self, changes: Mapping[str, str | None]) -> None:
+        def decide(image: MetadataImage, _: int) -> tuple[None, list[MetadataRecord]]:
+            decision = logic.set_cluster_configs(image, changes)
+            if isinstance(decision, logic.Rejected):
+                raise Failure.of(decision)
+            return None, decision
+
+        await self._commit(decide)
+
     async def alter_partition(self, r: pb.AlterPartitionRequest) -> PartitionInfo:
         def decide(image: MetadataImage, _: int) -> tuple[PartitionInfo, list[MetadataRecord]]:
             decision = logic.alter_partition(
@@ -406,6 +415,17 @@ class Servicer(controller_pb2_grpc.ControllerQuorumServicer):
         return await self._one_topic(
             request.name, self._controller.set_topic_configs(request.name, configs)
         )
+
+    async def SetClusterConfigs(
+        self, request: pb.SetClusterConfigsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SetClusterConfigsReply:
+        changes: dict[str, str | None] = {key: None for key in request.deleted}
+        changes.update(request.configs)
+        try:
+            await self._controller.set_cluster_configs(changes)
+        except Failure as exc:
+            return pb.SetClusterConfigsReply(error=exc.proto())
+        return pb.SetClusterConfigsReply(error=_OK)
 
     async def _one_topic(self, name: str, call: Awaitable[None]) -> pb.TopicsReply:
         """A topic-level failure is the topic's result; NOT_CONTROLLER stays the RPC's."""
