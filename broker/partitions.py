@@ -71,7 +71,16 @@ class Partition:
         return self.high_watermark
 
     def notify_appended(self) -> None:
-        self.on_append()
+        """After a leader's append: wake fetches; when the leader is the only in-sync replica
+        its own log end moves the high watermark (no follower fetch will), as Kafka's
+        maybeIncrementLeaderHW after an append."""
+        leader = self.leader
+        if leader is not None and leader.advance_high_watermark(
+            self.log.log_end_offset, self.min_insync_replicas
+        ):
+            self.notify_replicated()
+        else:
+            self.on_append()
 
 
 def partition_dir(data_dir: Path, topic: str, index: int) -> Path:
