@@ -200,3 +200,10 @@ def test_region_with_controllers_agrees_on_the_topology(region: Region) -> None:
     set_topology(two, Topology(4, "primary", "eu-west"))
     region.wait_until(lambda: read_topology(one).epoch == 4, "broker 1 sees epoch 4")
     assert produce(region.bootstrap, "plain").error is None
+
+    # A broker restarted with newer start-up options tells the whole region, via the quorum.
+    restarted = region.brokers[1]
+    restarted.kill()
+    restarted.extra_args = (*restarted.extra_args, *_startup_args(Topology(7, "standby", "x")))
+    restarted.start()
+    region.wait_until(lambda: read_topology(two) == Topology(7, "standby", "x"), "epoch 7")
