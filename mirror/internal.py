@@ -22,7 +22,6 @@ from broker.protocol.batch import iter_valid_prefix
 from broker.protocol.errors import ErrorCode
 from broker.protocol.records import NewRecord, build_batch, decode_batch_records
 
-HEARTBEATS_TOPIC = "heartbeats"
 COMPACTED = {"cleanup.policy": "compact"}
 KEEP_FOREVER = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"}
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
+from broker.links import HEARTBEATS_TOPIC
 from mirror.config import FlowConfig
-from mirror.internal import HEARTBEATS_TOPIC
 
 # MM2's liveness topic: always mirrored (subject to loops), so every hop can be traced.
 

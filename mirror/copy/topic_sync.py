@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from broker.client import KafkaClient, KafkaError
@@ -14,6 +14,7 @@ from broker.client.admin import (
     create_topics,
     describe_topic_configs,
 )
+from broker.links import LINK_TOPIC_CONFIGS
 from broker.protocol.errors import ErrorCode
 from mirror.config import FlowConfig
 from mirror.copy.policy import ReplicationPolicy, should_mirror_topic
@@ -29,6 +30,7 @@ NOT_SYNCED_CONFIGS = frozenset(
         "message.timestamp.type",
         "unclean.leader.election.enable",
         "min.insync.replicas",
+        *LINK_TOPIC_CONFIGS,  # what a topic is in its own region, not to be copied
     }
 )
 
@@ -57,9 +59,18 @@ def _synced(configs: dict[str, str]) -> dict[str, str]:
 
 
 async def ensure_remote_topics(
-    source: KafkaClient, target: KafkaClient, flow: FlowConfig, topics: list[MirroredTopic]
+    source: KafkaClient,
+    target: KafkaClient,
+    flow: FlowConfig,
+    topics: list[MirroredTopic],
+    *,
+    link_configs: Mapping[str, str] | None = None,
 ) -> None:
-    """Create missing remote topics, grow partition counts, and copy topic configs."""
+    """Create missing remote topics, grow partition counts, and copy topic configs.
+
+    `link_configs` are added to new topics on a regionlink target: they make a topic a
+    mirror topic (read-only for clients) or mark it a remote topic (see broker.links).
+    """
     if not topics:
         return
     names = [t.target_topic for t in topics]
@@ -72,9 +83,13 @@ async def ensure_remote_topics(
         source_configs = await describe_topic_configs(source, [t.source_topic for t in topics])
     if missing:
         rf = flow.replication_factor or -1
+        marker = dict(link_configs or {})
         new = [
             NewTopic(
-                t.target_topic, t.partitions, rf, _synced(source_configs.get(t.source_topic, {}))
+                t.target_topic,
+                t.partitions,
+                rf,
+                _synced(source_configs.get(t.source_topic, {})) | marker,
             )
             for t in missing
         ]

@@ -19,14 +19,17 @@ from anyio.abc import TaskGroup
 
 from broker.client import KafkaClient, KafkaConnectionError, KafkaError
 from broker.client.data import TopicPartition
+from broker.links import HEARTBEATS_TOPIC, MIRROR_SOURCE, REMOTE_SOURCE
 from mirror.config import FlowConfig, MirrorConfig
-from mirror.copy.copier import CopySettings, PartitionCopier
+from mirror.copy.copier import CopierBase, CopySettings, PartitionCopier
 from mirror.copy.fetcher import FetcherPool, FetchSettings
+from mirror.copy.link_copier import LinkCopier
 from mirror.copy.policy import ReplicationPolicy
 from mirror.copy.topic_sync import MirroredTopic, discover, ensure_remote_topics
-from mirror.internal import COMPACTED, HEARTBEATS_TOPIC, InternalTopic, offset_syncs_topic
+from mirror.internal import COMPACTED, InternalTopic, offset_syncs_topic
 from mirror.offsets.checkpoints import Checkpointer
 from mirror.offsets.mm2_formats import Heartbeat
+from mirror.offsets.source_ends import SourceEnds
 from mirror.offsets.store import OffsetMapStore
 from mirror.offsets.syncs import OffsetSyncEmitter
 from mirror.status import FlowStatus, PartitionState, PartitionStatus, WorkerStatus
@@ -44,7 +47,7 @@ def worker_group_id(flow: FlowConfig) -> str:
 
 @dataclass
 class _Running:
-    copier: PartitionCopier
+    copier: CopierBase
     scope: anyio.CancelScope
     done: anyio.Event
 
@@ -64,6 +67,7 @@ class FlowRunner:
         self.worker_id = worker_id
         self.instance_id = instance_id
         self.policy = ReplicationPolicy.for_flow(flow, config.aliases)
+        self.link_mode = config.writes_mirror_topics(flow)
         self.topics: list[MirroredTopic] = []
         self.assignment: Assignment | None = None
         self._running: dict[TopicPartition, _Running] = {}
@@ -85,8 +89,9 @@ class FlowRunner:
             self._client(self.flow.target) as target,
         ):
             self.source, self.target = source, target
-            self.store = OffsetMapStore(target, self.flow.source)
-            self.syncs = self._sync_emitter(source, target)
+            # Mirror topics keep source offsets: no offset map, no MM2 offset syncs.
+            self.store = None if self.link_mode else OffsetMapStore(target, self.flow.source)
+            self.syncs = None if self.link_mode else self._sync_emitter(source, target)
             self.fetchers = FetcherPool(source, FetchSettings())
             membership = Membership(
                 target,
@@ -99,7 +104,8 @@ class FlowRunner:
                 tg.start_soon(self._keep_topics)
                 tg.start_soon(membership.run)
                 tg.start_soon(self._flow_duties)
-                tg.start_soon(self.syncs.run)
+                if self.syncs is not None:
+                    tg.start_soon(self.syncs.run)
                 tg.start_soon(self.fetchers.run)
 
     def _sync_emitter(self, source: KafkaClient, target: KafkaClient) -> OffsetSyncEmitter:
@@ -117,7 +123,11 @@ class FlowRunner:
         while True:
             try:
                 topics = await discover(self.source, self.flow, self.policy)
-                await ensure_remote_topics(self.source, self.target, self.flow, topics)
+                if self.link_mode:  # each region's heartbeats are its own (written here)
+                    topics = [t for t in topics if t.source_topic != HEARTBEATS_TOPIC]
+                await ensure_remote_topics(
+                    self.source, self.target, self.flow, topics, link_configs=self._link_configs()
+                )
                 self.topics = topics
                 self.status.topics = [t.source_topic for t in topics]
                 self.status.state = "paused" if self.paused else "running"
@@ -128,6 +138,14 @@ class FlowRunner:
                 self.status.last_error = str(exc)
                 log.warning("flow %s: topic sync failed: %s", self.flow.name, exc)
             await anyio.sleep(self.flow.refresh_topics_interval_s)
+
+    def _link_configs(self) -> dict[str, str]:
+        """What new remote topics are on a regionlink target (nothing on other clusters)."""
+        if self.link_mode:
+            return {MIRROR_SOURCE: self.flow.source}
+        if self.config.clusters[self.flow.target].kind == "regionlink":
+            return {REMOTE_SOURCE: self.flow.source}
+        return {}
 
     async def set_paused(self, paused: bool) -> None:
         """A paused flow stops its copiers (after their current batch) and keeps its group."""
@@ -170,15 +188,22 @@ class FlowRunner:
         if status is None:
             status = self.status.partitions[tp] = PartitionStatus(tp[0], tp[1], topic.target_topic)
         settings = CopySettings(start_from=self.flow.start_from)
-        copier = PartitionCopier(
-            self.source,
-            self.target,
-            self.store,
-            status,
-            settings,
-            self.fetchers.for_partition(tp),
-            self.syncs,
-        )
+        fetcher = self.fetchers.for_partition(tp)
+        copier: CopierBase
+        if self.store is None:
+            copier = LinkCopier(
+                self.source,
+                self.target,
+                status,
+                settings,
+                fetcher,
+                source_region=self.flow.source,
+                link_epoch=self.flow.link_epoch,
+            )
+        else:
+            copier = PartitionCopier(
+                self.source, self.target, self.store, status, settings, fetcher, self.syncs
+            )
         running = _Running(copier, anyio.CancelScope(), anyio.Event())
         self._running[tp] = running
 
@@ -205,9 +230,14 @@ class FlowRunner:
 
     # --- flow-wide duties (member 0) -----------------------------------------------------
 
+    def _all_partitions(self) -> list[TopicPartition]:
+        """Every partition the flow mirrors (owned by any member, paused or not)."""
+        return [(t.source_topic, p) for t in self.topics for p in range(t.partitions)]
+
     async def _flow_duties(self) -> None:
         checkpointer = Checkpointer(self.source, self.target, self.flow, self.store)
         heartbeats = InternalTopic(self.target, HEARTBEATS_TOPIC, COMPACTED)
+        source_ends = SourceEnds(self.target, self.flow.source)
         next_checkpoint_s = next_heartbeat_s = 0.0
         while True:
             await anyio.sleep(0.2)
@@ -219,6 +249,7 @@ class FlowRunner:
                     next_heartbeat_s = now_s + self.flow.emit_heartbeats_interval_s
                     beat = Heartbeat(self.flow.source, self.flow.target, int(time.time() * 1000))
                     await heartbeats.write([beat.encode()])
+                    await source_ends.observe(self.source, self._all_partitions())
                 if now_s >= next_checkpoint_s and self.topics:
                     next_checkpoint_s = now_s + self.flow.emit_checkpoints_interval_s
                     result = await checkpointer.run_once(self.topics)
