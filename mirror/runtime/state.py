@@ -59,6 +59,10 @@ class StateDB:
         record = dict(row.__dict__, updated_ms=int(time.time() * 1000))
         self.db["processes"].upsert(record, pk="name")  # type: ignore[union-attr]
 
+    def delete_process(self, name: str) -> None:
+        if "processes" in self.db.table_names():
+            self.db["processes"].delete_where("name = ?", [name])  # type: ignore[union-attr]
+
     def clear_processes(self) -> None:
         if "processes" in self.db.table_names():
             self.db["processes"].delete_where()  # type: ignore[union-attr]

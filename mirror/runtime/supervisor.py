@@ -24,6 +24,7 @@ from anyio.abc import Process
 from broker.ports import free_port
 from mirror.backoff import Backoff
 from mirror.runtime.children import ChildSpec, broker_spec, controller_spec, worker_spec
+from mirror.runtime.links import encode, initial_links, load_links, running_flows
 from mirror.runtime.state import ProcessRow, StateDB
 from mirror.runtime.topology import RegionConfig, TopologyConfig, load_topology
 from mirror.runtime.worker_files import write_flow_config
@@ -36,11 +37,13 @@ HEALTHY_UPTIME_S = 10.0  # a child that ran this long starts its backoff from sc
 START_ATTEMPTS = 3  # a child that exits this often before its first ready line fails `up`
 STOP_ORDER = ("worker", "broker", "controller")  # clients of a kind stop before what they use
 MAX_REPLICATION_FACTOR = 3  # replicas of a topic created without one, if the region has them
+LINKS_POLL_S = 0.25  # how soon a failover's flow changes are applied
 
 
 @dataclass
 class _Child:
     spec: ChildSpec
+    retired: bool = False  # stopped for good (its flow no longer runs): not restarted
     process: Process | None = None
     restarts: int = 0
     address: str = ""
@@ -62,6 +65,8 @@ class Supervisor:
         self.children: dict[str, _Child] = {}
         self.stopping = False
         self.failed = False
+        self.bootstraps: dict[str, str] = {}
+        self.links = load_links(self.state) or initial_links(topology)
 
     def _port(self, key: str) -> int:
         """A port chosen once per child and kept across restarts."""
@@ -82,14 +87,15 @@ class Supervisor:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watch_signals, tg.cancel_scope)
             try:
-                bootstraps = await self._start_regions(tg)
-                await self._start_workers(tg, bootstraps)
+                self.bootstraps = await self._start_regions(tg)
+                await self._start_workers(tg)
             except SupervisorError as exc:
                 self.failed = True
                 await self._give_up(str(exc))
                 tg.cancel_scope.cancel()
                 return
             tg.start_soon(self._report_health)
+            tg.start_soon(self._follow_links, tg)
 
     async def _give_up(self, reason: str) -> None:
         log.error("cannot bring the topology up: %s", reason)
@@ -138,20 +144,55 @@ class Supervisor:
             )
         return child.address
 
-    async def _start_workers(self, tg: anyio.abc.TaskGroup, bootstraps: dict[str, str]) -> None:
+    async def _start_workers(self, tg: anyio.abc.TaskGroup) -> None:
+        """Workers of every flow the link state runs (the file's enabled flows at first)."""
         if not self.topology.flows:
             return  # regions only: nothing to mirror
-        mirror = self.topology.mirror_config(bootstraps)
-        for flow in mirror.flows:
-            if not flow.enabled:
-                continue
+        mirror = self.topology.mirror_config(self.bootstraps)
+        for flow in running_flows(self.topology, self.links):
             config = write_flow_config(self.state_dir / "flows", mirror, flow)
             for index in range(1, flow.workers + 1):
                 key = f"{flow.source}->{flow.target}/worker-{index}"
                 spec = worker_spec(
                     self.state_dir, flow.source, flow.target, index, config, self._port(key)
                 )
-                await self._launch(tg, spec)
+                if spec.name not in self.children:
+                    await self._launch(tg, spec)
+
+    async def _follow_links(self, tg: anyio.abc.TaskGroup) -> None:
+        """Apply what a failover operation changed: flows to stop, start or re-stamp."""
+        applied = encode(self.links)
+        while not self.stopping:
+            await anyio.sleep(LINKS_POLL_S)
+            links = load_links(self.state)
+            if links is None or encode(links) == applied:
+                continue
+            log.info("links changed: epoch %d, flows %s", links.epoch, links.flows)
+            self.links, applied = links, encode(links)
+            wanted = {f"{s}->{t}" for s, t in links.flows}
+            workers = [c for c in self.children.values() if c.spec.kind == "worker"]
+            for child in workers:
+                flow = child.spec.name.split("/")[0]
+                if flow not in wanted:
+                    await self._retire(child)
+                else:
+                    self._signal(child, signal.SIGTERM)  # restarts with the re-stamped file
+            await self._start_workers(tg)
+
+    async def _retire(self, child: _Child) -> None:
+        child.retired = True
+        self._signal(child, signal.SIGTERM)
+        if child.process is not None:
+            with anyio.move_on_after(STOP_TIMEOUT_S):
+                await child.process.wait()
+            if child.process.returncode is None:
+                child.process.kill()
+        del self.children[child.spec.name]
+        self.state.delete_process(child.spec.name)
+
+    def _signal(self, child: _Child, signum: signal.Signals) -> None:
+        if child.process is not None and child.process.returncode is None:
+            child.process.send_signal(signum)
 
     async def _launch(self, tg: anyio.abc.TaskGroup, spec: ChildSpec) -> _Child:
         """Start `spec` and keep it running; returns once it is ready the first time."""
@@ -163,10 +204,10 @@ class Supervisor:
 
     async def _keep_running(self, child: _Child, first_ready: anyio.Event) -> None:
         backoff = Backoff(initial_s=1.0, max_s=30.0)
-        while not self.stopping:
+        while not self.stopping and not child.retired:
             started_s = time.monotonic()
             code = await self._run_once(child, first_ready)
-            if self.stopping:
+            if self.stopping or child.retired:
                 break
             if time.monotonic() - started_s > HEALTHY_UPTIME_S:
                 backoff.reset()
