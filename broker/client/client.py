@@ -128,7 +128,14 @@ class KafkaClient:
                     await connection.aclose()
         finally:
             self._task_group.cancel_scope.cancel()
-            result = await self._task_group.__aexit__(exc_type, exc, tb)
+            try:
+                result = await self._task_group.__aexit__(exc_type, exc, tb)
+            except BaseExceptionGroup as group:
+                # The task group is ours, not the caller's: an error raised in the body of
+                # `async with client` reaches the caller as itself, not wrapped in a group.
+                if exc is not None and list(group.exceptions) == [exc]:
+                    raise exc from None
+                raise
         return result
 
     # --- connections -------------------------------------------------------------
