@@ -412,11 +412,13 @@ def offsets_translate(
 
 
 def _mount_runtime() -> None:
+    from mirror.cli.failover import register as register_failover
     from mirror.cli.runtime import register
     from mirror.cli.topology import topology_app
 
     app.add_typer(topology_app, name="topology")
     register(app)
+    register_failover(app)
 
 
 _mount_runtime()

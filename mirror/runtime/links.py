@@ -1,17 +1,19 @@
-"""Which flows run and which region is primary, as failover operations leave it.
+"""Which flows run and which role each region holds, as failover operations leave it.
 
 The topology file says how the company is meant to run; a failover changes that at run
 time (a switchover reverses the flow, a forced failover stops it). The failover driver
 writes the result here, in the state database, and the supervisor follows it: it runs the
-listed flows (a reversed flow is the file's flow with source and target swapped), writes
-the topology epoch into each worker's flow file, starts brokers knowing their region's role,
-and pushes roles to regions that missed a change. No row: the topology file as it is.
+listed flows (a reversed flow is the file's flow with source and target swapped) with the
+topology epoch each runs under written into its worker's flow file, starts brokers knowing
+their region's role, and tells a region that missed a role change (it was unreachable) as
+soon as it answers again. No row: the topology file as it is, nothing enforced.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from mirror.config import FlowConfig
 from mirror.runtime.state import StateDB
@@ -19,32 +21,33 @@ from mirror.runtime.topology import TopologyConfig
 
 _META_KEY = "links"
 
+Flow = tuple[str, str]
+
 
 @dataclass(frozen=True)
 class LinkState:
     epoch: int
     primary: str
-    roles: dict[str, str] = field(default_factory=dict)  # region -> "primary" | "standby"
-    flows: tuple[tuple[str, str], ...] = ()  # running flows, (source, target)
+    roles: dict[str, tuple[str, int]] = field(default_factory=dict)  # region -> (role, epoch)
+    flows: dict[Flow, int] = field(default_factory=dict)  # running flow -> its topology epoch
 
-    def to_json(self) -> dict[str, object]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "epoch": self.epoch,
             "primary": self.primary,
-            "roles": dict(self.roles),
-            "flows": [list(flow) for flow in self.flows],
+            "roles": {r: {"role": role, "epoch": e} for r, (role, e) in sorted(self.roles.items())},
+            "flows": [
+                {"source": s, "target": t, "epoch": e} for (s, t), e in sorted(self.flows.items())
+            ],
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, object]) -> LinkState:
-        roles = data.get("roles", {})
-        flows = data.get("flows", [])
-        assert isinstance(roles, dict) and isinstance(flows, list)
+    def from_json(cls, data: dict[str, Any]) -> LinkState:
         return cls(
-            epoch=int(str(data["epoch"])),
-            primary=str(data.get("primary", "")),
-            roles={str(k): str(v) for k, v in roles.items()},
-            flows=tuple((str(s), str(t)) for s, t in flows),
+            epoch=int(data["epoch"]),
+            primary=str(data["primary"]),
+            roles={r: (str(v["role"]), int(v["epoch"])) for r, v in data["roles"].items()},
+            flows={(f["source"], f["target"]): int(f["epoch"]) for f in data["flows"]},
         )
 
 
@@ -58,22 +61,22 @@ def save_links(state: StateDB, links: LinkState) -> None:
 
 
 def initial_links(topology: TopologyConfig) -> LinkState:
-    """Epoch 0: the file's enabled flows, no roles enforced yet."""
-    flows = tuple((f.source, f.target) for f in topology.flows if f.enabled)
+    """Epoch 0: the file's enabled flows, no roles enforced."""
+    flows = {(f.source, f.target): 0 for f in topology.flows if f.enabled}
     primary = topology.failover.primary if topology.failover else ""
     return LinkState(epoch=0, primary=primary, flows=flows)
 
 
 def running_flows(topology: TopologyConfig, links: LinkState) -> list[FlowConfig]:
-    """The flow configs to run: the file's, or its reverse, stamped with the link epoch."""
-    out = []
-    for source, target in links.flows:
-        flow = _find(topology, source, target)
-        out.append(flow.model_copy(update={"link_epoch": links.epoch}))
-    return out
+    """The flow configs to run, each stamped with the epoch it runs under."""
+    return [
+        flow_between(topology, source, target).model_copy(update={"link_epoch": epoch})
+        for (source, target), epoch in sorted(links.flows.items())
+    ]
 
 
-def _find(topology: TopologyConfig, source: str, target: str) -> FlowConfig:
+def flow_between(topology: TopologyConfig, source: str, target: str) -> FlowConfig:
+    """The file's flow source -> target, or its reverse with source and target swapped."""
     for flow in topology.flows:
         if (flow.source, flow.target) == (source, target):
             return flow

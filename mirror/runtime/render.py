@@ -12,8 +12,12 @@ PARTITION_ROWS = 15
 
 def status_view(status: dict[str, Any]) -> RenderableType:
     supervisor = status["supervisor"]
-    regions = Table(title=f"topology {status['topology']} — supervisor {supervisor['status']}")
-    for column in ("region", "kind", "bootstrap", "brokers", "controllers", "restarts"):
+    title = f"topology {status['topology']} — supervisor {supervisor['status']}"
+    failover = status.get("failover", {})
+    if failover.get("primary"):
+        title += f" — primary {failover['primary']} (epoch {failover['epoch']})"
+    regions = Table(title=title)
+    for column in ("region", "role", "kind", "bootstrap", "brokers", "controllers", "restarts"):
         regions.add_column(column)
     for name, region in status["regions"].items():
         kind = "managed" if region["managed"] else "external"
@@ -24,7 +28,13 @@ def status_view(status: dict[str, Any]) -> RenderableType:
             else "-"
         )
         regions.add_row(
-            name, kind, region["bootstrap"], brokers, controllers, str(region["restarts"])
+            name,
+            region.get("role") or "-",
+            kind,
+            region["bootstrap"],
+            brokers,
+            controllers,
+            str(region["restarts"]),
         )
     return Group(regions, flows_view(status["flows"]), processes_view(status["processes"]))
 

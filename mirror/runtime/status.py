@@ -9,7 +9,9 @@ from typing import Any
 
 import anyio
 
+from mirror.config import FlowConfig
 from mirror.control.client import ControlError, fetch_status
+from mirror.runtime.links import LinkState, initial_links, load_links, running_flows
 from mirror.runtime.state import ProcessRow, StateDB, pid_alive
 from mirror.runtime.topology import TopologyConfig, load_topology
 
@@ -41,6 +43,7 @@ def collect(state_dir: Path) -> dict[str, Any]:
     meta = state.meta()
     topology = running_topology(state_dir)
     rows = state.processes()
+    links = load_links(state) or initial_links(topology)
     workers = [r for r in rows if r.kind == "worker"]
     live = anyio.run(_worker_statuses, workers)
     supervisor_pid = int(meta.get("supervisor_pid", 0))
@@ -51,13 +54,14 @@ def collect(state_dir: Path) -> dict[str, Any]:
             "alive": pid_alive(supervisor_pid),
             "status": meta.get("status", "unknown"),
         },
-        "regions": _regions(topology, rows),
-        "flows": _flows(topology, workers, live, state.paused_flows()),
+        "regions": _regions(topology, rows, links),
+        "flows": _flows(running_flows(topology, links), workers, live, state.paused_flows()),
+        "failover": {"epoch": links.epoch, "primary": links.primary},
         "processes": [{**row.__dict__, "alive": pid_alive(row.pid)} for row in rows],
     }
 
 
-def _regions(topology: TopologyConfig, rows: list[ProcessRow]) -> dict[str, Any]:
+def _regions(topology: TopologyConfig, rows: list[ProcessRow], links: LinkState) -> dict[str, Any]:
     regions: dict[str, Any] = {}
     for name, config in sorted(topology.regions.items()):
         brokers = [r for r in rows if r.kind == "broker" and r.region == name]
@@ -71,6 +75,7 @@ def _regions(topology: TopologyConfig, rows: list[ProcessRow]) -> dict[str, Any]
             "controllers": len(controllers),
             "controllers_running": _running(controllers),
             "restarts": sum(r.restarts for r in brokers),
+            "role": links.roles.get(name, ("", 0))[0],
         }
     return regions
 
@@ -80,13 +85,13 @@ def _running(rows: list[ProcessRow]) -> int:
 
 
 def _flows(
-    topology: TopologyConfig,
+    running: list[FlowConfig],
     workers: list[ProcessRow],
     live: dict[str, dict[str, Any]],
     paused: set[str],
 ) -> list[dict[str, Any]]:
     flows = []
-    for flow in topology.flows:
+    for flow in running:
         rows = [r for r in workers if r.flow == flow.spec]
         figures = [
             f

@@ -21,8 +21,11 @@ from pathlib import Path
 import anyio
 from anyio.abc import Process
 
+from broker.client import KafkaClient, KafkaConnectionError, KafkaError
 from broker.ports import free_port
+from broker.topology import Topology
 from mirror.backoff import Backoff
+from mirror.config import parse_bootstrap
 from mirror.runtime.children import ChildSpec, broker_spec, controller_spec, worker_spec
 from mirror.runtime.links import encode, initial_links, load_links, running_flows
 from mirror.runtime.state import ProcessRow, StateDB
@@ -38,6 +41,8 @@ START_ATTEMPTS = 3  # a child that exits this often before its first ready line 
 STOP_ORDER = ("worker", "broker", "controller")  # clients of a kind stop before what they use
 MAX_REPLICATION_FACTOR = 3  # replicas of a topic created without one, if the region has them
 LINKS_POLL_S = 0.25  # how soon a failover's flow changes are applied
+RETIRE_GRACE_S = 3.0  # a retired worker's SIGTERM, then SIGKILL
+ROLES_POLL_S = 1.0  # a region back from an outage learns its role within about this
 
 
 @dataclass
@@ -67,6 +72,7 @@ class Supervisor:
         self.failed = False
         self.bootstraps: dict[str, str] = {}
         self.links = load_links(self.state) or initial_links(topology)
+        self._restamp: set[str] = set()
 
     def _port(self, key: str) -> int:
         """A port chosen once per child and kept across restarts."""
@@ -96,6 +102,7 @@ class Supervisor:
                 return
             tg.start_soon(self._report_health)
             tg.start_soon(self._follow_links, tg)
+            tg.start_soon(self._enforce_roles)
 
     async def _give_up(self, reason: str) -> None:
         log.error("cannot bring the topology up: %s", reason)
@@ -168,22 +175,64 @@ class Supervisor:
             if links is None or encode(links) == applied:
                 continue
             log.info("links changed: epoch %d, flows %s", links.epoch, links.flows)
-            self.links, applied = links, encode(links)
-            wanted = {f"{s}->{t}" for s, t in links.flows}
-            workers = [c for c in self.children.values() if c.spec.kind == "worker"]
-            for child in workers:
-                flow = child.spec.name.split("/")[0]
-                if flow not in wanted:
+            before, self.links, applied = self.links.flows, links, encode(links)
+            for child in [c for c in self.children.values() if c.spec.kind == "worker"]:
+                source, target = child.spec.flow.split(":")
+                flow = (source, target)
+                if flow not in links.flows:
                     await self._retire(child)
-                else:
-                    self._signal(child, signal.SIGTERM)  # restarts with the re-stamped file
-            await self._start_workers(tg)
+                elif links.flows[flow] != before.get(flow):
+                    self._restamp.add(child.spec.name)
+            await self._start_workers(tg)  # rewrites flow files, starts new flows' workers
+            for name in self._restamp:
+                self._signal(self.children[name], signal.SIGTERM)  # back with the new epoch
+            self._restamp.clear()
+
+    async def _enforce_roles(self) -> None:
+        """Tell each managed region its role whenever it knows an older epoch (it was down,
+        frozen or cut off during a failover, or restarted from old data)."""
+        from mirror.failover.regions import read_role, set_role
+
+        while not self.stopping:
+            await anyio.sleep(ROLES_POLL_S)
+            for region, (role, epoch) in sorted(self.links.roles.items()):
+                bootstrap = self.bootstraps.get(region)
+                if not epoch or not bootstrap:
+                    continue
+                try:
+                    with anyio.fail_after(ROLES_POLL_S * 4):
+                        async with KafkaClient(
+                            parse_bootstrap(bootstrap), request_timeout_s=2, connect_timeout_s=1
+                        ) as client:
+                            known = await read_role(client)
+                            if known.epoch < epoch:
+                                wanted = Topology(epoch, role, self.links.primary)
+                                await set_role(client, wanted)
+                                log.warning("told %s its role: %s", region, wanted)
+                except (KafkaError, KafkaConnectionError, OSError, TimeoutError) as exc:
+                    log.debug("region %s not reachable for its role: %s", region, exc)
+                except Exception:  # this loop must outlive any surprise: it is a safety net
+                    log.exception("telling %s its role failed", region)
+
+    def _role_args(self, spec: ChildSpec) -> tuple[str, ...]:
+        """A broker starts knowing its region's role, before it takes any client write."""
+        if spec.kind != "broker" or spec.region not in self.links.roles:
+            return ()
+        role, epoch = self.links.roles[spec.region]
+        if not epoch:
+            return ()
+        return (
+            "--topology-epoch", str(epoch), "--region-role", role,
+            "--topology-primary", self.links.primary,
+        )  # fmt: skip
 
     async def _retire(self, child: _Child) -> None:
+        """Stop a worker for good. A worker is crash-safe, so one stuck on a dead region
+        (its requests wait out their timeouts) is killed after a short grace."""
         child.retired = True
         self._signal(child, signal.SIGTERM)
         if child.process is not None:
-            with anyio.move_on_after(STOP_TIMEOUT_S):
+            with anyio.move_on_after(RETIRE_GRACE_S):
                 await child.process.wait()
             if child.process.returncode is None:
                 child.process.kill()
@@ -229,7 +278,10 @@ class Supervisor:
         spec = child.spec
         with open(spec.log_path, "ab") as log_file:
             child.process = await anyio.open_process(
-                list(spec.argv), stdout=-1, stderr=log_file, start_new_session=True
+                [*spec.argv, *self._role_args(spec)],
+                stdout=-1,
+                stderr=log_file,
+                start_new_session=True,
             )
             child.ready = False
             self._record(child, "starting")
@@ -266,6 +318,8 @@ class Supervisor:
             log.warning("could not re-pause %s: %s", child.spec.name, exc)
 
     def _record(self, child: _Child, state: str, last_exit: str = "") -> None:
+        if child.retired:
+            return  # its row is gone with its flow
         spec = child.spec
         child.last_exit = last_exit or child.last_exit  # kept while it runs again
         pid = child.process.pid if child.process is not None else 0

@@ -68,9 +68,10 @@ def cli_problems(path: Path) -> list[str]:
     return lines
 
 
-def test_there_are_five_examples() -> None:
+def test_there_are_six_examples() -> None:
     assert [path.name for path in EXAMPLES] == [
         "active-active.toml",
+        "active-passive.toml",
         "external-cluster.toml",
         "three-brokers.toml",
         "three-region-hub.toml",

@@ -1,0 +1,53 @@
+"""A forced failover's loss manifest: what the old primary held that the new one lacks.
+
+The old primary cannot be asked (it is gone), so the manifest compares the new primary's
+log ends with the last end offsets the mirror observed on the old one
+(`regionlink-source-ends.<old>.internal`, refreshed every heartbeat interval, also while the
+flow was paused or lagging). Offsets in between are lost: exact up to that observation,
+whose age the report states — writes acknowledged after it are not known to anyone.
+Mirror topics keep source offsets, so the lost offsets are the old primary's own.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from broker.client import KafkaClient
+from mirror.failover import regions
+from mirror.failover.model import PartitionLoss
+from mirror.offsets.checkpoints import end_offsets
+from mirror.offsets.source_ends import SourceEnds
+
+
+async def measure_loss(new_primary: KafkaClient, old_primary: str) -> dict[str, Any]:
+    """The measure_loss step's figures (the shape mirror/failover/report.py reads)."""
+    topics = await regions.mirror_topics(new_primary, old_primary)
+    tps = [(t, p) for t, count in sorted(topics.items()) for p in range(count)]
+    observed = await SourceEnds(new_primary, old_primary).latest()
+    ends = await end_offsets(new_primary, tps)
+    losses = []
+    for tp in tps:
+        seen, have = observed.get(tp), ends.get(tp, 0)
+        if seen is None or seen.end_offset <= have:
+            continue
+        # The lost records were written after the newest record the new primary holds.
+        newest_ms = await regions.last_timestamp_ms(new_primary, tp, have)
+        losses.append(
+            PartitionLoss(
+                tp[0], tp[1], have, seen.end_offset - 1, seen.end_offset - have,
+                first_timestamp_ms=newest_ms + 1 if newest_ms is not None else None,
+                last_timestamp_ms=seen.observed_ms,
+            )
+        )  # fmt: skip
+    seen_ms = [observed[tp].observed_ms for tp in tps if tp in observed]
+    observed_at_ms = min(seen_ms) if seen_ms else None
+    now_ms = int(time.time() * 1000)
+    return {
+        "observed_at_ms": observed_at_ms,
+        "observed_age_s": (now_ms - observed_at_ms) / 1000 if observed_at_ms else None,
+        "partitions": [loss.to_json() for loss in losses],
+        "target_ends": [
+            {"topic": t, "partition": p, "end_offset": ends.get((t, p), 0)} for t, p in tps
+        ],
+    }

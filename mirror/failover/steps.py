@@ -1,0 +1,238 @@
+"""Run one failover step against the regions and the supervisor (the driver's I/O).
+
+Every step is idempotent: it sets values rather than toggling them, reads offsets afresh,
+and waits for a condition rather than for a count of events, so the driver may run it
+again after a crash. A step returns its figures (journaled as the step's detail, the
+shapes `mirror/failover/report.py` reads) or raises `StepError` with one readable line.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from broker.client import KafkaClient, KafkaConnectionError, KafkaError
+from broker.client.client import ClusterView
+from broker.client.data import TopicPartition
+from broker.links import HEARTBEATS_TOPIC
+from broker.topology import PRIMARY_ROLE, STANDBY_ROLE, Topology
+from mirror.config import FlowConfig, parse_bootstrap
+from mirror.copy.policy import ReplicationPolicy
+from mirror.copy.topic_sync import MirroredTopic, discover
+from mirror.failover import regions
+from mirror.failover.divergent import save_divergent
+from mirror.failover.loss import measure_loss
+from mirror.failover.model import Step, StepKind, TopologyState
+from mirror.offsets.checkpoints import Checkpointer, end_offsets
+from mirror.runtime.links import LinkState, flow_between, save_links
+from mirror.runtime.state import StateDB
+from mirror.runtime.topology import TopologyConfig
+
+Detail = dict[str, Any]
+POLL_S = 0.1
+DEFAULT_WAIT_S = 30.0
+SUPERVISOR_TIMEOUT_S = 30.0  # a flow's workers stop or start within this
+PROBE_TIMEOUT_S = 3.0
+
+
+class StepError(Exception):
+    """A step could not be done; the message is one line for the operator."""
+
+
+@dataclass
+class Context:
+    """What the steps of one operation share: the topology, its regions' clients, the
+    state database the supervisor follows, and the journal's view of promotions."""
+
+    state_dir: Path
+    topology: TopologyConfig
+    bootstraps: dict[str, str]
+    stack: AsyncExitStack
+    promotion_ends: Callable[[int], dict[tuple[str, int], int]]
+    clients: dict[str, KafkaClient]
+
+    async def client(self, region: str) -> KafkaClient:
+        if region not in self.clients:
+            address = parse_bootstrap(self.bootstraps[region])
+            client = KafkaClient(
+                address, client_id="regionlink-failover", request_timeout_s=5, connect_timeout_s=3
+            )
+            self.clients[region] = await self.stack.enter_async_context(client)
+        return self.clients[region]
+
+    def flow(self, source: str, target: str) -> FlowConfig:
+        return flow_between(self.topology, source, target)
+
+    async def flow_topics(self, source: str, target: str) -> list[MirroredTopic]:
+        """The topics the flow source -> target mirrors (each region's heartbeats stay its own)."""
+        flow = self.flow(source, target)
+        policy = ReplicationPolicy.for_flow(flow, self.topology.regions)
+        topics = await discover(await self.client(source), flow, policy)
+        return [t for t in topics if t.source_topic != HEARTBEATS_TOPIC]
+
+
+async def reachable(bootstrap: str) -> bool:
+    """Whether a region answers a metadata request within PROBE_TIMEOUT_S."""
+    try:
+        with anyio.fail_after(PROBE_TIMEOUT_S):
+            async with KafkaClient(
+                parse_bootstrap(bootstrap), request_timeout_s=PROBE_TIMEOUT_S,
+                connect_timeout_s=PROBE_TIMEOUT_S,
+            ) as client:  # fmt: skip
+                await client.refresh_metadata([])
+    except (KafkaError, KafkaConnectionError, OSError, TimeoutError):
+        return False
+    return True
+
+
+async def run_step(ctx: Context, step: Step, state_after: TopologyState) -> Detail:
+    """Run `step`; `state_after` is the topology once it is done (flows, roles)."""
+    try:
+        return await _RUNNERS[step.kind](ctx, step, state_after)
+    except (KafkaError, KafkaConnectionError, OSError) as exc:
+        raise StepError(f"{step.describe()}: {exc}") from exc
+
+
+async def _fence(ctx: Context, step: Step, state_after: TopologyState) -> Detail:
+    role = Topology(step.epoch, STANDBY_ROLE, step.peer)
+    await regions.set_role(await ctx.client(step.region), role)
+    return {"role": role.configs()}
+
+
+async def _unfence(ctx: Context, step: Step, state_after: TopologyState) -> Detail:
+    role = Topology(step.epoch, PRIMARY_ROLE, step.region)
+    await regions.set_role(await ctx.client(step.region), role)
+    return {"role": role.configs()}
+
+
+async def _promote(ctx: Context, step: Step, state_after: TopologyState) -> Detail:
+    client = await ctx.client(step.region)
+    await regions.set_role(client, Topology(step.epoch, PRIMARY_ROLE, step.region))
+    topics = sorted(await regions.mirror_topics(client, step.peer))
+    await regions.promote_topics(client, topics)
+    return {"topics": topics}
+
+
+async def _demote(ctx: Context, step: Step, state_after: TopologyState) -> Detail:
+    """The region's copies of what the peer will mirror back become mirror topics."""
+    wanted = {t.target_topic for t in await ctx.flow_topics(step.peer, step.region)}
+    client = await ctx.client(step.region)
+    present = set(await regions.topic_partitions(client))
+    topics = sorted(wanted & present)
+    await regions.demote_topics(client, topics, step.peer)
+    return {"topics": topics}
+
+
+async def _drain(ctx: Context, step: Step, state_after: TopologyState) -> Detail:
+    """Wait until every mirrored partition ends in the target where it ended in the source
+    when the step began (a topic the flow has not created on the target yet: lag)."""
+    topics = await ctx.flow_topics(step.region, step.peer)
+    source, target = await ctx.client(step.region), await ctx.client(step.peer)
+    started_s, lag = time.monotonic(), -1
+    counts = {t.source_topic: t.partitions for t in topics}
+    source_ends = await regions.partition_ends(source, counts)
+    while time.monotonic() - started_s < (step.timeout_s or DEFAULT_WAIT_S):
+        view = await target.refresh_metadata(sorted(counts))
+        present = [tp for tp in sorted(source_ends) if _has(view, tp)]
+        target_ends = await end_offsets(target, present)
+        lag = sum(max(0, end - target_ends.get(tp, 0)) for tp, end in source_ends.items())
+        if lag == 0:
+            return {"partitions": len(source_ends), "records": sum(source_ends.values())}
+        await anyio.sleep(POLL_S)
+    raise StepError(f"lag {lag} records after {step.timeout_s or DEFAULT_WAIT_S:g} s")
+
+
+def _has(view: ClusterView, tp: TopicPartition) -> bool:
+    info = view.topics.get(tp[0])
+    return info is not None and info.error == 0 and tp[1] < len(info.partitions)
+
+
+async def _sync_groups(ctx: Context, step: Step, state_after: TopologyState) -> Detail:
+    """One checkpoint pass that commits idle groups' offsets on the target (1:1)."""
+    flow = ctx.flow(step.region, step.peer).model_copy(update={"sync_group_offsets": True})
+    source, target = await ctx.client(step.region), await ctx.client(step.peer)
+    checkpointer = Checkpointer(source, target, flow, None)
+    result = await checkpointer.run_once(await ctx.flow_topics(step.region, step.peer))
+    groups = {t.group for t in result.translations}
+    return {"groups": sorted(groups), "groups_synced": result.groups_synced}
+
+
+async def _stop_flow(ctx: Context, step: Step, state_after: TopologyState) -> Detail:
+    await _follow(ctx, state_after, step, running=False)
+    return {}
+
+
+async def _start_flow(ctx: Context, step: Step, state_after: TopologyState) -> Detail:
+    await _follow(ctx, state_after, step, running=True)
+    return {}
+
+
+async def _follow(ctx: Context, state_after: TopologyState, step: Step, running: bool) -> None:
+    """Hand the flows to the supervisor and wait until it runs (or retired) the flow's workers."""
+    state = StateDB(ctx.state_dir)
+    save_links(state, link_state(state_after))
+    prefix = f"{step.region}->{step.peer}/"
+    deadline_s = time.monotonic() + SUPERVISOR_TIMEOUT_S
+    while time.monotonic() < deadline_s:
+        rows = [r for r in state.processes() if r.name.startswith(prefix)]
+        if (all(r.state == "running" for r in rows) and rows) if running else not rows:
+            return
+        await anyio.sleep(POLL_S)
+    verb = "start" if running else "stop"
+    raise StepError(f"the supervisor did not {verb} {step.region}->{step.peer} in time")
+
+
+def link_state(state: TopologyState) -> LinkState:
+    """What the supervisor runs and enforces for a topology state."""
+    return LinkState(
+        epoch=state.epoch,
+        primary=state.primary,
+        roles={r: (role.role.value, role.epoch) for r, role in state.roles.items()},
+        flows=dict(state.flows),
+    )
+
+
+async def _measure_loss(ctx: Context, step: Step, state_after: TopologyState) -> Detail:
+    return await measure_loss(await ctx.client(step.peer), step.region)
+
+
+async def _save_divergent(ctx: Context, step: Step, state_after: TopologyState) -> Detail:
+    assert step.since_epoch is not None, step
+    ends = ctx.promotion_ends(step.since_epoch)
+    return await save_divergent(
+        await ctx.client(step.region), await ctx.client(step.peer), step.region, ends
+    )
+
+
+async def _truncate(ctx: Context, step: Step, state_after: TopologyState) -> Detail:
+    assert step.since_epoch is not None, step
+    ends = ctx.promotion_ends(step.since_epoch)
+    client = await ctx.client(step.region)
+    now = await end_offsets(client, sorted(ends))
+    cut = {tp: offset for tp, offset in ends.items() if now.get(tp, 0) > offset}
+    await regions.truncate(client, step.peer, step.epoch, cut)
+    return {"partitions": [{"topic": t, "partition": p, "offset": o} for (t, p), o in cut.items()]}
+
+
+_Runner = Callable[[Context, Step, TopologyState], Awaitable[Detail]]
+_RUNNERS: dict[StepKind, _Runner] = {
+    StepKind.FENCE_SOURCE: _fence,
+    StepKind.UNFENCE: _unfence,
+    StepKind.DRAIN: _drain,
+    StepKind.SYNC_GROUPS: _sync_groups,
+    StepKind.PROMOTE: _promote,
+    StepKind.STOP_FLOW: _stop_flow,
+    StepKind.START_FLOW: _start_flow,
+    StepKind.DEMOTE_TOPICS: _demote,
+    StepKind.MEASURE_LOSS: _measure_loss,
+    StepKind.SAVE_DIVERGENT: _save_divergent,
+    StepKind.TRUNCATE: _truncate,
+    StepKind.CATCH_UP: _drain,  # to where the (still writable) source ended at the start
+}
+assert set(_RUNNERS) == set(StepKind)
