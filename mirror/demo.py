@@ -1,9 +1,12 @@
-"""`make demo`: a two-region topology on this machine, data flowing, a consumer failing over.
+"""`make demo`: two regions with mirror topics, data flowing, a planned switchover.
 
-`regionlink up topologies/two-regions.toml` starts us-east, eu-west and a mirror worker as
-separate processes under a supervisor. The demo produces orders in us-east, lets a consumer
-group read part of them there, then moves the group to eu-west, where it continues exactly
-where it stopped. The topology keeps running afterwards for you to explore.
+`regionlink up topologies/active-passive.toml` starts us-east, eu-west and a mirror worker as
+separate processes under a supervisor; eu-west holds every topic of us-east under the same
+name at the same offsets. The demo produces orders in the primary region, lets a consumer
+group read part of them there, runs `regionlink switchover` to move the primary role to the
+other region (fence, drain to lag 0, sync group offsets, promote, reverse the flow), and
+continues the group there — nothing re-read, nothing missed — while new orders flow back.
+Run it again and it switches back. The topology keeps running afterwards for you to explore.
 """
 
 from __future__ import annotations
@@ -15,14 +18,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from rich.console import Console
 from rich.table import Table
 
 from mirror.runtime.render import status_view
 
-TOPOLOGY = Path(__file__).resolve().parents[1] / "topologies" / "two-regions.toml"
+TOPOLOGY = Path(__file__).resolve().parents[1] / "topologies" / "active-passive.toml"
 STATE_DIR = Path(".regionlink-demo")
 RECORDS = 10_000
 READ_AT_SOURCE = 4_000
@@ -31,17 +34,26 @@ TOPIC, GROUP = f"orders-{RUN}", f"billing-{RUN}"
 console = Console(width=max(120, Console().width))
 
 
-def regionlink(*args: str) -> str:
+def regionlink(*args: str, show: bool = False) -> str:
+    """Run the CLI; with `show`, its live output goes to the terminal as it comes."""
     done = subprocess.run(
-        [sys.executable, "-m", "mirror.cli", *args], capture_output=True, text=True, timeout=180
+        [sys.executable, "-m", "mirror.cli", *args],
+        stdout=None if show else subprocess.PIPE,
+        stderr=None if show else subprocess.PIPE,
+        text=True,
+        timeout=180,
     )
     if done.returncode != 0:
-        raise SystemExit(f"regionlink {' '.join(args)} failed: {done.stderr.strip()}")
-    return done.stdout
+        raise SystemExit(f"regionlink {' '.join(args)} failed: {(done.stderr or '').strip()}")
+    return done.stdout or ""
 
 
 def status() -> dict[str, Any]:
     return dict(json.loads(regionlink("status", "--state-dir", str(STATE_DIR), "--json")))
+
+
+def endpoint() -> dict[str, Any]:
+    return dict(json.loads(regionlink("endpoint", "--state-dir", str(STATE_DIR), "--json")))
 
 
 def produce(bootstrap: str) -> None:
@@ -85,77 +97,51 @@ def consume(bootstrap: str, topic: str, limit: int | None) -> set[bytes]:
     return values
 
 
-def committed(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": GROUP})
-    try:
-        wanted = [TopicPartition(topic, p) for p in range(3)]
-        return {tp.partition: tp.offset for tp in consumer.committed(wanted, timeout=5)}
-    finally:
-        consumer.close()
-
-
-def group_synced(us: str, eu: str) -> bool:
-    """Whether eu-west holds GROUP's offsets for every partition it committed in us-east."""
-    source = {p: o for p, o in committed(us, TOPIC).items() if o >= 0}
-    target = committed(eu, f"us-east.{TOPIC}")
-    return all(target.get(p, -1) >= 0 for p in source)
-
-
-def wait_for_mirror(us: str, eu: str, timeout_s: float = 60) -> None:
-    """Until the flow has copied everything and synced the group's offsets to eu-west."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        current = status()
-        flow = current["flows"][0]
-        mine = [p for p in flow["partitions"] if p["source_topic"] == TOPIC]
-        copied = sum(p["target_end"] for p in mine)
-        if copied >= RECORDS and flow["lag_records"] == 0 and group_synced(us, eu):
-            console.print(status_view(current))
-            return
-        time.sleep(0.5)
-    raise SystemExit("the mirror did not catch up within a minute; see regionlink status")
-
-
 def main() -> None:
     console.print(f"[bold]regionlink up topologies/{TOPOLOGY.name}[/bold] --state-dir {STATE_DIR}")
     regionlink("up", str(TOPOLOGY), "--state-dir", str(STATE_DIR))
+    primary = endpoint()["region"]
     regions = status()["regions"]
-    us, eu = regions["us-east"]["bootstrap"], regions["eu-west"]["bootstrap"]
+    standby = next(name for name in regions if name != primary)
+    source, target = regions[primary]["bootstrap"], regions[standby]["bootstrap"]
     console.print(
-        f"regions up: us-east [cyan]{us}[/cyan], eu-west [cyan]{eu}[/cyan] "
-        f"(each its own process; state in {STATE_DIR}/)"
+        f"regions up: primary {primary} [cyan]{source}[/cyan], standby {standby} "
+        f"[cyan]{target}[/cyan] (each its own process; state in {STATE_DIR}/)"
     )
-    produce(us)
-    first = consume(us, TOPIC, READ_AT_SOURCE)
+    produce(source)
+    first = consume(source, TOPIC, READ_AT_SOURCE)
     console.print(
-        f"produced {RECORDS:,} orders to us-east topic {TOPIC}; group {GROUP} read "
-        f"{len(first):,} of them in us-east and committed"
+        f"produced {RECORDS:,} orders to {primary} topic {TOPIC}; group {GROUP} read "
+        f"{len(first):,} of them there and committed\n"
     )
-    wait_for_mirror(us, eu)
-    rest = consume(eu, f"us-east.{TOPIC}", None)
-    report(first, rest)
+    console.print(f"[bold]regionlink switchover --to {standby}[/bold] --state-dir {STATE_DIR}")
+    regionlink("switchover", "--to", standby, "--state-dir", str(STATE_DIR), show=True)
+    rest = consume(target, TOPIC, None)
+    report(first, rest, primary, standby)
+    console.print(status_view(status()))
     console.print(
-        "\nThe topology keeps running. Try:\n"
-        f"  .venv/bin/regionlink status --state-dir {STATE_DIR} --watch\n"
-        f"  kcat -b {us} -t {TOPIC} -P   # type lines; they appear in eu-west:\n"
-        f"  kcat -b {eu} -t us-east.{TOPIC} -C\n"
-        f"  .venv/bin/regionlink link pause us-east:eu-west --state-dir {STATE_DIR}\n"
-        f"  .venv/bin/regionlink offsets translate --help\n"
+        f"\nThe topology keeps running with {standby} as primary. Try:\n"
+        f"  .venv/bin/regionlink endpoint --state-dir {STATE_DIR}   # where clients go now\n"
+        f"  kcat -b {target} -t {TOPIC} -P   # type lines; {primary} gets them, same offsets:\n"
+        f"  kcat -b {source} -t {TOPIC} -C -f '%o %s\\n'\n"
+        f"  .venv/bin/regionlink switchover --to {primary} --state-dir {STATE_DIR}\n"
+        f"  .venv/bin/regionlink failover history --state-dir {STATE_DIR}\n"
+        f"  make demo   # again: switches back the other way\n"
         f"Stop it with: make demo-down   (regionlink down --state-dir {STATE_DIR})"
     )
 
 
-def report(first: set[bytes], rest: set[bytes]) -> None:
-    table = Table(title=f"group {GROUP} failed over from us-east to eu-west")
-    for column in ("read in us-east", "read in eu-west", "read twice", "never read"):
+def report(first: set[bytes], rest: set[bytes], primary: str, standby: str) -> None:
+    table = Table(title=f"group {GROUP} moved from {primary} to {standby}")
+    for column in (f"read in {primary}", f"read in {standby}", "read twice", "never read"):
         table.add_column(column)
     everything = {f"order #{i}".encode() for i in range(RECORDS)}
     twice, missed = first & rest, everything - first - rest
     table.add_row(f"{len(first):,}", f"{len(rest):,}", f"{len(twice):,}", f"{len(missed):,}")
     console.print(table)
     if twice or missed:
-        raise SystemExit("offset translation was not exact")
-    console.print("[green]exact failover: nothing re-read, nothing missed.[/green]")
+        raise SystemExit("the switchover was not exact")
+    console.print("[green]exact switchover: nothing re-read, nothing missed.[/green]")
 
 
 if __name__ == "__main__":
