@@ -46,11 +46,12 @@ unit: $(STAMP)
 integration: system-deps $(STAMP) $(TANSU)
 	$(PY) -m pytest -q tests/integration
 
-## bench: our broker vs Tansu, the mirror bench, then RF=3 cost and failover time (not tests)
+## bench: our broker vs Tansu, the mirror bench, RF=3 cost and leader failover, then switchover/failover/failback times (not tests)
 bench: $(STAMP)
 	$(PY) -m bench.broker_bench
 	$(PY) -m bench.mirror_bench
 	$(PY) -m bench.replication_bench
+	$(PY) -m bench.failover_bench
 
 ## bench-mirror: mirror worker vs direct ingest and a naive consumer/producer loop, plus lag
 bench-mirror: $(STAMP)

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.live import Live
 
 from mirror.errors import CliError, ConfigError
+from mirror.runtime.links import initial_links, load_links, running_flows
 from mirror.runtime.render import flows_view, lag_view, status_view
 from mirror.runtime.state import StateDB, is_ours, pid_alive
 from mirror.runtime.status import TOPOLOGY_COPY, collect
@@ -203,9 +204,10 @@ def _set_link(state_dir: Path, flow: str, paused: bool) -> None:
 
     _require_running(state_dir)
     topology = load_topology(state_dir / TOPOLOGY_COPY)
-    if flow not in {f.spec for f in topology.flows}:
-        _fail(f"no flow {flow}; flows are: {', '.join(f.spec for f in topology.flows)}")
     state = StateDB(state_dir)
+    running = running_flows(topology, load_links(state) or initial_links(topology))
+    if flow not in {f.spec for f in running}:
+        _fail(f"no running flow {flow}; flows are: {', '.join(f.spec for f in running)}")
     state.set_paused(flow, paused)  # the supervisor re-applies it to restarted workers
     source, target = flow.split(":")
     action = pause_flow if paused else resume_flow

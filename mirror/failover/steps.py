@@ -176,6 +176,8 @@ async def _start_flow(ctx: Context, step: Step, state_after: TopologyState) -> D
 async def _follow(ctx: Context, state_after: TopologyState, step: Step, running: bool) -> None:
     """Hand the flows to the supervisor and wait until it runs (or retired) the flow's workers."""
     state = StateDB(ctx.state_dir)
+    if not running:  # an operator's pause belongs to the flow that stops, not to its return
+        state.set_paused(f"{step.region}:{step.peer}", False)
     save_links(state, link_state(state_after))
     prefix = f"{step.region}->{step.peer}/"
     deadline_s = time.monotonic() + SUPERVISOR_TIMEOUT_S
