@@ -423,6 +423,11 @@ class Options:
     start_timeout_s: float
     phase_timeout_s: float
     stall_s: float
+    mirror_topics: bool = False  # identity naming onto a regionlink target: LinkAppend
+
+    def remote(self, topic: str) -> str:
+        """The topic's name on eu: the same for mirror topics, else MM2's prefix."""
+        return topic if self.mirror_topics else f"{SOURCE_ALIAS}.{topic}"
 
 
 def produce_step(procs: Processes, name: str, broker: RunningBroker, topic: str, o: Options) -> Any:
@@ -450,18 +455,20 @@ def direct_phase(procs: Processes, o: Options) -> dict[str, Any]:
     return dict(result)
 
 
-def worker_config(us: RunningBroker, eu: RunningBroker) -> str:
+def worker_config(us: RunningBroker, eu: RunningBroker, mirror_topics: bool) -> str:
+    link = 'kind = "regionlink"\n' if mirror_topics else ""
+    naming = 'naming = "identity"\n' if mirror_topics else ""
     return (
         f'[clusters.{SOURCE_ALIAS}]\nbootstrap = "{us.bootstrap}"\n'
-        f'[clusters.eu]\nbootstrap = "{eu.bootstrap}"\n'
+        f'[clusters.eu]\nbootstrap = "{eu.bootstrap}"\n{link}'
         f'[[flows]]\nsource = "{SOURCE_ALIAS}"\ntarget = "eu"\ntopics = ["bench-.*"]\n'
-        "refresh_topics_interval_s = 0.5\n"
+        f"refresh_topics_interval_s = 0.5\n{naming}"
     )
 
 
-def start_worker(procs: Processes, us: RunningBroker, eu: RunningBroker) -> Child:
+def start_worker(procs: Processes, us: RunningBroker, eu: RunningBroker, o: Options) -> Child:
     config = procs.work_dir / "mirror.toml"
-    config.write_text(worker_config(us, eu))
+    config.write_text(worker_config(us, eu, o.mirror_topics))
     script = Path(sys.executable).parent / "regionlink"
     prefix = [str(script)] if script.exists() else [sys.executable, "-m", "mirror.cli"]
     return procs.start(
@@ -475,7 +482,7 @@ def mirror_phase(
     """Start the worker and time it until eu holds every pre-loaded record."""
     brokers_cpu = {b.name: cpu_seconds(b.process.pid) for b in (us, eu)}
     started_s = time.perf_counter()
-    worker = start_worker(procs, us, eu)
+    worker = start_worker(procs, us, eu, o)
     ready_s: list[float] = []
     running = alive_check(worker, us, eu)
 
@@ -484,7 +491,7 @@ def mirror_phase(
         if not ready_s and "ready" in worker.out_text():
             ready_s.append(time.perf_counter())
 
-    remote = f"{SOURCE_ALIAS}.{topic}"
+    remote = o.remote(topic)
     watch = watch_end_offsets(
         eu, remote, o.partitions, o.records, o.phase_timeout_s, o.stall_s, check
     )
@@ -541,7 +548,7 @@ def lag_phase(
 ) -> dict[str, Any]:
     """Paced producer on us, consumer on eu's remote topic; latency of every record."""
     topic = f"bench-lag-{uuid.uuid4().hex[:8]}"
-    remote = f"{SOURCE_ALIAS}.{topic}"
+    remote = o.remote(topic)
     make_topic(us, topic, o.partitions)
     warm_up(us, topic, o.partitions, o.start_timeout_s)
 
@@ -893,6 +900,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--lag-load", type=positive_float, default=0.5, help="lag load, x mirror throughput"
     )
     parser.add_argument("--lag-rate", type=positive_float, help="lag load in records/s instead")
+    parser.add_argument(
+        "--mirror-topics",
+        action="store_true",
+        help="identity naming onto a regionlink target: mirror topics written with LinkAppend",
+    )
     parser.add_argument("--start-timeout-s", type=positive_float, default=30.0)
     parser.add_argument("--phase-timeout-s", type=positive_float, default=300.0)
     parser.add_argument(
@@ -922,6 +934,7 @@ def main(argv: list[str] | None = None) -> int:
         start_timeout_s=args.start_timeout_s,
         phase_timeout_s=args.phase_timeout_s,
         stall_s=args.stall_s,
+        mirror_topics=args.mirror_topics,
     )
     status = Console(stderr=True, highlight=False)
     machine = machine_info()
