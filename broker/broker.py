@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from broker.groups import GroupCoordinator
 from broker.groups.coordinator import TICK_INTERVAL_S
 from broker.handlers import HANDLERS
 from broker.handlers.api_versions import unsupported_api_versions_response
+from broker.lease import WriteLease, keep_lease, refusal_message
 from broker.log import LogConfig
 from broker.offsets_topic import OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIGS, build_group_coordinator
 from broker.partitions import Partition, PartitionManager
@@ -28,7 +30,14 @@ from broker.replication import roles
 from broker.replication.waits import replicated
 from broker.server import ConnectionInfo, serve
 from broker.topics import TopicError, TopicInfo, TopicRegistry
-from broker.topology import Topology, checked_update, newest, with_changes
+from broker.topology import (
+    PRIMARY_ROLE,
+    Topology,
+    checked_update,
+    newest,
+    supersedes,
+    with_changes,
+)
 
 if TYPE_CHECKING:
     from broker.replication.cluster import ClusterLink
@@ -53,6 +62,9 @@ class Broker:
         self._groups_epoch = -1
         self.cluster: ClusterLink | None = None
         self._producer_ids = (0, 0)  # a block from the controller: (next, end)
+        self.lease = (
+            WriteLease(config.lease_s, time.monotonic()) if config.lease_s is not None else None
+        )
         if config.controllers:
             from broker.replication.cluster import ClusterLink  # gRPC only when clustered
 
@@ -71,10 +83,17 @@ class Broker:
         """The region's topology epoch and role, as client writes and links are checked."""
         return newest(self.topics.topology, self.config.startup_topology)
 
+    def lease_refusal(self) -> str | None:
+        """Why a primary refuses client writes on its own (its write lease lapsed), or None."""
+        if self.lease is None or self.topology.role != PRIMARY_ROLE:
+            return None
+        now_s = time.monotonic()
+        return refusal_message(self.lease, now_s) if self.lease.expired(now_s) else None
+
     def _apply_startup_topology(self) -> None:
         """A single node persists newer start-up options before it serves anyone."""
         startup = self.config.startup_topology
-        if startup is None or startup.epoch <= self.topics.topology.epoch:
+        if startup is None or not supersedes(startup, self.topics.topology):
             return
         self.topics.set_cluster_configs(startup.configs())
         log.info("topology epoch %d, role %r from start-up options", startup.epoch, startup.role)
@@ -277,6 +296,8 @@ class Broker:
                 )
                 tasks.start_soon(self._maintenance_loop)
                 tasks.start_soon(self._groups_loop)
+                if self.lease is not None and self.config.lease_peers:
+                    tasks.start_soon(keep_lease, self.lease, list(self.config.lease_peers))
                 if self.cluster is not None:
                     await tasks.start(self.cluster.run)
                 log.info(

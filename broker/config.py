@@ -30,6 +30,10 @@ class BrokerConfig:
     # The region's topology as a supervisor saw it (--topology-epoch ...): applied at start-up
     # when newer than the persisted one, so a returning old primary starts fenced.
     startup_topology: Topology | None = None
+    # The write lease (broker/lease.py): the standby's brokers to probe, and for how long a
+    # primary may go without reaching one before it refuses client writes. None: no lease.
+    lease_s: float | None = None
+    lease_peers: tuple[tuple[str, int], ...] = ()
 
     @property
     def advertised(self) -> tuple[str, int]:

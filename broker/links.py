@@ -54,9 +54,10 @@ def exempt_from_standby_fence(topic: str, configs: Mapping[str, str]) -> bool:
 
 
 def client_write_refusal(
-    topic: str, configs: Mapping[str, str], topology: Topology
+    topic: str, configs: Mapping[str, str], topology: Topology, lease_lapsed: str | None = None
 ) -> Refusal | None:
-    """Why a client's Produce to `topic` is refused, or None."""
+    """Why a client's Produce to `topic` is refused, or None. `lease_lapsed`: why this
+    primary's write lease lapsed (broker/lease.py), which fences it like a standby."""
     source = configs.get(MIRROR_SOURCE)
     if source:
         return Refusal(
@@ -64,6 +65,8 @@ def client_write_refusal(
             f"{topic} is a read-only mirror of {source} (topology epoch {topology.epoch}); "
             "write to the primary region",
         )
+    if lease_lapsed and not exempt_from_standby_fence(topic, configs):
+        return Refusal(ErrorCode.policy_violation, lease_lapsed)
     if topology.is_standby and not exempt_from_standby_fence(topic, configs):
         return Refusal(
             ErrorCode.policy_violation,

@@ -81,8 +81,19 @@ def checked_update(current: Mapping[str, str], updated: Mapping[str, str]) -> To
     return after
 
 
+def supersedes(startup: Topology | None, persisted: Topology) -> bool:
+    """Whether start-up options replace the region's own topology: a newer epoch, or the
+    same epoch for a region that holds no role yet (how a topology with a write lease gives
+    its regions their roles at epoch 0)."""
+    if startup is None:
+        return False
+    return startup.epoch > persisted.epoch or (
+        startup.epoch == persisted.epoch and not persisted.role and bool(startup.role)
+    )
+
+
 def newest(persisted: Topology, startup: Topology | None) -> Topology:
-    """The topology to enforce: the persisted one, unless start-up options are newer."""
-    if startup is not None and startup.epoch > persisted.epoch:
+    """The topology to enforce: the persisted one, unless start-up options supersede it."""
+    if startup is not None and supersedes(startup, persisted):
         return startup
     return persisted

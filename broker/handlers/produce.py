@@ -92,7 +92,9 @@ def _refusal(broker: Broker, topic: str, index: int, acks: int) -> tuple[int, st
         return error, None
     info = broker.topics.get(topic)
     if info is not None and (
-        refused := links.client_write_refusal(topic, info.configs, broker.topology)
+        refused := links.client_write_refusal(
+            topic, info.configs, broker.topology, broker.lease_refusal()
+        )
     ):
         return refused.error_code, refused.message
     leader = partition.leader

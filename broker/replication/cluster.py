@@ -38,6 +38,7 @@ from broker.protocol.errors import ErrorCode
 from broker.replication import roles
 from broker.replication.follower import ReplicaFetcher
 from broker.topics import TopicError, TopicInfo
+from broker.topology import supersedes
 
 if TYPE_CHECKING:
     from broker.broker import Broker
@@ -314,7 +315,7 @@ class ClusterLink:
         if startup is None:
             return
         await self.wait_for(lambda: self.metadata_offset >= self.broker_epoch, timeout_s=math.inf)
-        while self.broker.topics.topology.epoch < startup.epoch:
+        while supersedes(startup, self.broker.topics.topology):
             try:
                 await self.controllers.set_cluster_configs(startup.configs())
             except ControllerError as exc:
@@ -323,7 +324,7 @@ class ClusterLink:
                 log.warning("start-up topology not persisted yet: %s", exc)
                 await anyio.sleep(RETRY_BACKOFF_S)
                 continue
-            if await self.wait_for(lambda: self.broker.topics.topology.epoch >= startup.epoch):
+            if await self.wait_for(lambda: not supersedes(startup, self.broker.topics.topology)):
                 log.info(
                     "topology epoch %d, role %r from start-up options", startup.epoch, startup.role
                 )

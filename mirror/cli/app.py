@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from mirror.config import MirrorConfig
+from mirror.config import MirrorConfig, parse_bootstrap
 from mirror.errors import CliError, ConfigError
 
 app = typer.Typer(
@@ -103,6 +103,18 @@ def broker(
     topology_primary: Annotated[
         str | None, typer.Option(help="With --topology-epoch: the primary region's alias.")
     ] = None,
+    lease_s: Annotated[
+        float | None,
+        typer.Option(
+            help="Write lease: as primary, refuse client writes after this many seconds "
+            "without reaching a --lease-peer (the standby), so a cut-off primary stops "
+            "taking writes a forced failover would lose."
+        ),
+    ] = None,
+    lease_peer: Annotated[
+        str | None,
+        typer.Option(help="With --lease-s: HOST:PORT[,HOST:PORT...] of the standby's brokers."),
+    ] = None,
 ) -> None:
     """Run a Kafka-compatible broker: a single-node region, or one broker of a region.
 
@@ -138,6 +150,14 @@ def broker(
         quorum = parse_quorum(controllers) if controllers else None
     except QuorumError as exc:
         raise CliError(f"--controllers: {exc}") from exc
+    if (lease_s is None) != (lease_peer is None):
+        raise CliError("--lease-s and --lease-peer go together")
+    if lease_s is not None and lease_s <= 0:
+        raise CliError(f"--lease-s must be > 0, got {lease_s:g}")
+    try:
+        peers = tuple(parse_bootstrap(lease_peer)) if lease_peer else ()
+    except ValueError as exc:
+        raise CliError(f"--lease-peer: {exc}") from exc
     config = BrokerConfig(
         data_dir=data_dir,
         host=host,
@@ -150,6 +170,8 @@ def broker(
         heartbeat_interval_ms=heartbeat_interval_ms,
         replica_lag_time_max_ms=replica_lag_time_max_ms,
         startup_topology=startup_topology,
+        lease_s=lease_s,
+        lease_peers=peers,
     )
     try:
         run_broker(config)

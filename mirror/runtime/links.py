@@ -61,10 +61,16 @@ def save_links(state: StateDB, links: LinkState) -> None:
 
 
 def initial_links(topology: TopologyConfig) -> LinkState:
-    """Epoch 0: the file's enabled flows, no roles enforced."""
+    """Epoch 0: the file's enabled flows; roles enforced only with a write lease (a primary
+    must know it is one to hold a lease), else not until the first failover operation."""
     flows = {(f.source, f.target): 0 for f in topology.flows if f.enabled}
-    primary = topology.failover.primary if topology.failover else ""
-    return LinkState(epoch=0, primary=primary, flows=flows)
+    failover = topology.failover
+    if failover is None:
+        return LinkState(epoch=0, primary="", flows=flows)
+    roles = {}
+    if failover.lease_s is not None:
+        roles = {failover.primary: ("primary", 0), failover.standby: ("standby", 0)}
+    return LinkState(epoch=0, primary=failover.primary, roles=roles, flows=flows)
 
 
 def running_flows(topology: TopologyConfig, links: LinkState) -> list[FlowConfig]:
@@ -84,6 +90,14 @@ def flow_between(topology: TopologyConfig, source: str, target: str) -> FlowConf
         if (flow.source, flow.target) == (target, source):
             return flow.model_copy(update={"source": source, "target": target})
     raise ValueError(f"topology {topology.name!r} has no flow between {source} and {target}")
+
+
+def writes_mirror_topics(topology: TopologyConfig, source: str, target: str) -> bool:
+    """Whether the flow source -> target writes mirror topics (identity naming onto a region
+    regionlink runs: same names, same offsets) rather than keeping the exact offset map
+    (prefix naming, or any flow onto an external cluster), as `MirrorConfig` decides."""
+    flow = flow_between(topology, source, target)
+    return flow.naming == "identity" and topology.regions[target].managed
 
 
 def encode(links: LinkState) -> str:

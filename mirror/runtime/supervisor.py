@@ -215,16 +215,38 @@ class Supervisor:
                     log.exception("telling %s its role failed", region)
 
     def _role_args(self, spec: ChildSpec) -> tuple[str, ...]:
-        """A broker starts knowing its region's role, before it takes any client write."""
-        if spec.kind != "broker" or spec.region not in self.links.roles:
+        """A broker starts knowing its region's role, before it takes any client write, and
+        with its write lease on the other region of the failover pair, if there is one."""
+        if spec.kind != "broker":
             return ()
-        role, epoch = self.links.roles[spec.region]
-        if not epoch:
+        return self._startup_role(spec.region) + self._lease_args(spec.region)
+
+    def _startup_role(self, region: str) -> tuple[str, ...]:
+        if region not in self.links.roles:
             return ()
+        role, epoch = self.links.roles[region]
         return (
             "--topology-epoch", str(epoch), "--region-role", role,
             "--topology-primary", self.links.primary,
         )  # fmt: skip
+
+    def _lease_args(self, region: str) -> tuple[str, ...]:
+        failover = self.topology.failover
+        if failover is None or failover.lease_s is None:
+            return ()
+        pair = (failover.primary, failover.standby)
+        if region not in pair:
+            return ()
+        other = pair[1] if region == pair[0] else pair[0]
+        config = self.topology.regions[other]
+        if config.bootstrap is not None:
+            peers = config.bootstrap
+        else:
+            count = config.brokers or 1
+            peers = ",".join(
+                f"127.0.0.1:{self._port(f'{other}/broker-{i}')}" for i in range(1, count + 1)
+            )
+        return ("--lease-s", f"{failover.lease_s:g}", "--lease-peer", peers)
 
     async def _retire(self, child: _Child) -> None:
         """Stop a worker for good. A worker is crash-safe, so one stuck on a dead region

@@ -127,6 +127,9 @@ class FailoverConfig(BaseModel):
 
     primary: str
     standby: str
+    # The write lease (docs/failover.md): a primary that cannot reach its standby for this
+    # long refuses client writes by itself — no split brain, less availability in a WAN cut.
+    lease_s: PositiveSeconds | None = None
 
 
 class TopologyConfig(BaseModel):

@@ -148,3 +148,29 @@ def test_controller_decides_cluster_configs_on_the_committed_image() -> None:
     assert stale == logic.Rejected(40, "topology epoch 3 is older than this region's 4")
     bad = logic.set_cluster_configs(image, {ROLE: "boss"})
     assert isinstance(bad, logic.Rejected) and bad.error_code == 40
+
+
+def test_a_lapsed_lease_fences_like_a_standby_but_spares_internal_topics() -> None:
+    from broker.lease import WriteLease, refusal_message
+
+    lease = WriteLease(lease_s=2.0, last_reached_s=10.0)
+    assert not lease.expired(12.0) and lease.expired(12.5)
+    lease.reached(12.4)
+    assert not lease.expired(14.0)
+    message = refusal_message(lease, 15.0)
+    primary = Topology(3, "primary", "us")
+    refused = client_write_refusal("orders", {}, primary, message)
+    assert refused is not None and refused.error_code == ErrorCode.policy_violation
+    assert "write lease expired" in refused.message
+    assert client_write_refusal("__consumer_offsets", {}, primary, message) is None
+    assert client_write_refusal("orders", {}, primary, None) is None
+
+
+def test_start_up_roles_supersede_a_region_without_one_at_the_same_epoch() -> None:
+    from broker.topology import supersedes
+
+    none, primary = Topology(0, "", ""), Topology(0, "primary", "us")
+    assert supersedes(primary, none)
+    assert not supersedes(Topology(0, "standby", "us"), primary)  # a role is kept
+    assert supersedes(Topology(1, "standby", "eu"), primary)
+    assert not supersedes(None, none)

@@ -1,0 +1,73 @@
+"""The write lease: a primary takes client writes only while it can reach its standby.
+
+Fencing by epoch needs the new epoch to reach the old primary. A primary cut off from its
+standby (and from whoever would tell it) would go on taking writes that a forced failover
+then loses — split brain. With a lease, the primary probes its standby's listener; after
+`lease_s` without a successful probe it refuses client writes by itself, and takes them
+again as soon as a probe succeeds. A forced failover that waits `lease_s` past its last
+observation of the old primary therefore promotes a region no other one is still writing
+to. The price is availability: during a cut between the regions, the primary refuses
+writes even though its clients can reach it. Off unless the topology sets `lease_s`.
+
+`WriteLease` is pure (time is passed in); `keep_lease` is the anyio prober.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import anyio
+
+log = logging.getLogger(__name__)
+
+MIN_PROBE_INTERVAL_S = 0.1
+
+
+@dataclass
+class WriteLease:
+    lease_s: float
+    last_reached_s: float  # monotonic time of the last successful probe (start counts as one)
+
+    def expired(self, now_s: float) -> bool:
+        return now_s - self.last_reached_s > self.lease_s
+
+    def reached(self, now_s: float) -> None:
+        self.last_reached_s = max(self.last_reached_s, now_s)
+
+    @property
+    def probe_interval_s(self) -> float:
+        return max(MIN_PROBE_INTERVAL_S, self.lease_s / 4)
+
+
+def refusal_message(lease: WriteLease, now_s: float) -> str:
+    silent_s = now_s - lease.last_reached_s
+    return (
+        f"write lease expired: this primary has not reached its standby for {silent_s:.1f} s "
+        f"(lease {lease.lease_s:g} s); it refuses writes until it does, so a forced failover "
+        "cannot leave two regions taking writes"
+    )
+
+
+async def keep_lease(lease: WriteLease, peers: list[tuple[str, int]]) -> None:
+    """Probe the standby's listeners forever; any accepted connection renews the lease."""
+    was_expired = False
+    while True:
+        interval_s = lease.probe_interval_s
+        for host, port in peers:
+            try:
+                with anyio.fail_after(interval_s):
+                    stream = await anyio.connect_tcp(host, port)
+                await stream.aclose()
+            except (OSError, TimeoutError):
+                continue
+            lease.reached(time.monotonic())
+            break
+        expired = lease.expired(time.monotonic())
+        if expired != was_expired:
+            log.warning(
+                "write lease %s", "expired: refusing client writes" if expired else "renewed"
+            )
+            was_expired = expired
+        await anyio.sleep(interval_s)
