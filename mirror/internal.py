@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from broker.client import KafkaClient, KafkaError
 from broker.client.admin import NewTopic, create_topics
-from broker.client.data import EARLIEST, LATEST, fetch, list_offsets, produce
+from broker.client.data import EARLIEST, fetch_now, latest_offsets, list_offsets, produce
 from broker.protocol.batch import iter_valid_prefix
 from broker.protocol.errors import ErrorCode
 from broker.protocol.records import NewRecord, build_batch, decode_batch_records
@@ -88,14 +88,14 @@ class InternalTopic:
         await self.ensure()
         leader = await self.client.leader_for(self.name, 0)
         tp = (self.name, 0)
-        ends = await list_offsets(self.client, leader, {tp: LATEST})
+        ends = await latest_offsets(self.client, leader, [tp])
         end = ends[tp][1]
         if from_offset == 0:
             from_offset = (await list_offsets(self.client, leader, {tp: EARLIEST}))[tp][1]
         out: list[KeyedRecord] = []
         position = from_offset
         while position < end:
-            fetched = (await fetch(self.client, leader, {tp: position}, max_wait_ms=0))[tp]
+            fetched = await fetch_now(self.client, leader, tp, position)
             if fetched.error:
                 raise KafkaError(fetched.error, f"reading {self.name}")
             for header in iter_valid_prefix(fetched.records):

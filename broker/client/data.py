@@ -4,12 +4,13 @@ link's LinkAppend and LinkTruncate to a regionlink region's mirror topics."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from broker.client.client import CLIENT_MAX_VERSION, FETCH_LANE, KafkaClient
+from broker.client.client import CLIENT_MAX_VERSION, FETCH_LANE, KafkaClient, KafkaError
 from broker.protocol import link
+from broker.protocol.errors import ErrorCode
 from broker.protocol.messages import MessageBuilder, request_builder
 from broker.protocol.versions import ApiKey
 
@@ -19,6 +20,7 @@ EARLIEST = -2
 LATEST = -1
 READ_UNCOMMITTED = 0
 READ_COMMITTED = 1
+READ_NOW_WAIT_MS = 100  # fetch_now: how long an empty partition may keep the answer
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,27 @@ async def fetch(
                 bytes(p.records or b""),
             )
     return result
+
+
+async def fetch_now(
+    client: KafkaClient,
+    node_id: int,
+    tp: TopicPartition,
+    offset: int,
+    *,
+    isolation_level: int = READ_COMMITTED,
+) -> FetchedPartition:
+    """What one partition already holds from `offset` (records below the high watermark
+    come back at once; an empty partition after READ_NOW_WAIT_MS). Not max_wait 0: Tansu
+    0.6 answers that with no partitions at all. KafkaError if the answer leaves it out."""
+    answer = await fetch(
+        client, node_id, {tp: offset}, max_wait_ms=READ_NOW_WAIT_MS, isolation_level=isolation_level
+    )
+    if tp not in answer:
+        raise KafkaError(
+            ErrorCode.unknown_server_error, f"Fetch {tp[0]}[{tp[1]}]", "no answer for it"
+        )
+    return answer[tp]
 
 
 def _produce_request(
@@ -248,6 +271,29 @@ async def list_offsets(
         for topic in response.topics
         for p in topic.partitions
     }
+
+
+async def latest_offsets(
+    client: KafkaClient, node_id: int, tps: Iterable[TopicPartition]
+) -> dict[TopicPartition, tuple[int, int]]:
+    """ListOffsets LATEST → {tp: (error, offset)}, each offset checked against the high
+    watermark a Fetch there reports (the larger wins). Tansu 0.6 answers ListOffsets LATEST
+    with its last batch's base offset + 1, short of the end whenever that batch holds more
+    than one record; Kafka and our brokers agree with the Fetch (which costs them ~1 ms)."""
+    listed = await list_offsets(client, node_id, dict.fromkeys(tps, LATEST))
+    found = {tp: offset for tp, (error, offset) in listed.items() if error == 0}
+    if not found:
+        return listed
+    fetched = await fetch(
+        client, node_id, found, max_wait_ms=1, partition_max_bytes=1, max_bytes=1,
+        isolation_level=READ_UNCOMMITTED,
+    )  # fmt: skip
+    checked = dict(listed)
+    for tp, offset in found.items():
+        answer = fetched.get(tp)
+        if answer is not None and answer.error == 0 and answer.high_watermark > offset:
+            checked[tp] = (0, answer.high_watermark)
+    return checked
 
 
 async def end_offsets_for_epochs(

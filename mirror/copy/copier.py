@@ -24,6 +24,7 @@ from broker.client.data import (
     EARLIEST,
     LATEST,
     TopicPartition,
+    latest_offsets,
     list_offsets,
     produce,
     produce_pipelined,
@@ -120,7 +121,10 @@ class CopierBase:
 
     async def _offset(self, client: KafkaClient, tp: TopicPartition, which: int) -> int:
         leader = await client.leader_for(*tp)
-        error, offset = (await list_offsets(client, leader, {tp: which}))[tp]
+        if which == LATEST:  # checked against Fetch's high watermark (see latest_offsets)
+            error, offset = (await latest_offsets(client, leader, [tp]))[tp]
+        else:
+            error, offset = (await list_offsets(client, leader, {tp: which}))[tp]
         if error in _REFRESH_ERRORS:
             await client.refresh_metadata([tp[0]])
         if error:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from broker.client import KafkaClient, KafkaError
 from broker.client.admin import BROKER_RESOURCE, TOPIC_RESOURCE, alter_configs, describe_configs
-from broker.client.data import TopicPartition, fetch, link_truncate
+from broker.client.data import READ_UNCOMMITTED, TopicPartition, fetch_now, link_truncate
 from broker.links import MIRROR_SOURCE
 from broker.protocol.batch import iter_valid_prefix
 from broker.protocol.errors import ErrorCode
@@ -107,9 +107,7 @@ async def read_range(client: KafkaClient, tp: TopicPartition, start: int, end: i
     position = start
     while position < end:
         leader = await client.leader_for(*tp)
-        fetched = (await fetch(client, leader, {tp: position}, max_wait_ms=0, isolation_level=0))[
-            tp
-        ]
+        fetched = await fetch_now(client, leader, tp, position, isolation_level=READ_UNCOMMITTED)
         if fetched.error:
             raise KafkaError(fetched.error, f"reading {tp[0]}[{tp[1]}] at {position}")
         headers = list(iter_valid_prefix(fetched.records))
@@ -128,6 +126,6 @@ async def last_timestamp_ms(client: KafkaClient, tp: TopicPartition, end: int) -
     if end <= 0:
         return None
     leader = await client.leader_for(*tp)
-    fetched = (await fetch(client, leader, {tp: end - 1}, max_wait_ms=0, isolation_level=0))[tp]
+    fetched = await fetch_now(client, leader, tp, end - 1, isolation_level=READ_UNCOMMITTED)
     headers = [h for h in iter_valid_prefix(fetched.records) if h.base_offset <= end - 1]
     return headers[-1].max_timestamp if headers and not fetched.error else None

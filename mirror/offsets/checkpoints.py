@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from broker.client import KafkaClient, KafkaConnectionError, KafkaError
-from broker.client.data import LATEST, TopicPartition, list_offsets
+from broker.client.data import TopicPartition, latest_offsets
 from broker.client.groups import commit_offsets, describe_group_states, fetch_committed, list_groups
 from mirror.config import FlowConfig
 from mirror.copy.policy import should_mirror_group
@@ -51,12 +51,12 @@ class CheckpointResult:
 
 async def end_offsets(client: KafkaClient, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
     """End offsets of partitions, asked of each leader (partitions in error are left out)."""
-    by_leader: dict[int, dict[TopicPartition, int]] = defaultdict(dict)
+    by_leader: dict[int, list[TopicPartition]] = defaultdict(list)
     for tp in tps:
-        by_leader[await client.leader_for(*tp)][tp] = LATEST
+        by_leader[await client.leader_for(*tp)].append(tp)
     ends: dict[TopicPartition, int] = {}
     for leader, request in by_leader.items():
-        for tp, (error, offset) in (await list_offsets(client, leader, request)).items():
+        for tp, (error, offset) in (await latest_offsets(client, leader, request)).items():
             if error == 0:
                 ends[tp] = offset
     return ends
