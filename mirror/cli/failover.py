@@ -3,7 +3,9 @@
 Each reads the topology from the state directory of `regionlink up`, shows its plan with
 --dry-run, its steps live as they run (with elapsed time), and one JSON object with
 --json: operation, from, to, epoch, rpo_records, rpo_seconds, rto_seconds, observed_age_s,
-loss_manifest, and the steps.
+loss_manifest, diverged, recovered (and recovered_records), pending, not_enforced (external
+regions, whose roles regionlink cannot set: each such step carries a `note` saying what the
+operator does instead), and the steps.
 """
 
 from __future__ import annotations
@@ -233,7 +235,10 @@ class _LiveSteps:
 
     def update(self, event: driver.StepEvent) -> None:
         mark = {StepState.STARTED: "…", StepState.DONE: "✓", StepState.FAILED: "✗"}
-        note = str(event.detail.get("error", "")) if event.state is StepState.FAILED else ""
+        if event.state is StepState.FAILED:
+            note = f"[red]{event.detail.get('error', '')}[/red]"
+        else:  # a step not enforced on an external region says what to do instead
+            note = f"[yellow]{event.step.note()}[/yellow]" if not event.step.enforced else ""
         elapsed = "" if event.state is StepState.STARTED else f"{event.elapsed_s:.2f}s"
         self.rows[event.step.index] = (
             f"{mark.get(event.state, '')} {event.step.describe()}",
@@ -246,7 +251,7 @@ class _LiveSteps:
     def _table(self) -> Table:
         table = Table(show_header=False, box=None)
         for text, elapsed, note in (self.rows[i] for i in sorted(getattr(self, "rows", {}))):
-            table.add_row(text, elapsed, f"[red]{note}[/red]" if note else "")
+            table.add_row(text, elapsed, note)
         return table
 
 
@@ -259,7 +264,8 @@ def _print_plan(plan: Plan, as_json: bool) -> None:
         f"at topology epoch {plan.epoch} (dry run: nothing changed)"
     )
     for step in plan.steps:
-        console.print(f"  {step.index + 1}. {step.describe()}  (epoch {step.epoch})")
+        note = f"  [yellow]{step.note()}[/yellow]" if not step.enforced else ""
+        console.print(f"  {step.index + 1}. {step.describe()}  (epoch {step.epoch}){note}")
 
 
 def _print_report(report: OperationReport) -> None:
@@ -278,14 +284,24 @@ def _print_report(report: OperationReport) -> None:
             else ""
         )
     )
-    for label, items in (("lost", report.loss_manifest), ("saved as .diverged", report.diverged)):
+    lists = (
+        ("lost", report.loss_manifest),
+        ("saved as .diverged", report.diverged),
+        ("recovered", report.recovered),
+    )
+    for label, items in lists:
         for item in items:
             console.print(
                 f"  {label}: {item.topic}[{item.partition}] offsets "
                 f"{item.first_offset}-{item.last_offset} ({item.records} records)"
+                + (f", copied late into {item.into}" if item.into else "")
             )
+    if report.recovered:
+        console.print(f"recovered {report.recovered_records} records the failover had lost")
     if report.pending:
         console.print(f"pending (enforced when back): {', '.join(report.pending)}")
+    for note in dict.fromkeys(t.step.note() for t in report.steps if not t.step.enforced):
+        console.print(f"[yellow]{note}[/yellow]")
 
 
 def endpoint(

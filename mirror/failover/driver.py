@@ -23,11 +23,11 @@ import anyio
 from mirror.errors import CliError
 from mirror.failover import effects
 from mirror.failover.journal import Journal, LockHeld, OperationPending, OperationRecord
-from mirror.failover.model import OperationReport, Step, StepState, TopologyState
+from mirror.failover.model import OperationReport, PairFacts, Step, StepState, TopologyState
 from mirror.failover.planner import Plan, Refusal, Request, plan_operation
 from mirror.failover.progress import Orchestration, RunStep
 from mirror.failover.steps import Context, StepError, link_state, reachable, run_step
-from mirror.runtime.links import save_links
+from mirror.runtime.links import save_links, writes_mirror_topics
 from mirror.runtime.state import StateDB
 from mirror.runtime.status import running_topology
 from mirror.runtime.topology import TopologyConfig
@@ -51,6 +51,18 @@ def initial_state(topology: TopologyConfig) -> TopologyState:
             "regions to use switchover, failover and failback"
         )
     return TopologyState.initial(topology.failover.primary, topology.failover.standby)
+
+
+def pair_facts(topology: TopologyConfig) -> PairFacts:
+    """Which regions of the failover pair are external, and which of its two flows (the
+    file's and its reverse) keep the exact offset map instead of writing mirror topics."""
+    assert topology.failover is not None
+    pair = (topology.failover.primary, topology.failover.standby)
+    flows = (pair, pair[::-1])
+    return PairFacts(
+        external=frozenset(r for r in pair if not topology.regions[r].managed),
+        mapped=frozenset(f for f in flows if not writes_mirror_topics(topology, *f)),
+    )
 
 
 def region_bootstraps(state_dir: Path, topology: TopologyConfig) -> dict[str, str]:
@@ -92,7 +104,7 @@ async def plan_only(state_dir: Path, request: Request) -> Plan:
         state = await current_state(journal, topology, region_bootstraps(state_dir, topology))
     finally:
         journal.close()
-    return _checked(plan_operation(state, request))
+    return _checked(plan_operation(state, request, pair_facts(topology)))
 
 
 def _checked(plan: Plan | Refusal) -> Plan:
@@ -131,7 +143,7 @@ async def _begin(
         return pending.id  # resume it, whatever was asked
     state = await current_state(journal, topology, bootstraps)
     try:
-        return journal.begin(_checked(plan_operation(state, request)))
+        return journal.begin(_checked(plan_operation(state, request, pair_facts(topology))))
     except OperationPending as exc:
         raise CliError(str(exc)) from None
 

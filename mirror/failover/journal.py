@@ -339,9 +339,11 @@ class Journal:
             state = replay(record.plan, self.entries(record.id), base=state).state
         return state
 
-    def promotion_ends(self, epoch: int) -> dict[tuple[str, int], int]:
+    def promotion_ends(self, epoch: int, figure: str = "target_ends") -> dict[tuple[str, int], int]:
         """The new primary's log end per (topic, partition) when a forced failover promoted
-        it at `epoch` (its measure_loss figures): where a failback's divergence starts."""
+        it at `epoch` (its measure_loss figures): where a failback's divergence starts.
+        `figure="source_resume"` (mapped flows): per old-primary partition, the first
+        offset it had not mirrored: where a failback's recovered records start."""
         record = self.operation_at_epoch(epoch)
         if record is None:
             raise KeyError(f"no failover operation ran at epoch {epoch}")
@@ -349,7 +351,7 @@ class Journal:
         for step in record.plan.steps:
             entry = entries.get(step.index)
             if step.kind is StepKind.MEASURE_LOSS and entry and entry.state is StepState.DONE:
-                ends = entry.detail.get("target_ends", [])
+                ends = entry.detail.get(figure, [])
                 return {(end["topic"], end["partition"]): end["end_offset"] for end in ends}
         raise KeyError(f"{record.describe()} measured no log ends at epoch {epoch}")
 

@@ -35,20 +35,30 @@ class OperationKind(StrEnum):
 class StepKind(StrEnum):
     """What a step does. `Step.region` is the region it changes or reads, `Step.peer` the
     other one; for flow steps (drain, sync_groups, stop_flow, start_flow, catch_up,
-    measure_loss) region is the flow's source and peer its target."""
+    measure_loss, recover) region is the flow's source and peer its target.
+
+    Over a mapped flow (`PairFacts.mapped`: remote topics and the exact offset map) "mirrored
+    up to" means the map's resume position at the target's end, not the target's log end;
+    group offsets are translated through the map; there are no topic flags to promote or
+    demote (the standby role fences a region's own topics, remote topics are exempt)."""
 
     FENCE_SOURCE = "fence_source"  # region: role standby at the step's epoch
     UNFENCE = "unfence"  # region: role primary again at the step's epoch (an abort)
-    DRAIN = "drain"  # every partition's target log end == source log end, after the fence
-    SYNC_GROUPS = "sync_groups"  # idle groups' committed offsets copied 1:1 to the target
+    DRAIN = "drain"  # every partition mirrored up to its source end, after the fence
+    SYNC_GROUPS = "sync_groups"  # idle groups' committed offsets, 1:1 or translated
     PROMOTE = "promote"  # region: role primary; its mirror topics of peer become writable
     STOP_FLOW = "stop_flow"
     START_FLOW = "start_flow"  # the flow runs with link_epoch = the step's epoch
     DEMOTE_TOPICS = "demote_topics"  # region's topics become mirror topics of peer
-    MEASURE_LOSS = "measure_loss"  # peer's log ends vs region's last observed ends
+    MEASURE_LOSS = "measure_loss"  # what peer mirrored vs region's last observed ends
     SAVE_DIVERGENT = "save_divergent"  # region's records past peer's ends at promotion
     TRUNCATE = "truncate"  # region's logs cut to peer's ends at promotion
     CATCH_UP = "catch_up"  # wait until the flow's lag is 0 (the source stays writable)
+    RECOVER = "recover"  # offset-mapped flow: unmirrored records copied late, counted
+
+
+ENFORCED_KINDS = frozenset({StepKind.FENCE_SOURCE, StepKind.UNFENCE, StepKind.PROMOTE})
+"""Steps that change a region's role: no-ops on an external cluster (`Step.enforced`)."""
 
 
 class OnFailure(StrEnum):
@@ -87,6 +97,24 @@ class RegionRole:
     @classmethod
     def from_json(cls, data: Json) -> RegionRole:
         return cls(Role(data["role"]), data["epoch"], data["pending"])
+
+
+@dataclass(frozen=True)
+class PairFacts:
+    """What the topology file says about the failover pair, which no operation changes.
+
+    `external`: regions regionlink does not run (a `bootstrap = ...` cluster): no
+    regionlink.* cluster configs there, so their roles cannot be enforced. `mapped`: flows
+    that keep the exact offset map (prefix naming, or any flow onto an external cluster)
+    instead of writing mirror topics (identity naming onto a regionlink region). The
+    default is two regionlink regions with mirror topics both ways.
+    """
+
+    external: frozenset[str] = frozenset()
+    mapped: frozenset[Flow] = frozenset()
+
+    def is_mapped(self, source: str, target: str) -> bool:
+        return (source, target) in self.mapped
 
 
 @dataclass(frozen=True)
@@ -174,10 +202,17 @@ class Step:
     on_failure: OnFailure
     timeout_s: float | None = None
     since_epoch: int | None = None
+    enforced: bool = True  # False: a role change on an external cluster, done as a no-op
 
     @property
     def flow(self) -> Flow:
         return (self.region, self.peer)
+
+    def note(self) -> str:
+        """What the operator must do instead of a step regionlink cannot enforce ("" if none)."""
+        if self.enforced:
+            return ""
+        return f"not enforced on {self.region} (external cluster): {_YOURSELF[self.kind]}"
 
     def describe(self) -> str:
         """One line for logs and messages, e.g. "drain us-east->eu-west"."""
@@ -193,6 +228,8 @@ class Step:
             "on_failure": self.on_failure.value,
             "timeout_s": self.timeout_s,
             "since_epoch": self.since_epoch,
+            "enforced": self.enforced,
+            "note": self.note(),
         }
 
     @classmethod
@@ -206,8 +243,15 @@ class Step:
             on_failure=OnFailure(data["on_failure"]),
             timeout_s=data["timeout_s"],
             since_epoch=data["since_epoch"],
+            enforced=data.get("enforced", True),
         )
 
+
+_YOURSELF = {
+    StepKind.FENCE_SOURCE: "stop its producers yourself",
+    StepKind.UNFENCE: "restart its producers yourself if you stopped them",
+    StepKind.PROMOTE: "its clients could always write; point producers at it yourself",
+}
 
 _FLOW_TARGET = "{r}->{p}"
 _TARGETS = {
@@ -223,6 +267,7 @@ _TARGETS = {
     StepKind.SAVE_DIVERGENT: "{r} (into {p})",
     StepKind.TRUNCATE: "{r}",
     StepKind.CATCH_UP: _FLOW_TARGET,
+    StepKind.RECOVER: _FLOW_TARGET,
 }
 
 
@@ -254,6 +299,7 @@ class PartitionLoss:
     records: int  # may be fewer than the offsets spanned (compaction, markers)
     first_timestamp_ms: int | None = None
     last_timestamp_ms: int | None = None
+    into: str = ""  # recovered records: the remote topic they were copied into
 
     def __post_init__(self) -> None:
         assert 0 <= self.first_offset <= self.last_offset, self
@@ -268,6 +314,7 @@ class PartitionLoss:
             "records": self.records,
             "first_timestamp_ms": self.first_timestamp_ms,
             "last_timestamp_ms": self.last_timestamp_ms,
+            "into": self.into,
         }
 
     @classmethod
@@ -280,6 +327,7 @@ class PartitionLoss:
             records=data["records"],
             first_timestamp_ms=data.get("first_timestamp_ms"),
             last_timestamp_ms=data.get("last_timestamp_ms"),
+            into=data.get("into", ""),
         )
 
 
@@ -332,6 +380,12 @@ class OperationReport:
     diverged: tuple[PartitionLoss, ...]  # saved into <topic>.diverged on the new primary
     pending: tuple[str, ...]  # regions whose role change awaits their return
     steps: tuple[StepTiming, ...]
+    recovered: tuple[PartitionLoss, ...] = ()  # copied late into remote topics (failback)
+    not_enforced: tuple[str, ...] = ()  # external regions: roles not enforced (`Step.note`)
+
+    @property
+    def recovered_records(self) -> int:
+        return sum(item.records for item in self.recovered)
 
     def to_json(self) -> Json:
         return {
@@ -348,5 +402,8 @@ class OperationReport:
             "loss_manifest": [loss.to_json() for loss in self.loss_manifest],
             "diverged": [loss.to_json() for loss in self.diverged],
             "pending": list(self.pending),
+            "recovered_records": self.recovered_records,
+            "recovered": [item.to_json() for item in self.recovered],
+            "not_enforced": list(self.not_enforced),
             "steps": [timing.to_json() for timing in self.steps],
         }

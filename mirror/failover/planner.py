@@ -18,6 +18,16 @@ The shapes are the issue-11 contract's ("Failover package" in the shared failove
   save_divergent(A), truncate(A), start_flow(B->A at E+1), catch_up(B->A), then a
   switchover B->A at E+2.
 
+Over mapped flows (prefix naming, or onto an external cluster: `PairFacts`) the same shapes
+hold with mapped meanings (see `StepKind`), except failback: nothing diverges, since A's
+topics were never written by the mirror. The forward flow restarted from where it stopped
+copies A's unmirrored records late into B's remote topics (`<A>.<topic>`), and counts them:
+fence_source(A), start_flow(A->B), recover(A->B), start_flow(B->A), catch_up(B->A), then
+the switchover B->A. Role steps on an external region are planned as no-ops the operator
+does by hand (`Step.enforced`, `Step.note`). A switchover needs the same kind of flow both
+ways: identity naming with one external region would write mirror topics one way and use
+the offset map the other, so it is refused (a forced failover starts no reverse flow).
+
 Steps before the promotion abort on failure: `abort_steps` undoes what was done (unfence a
 fenced old primary, restart a stopped flow), best effort. From the promotion on a failure
 halts the operation instead (the promoted side may already have taken writes, so undoing
@@ -32,9 +42,11 @@ from typing import Any
 
 from mirror.failover import effects
 from mirror.failover.model import (
+    ENFORCED_KINDS,
     Json,
     OnFailure,
     OperationKind,
+    PairFacts,
     Role,
     Step,
     StepKind,
@@ -124,17 +136,23 @@ class Plan:
         )
 
 
-def plan_operation(state: TopologyState, request: Request) -> Plan | Refusal:
-    """The steps for `request` from `state` (with reachability set), or why not."""
+def plan_operation(
+    state: TopologyState, request: Request, facts: PairFacts | None = None
+) -> Plan | Refusal:
+    """The steps for `request` from `state` (with reachability set), or why not. `facts`
+    default: two regionlink regions with mirror topics both ways."""
+    facts = facts if facts is not None else PairFacts()
     if refusal := _common_refusal(state, request):
         return refusal
     match request.kind:
         case OperationKind.SWITCHOVER:
-            return _switchover_refusal(state, request) or _switchover_plan(state, request)
+            refusal = _switchover_refusal(state, request) or _flows_refusal(state, request, facts)
+            return refusal or _switchover_plan(state, request, facts)
         case OperationKind.FAILOVER:
-            return _failover_refusal(state, request) or _failover_plan(state, request)
+            return _failover_refusal(state, request) or _failover_plan(state, request, facts)
         case OperationKind.FAILBACK:
-            return _failback_refusal(state, request) or _failback_plan(state, request)
+            refusal = _failback_refusal(state, request) or _flows_refusal(state, request, facts)
+            return refusal or _failback_plan(state, request, facts)
 
 
 # -- refusals -------------------------------------------------------------------------------
@@ -202,6 +220,23 @@ def _failback_refusal(state: TopologyState, request: Request) -> Refusal | None:
     return _unreachable("failback", state, to) or _unreachable("failback", state, source)
 
 
+def _flows_refusal(state: TopologyState, request: Request, facts: PairFacts) -> Refusal | None:
+    """Both directions must be the same kind of flow: a reverse flow that writes mirror topics
+    needs the other side's topics at the same offsets, which an offset-mapped copy is not."""
+    a, b = state.primary, request.to_region
+    if facts.is_mapped(a, b) == facts.is_mapped(b, a):
+        return None
+    mirror, mapped = ((b, a), (a, b)) if facts.is_mapped(a, b) else ((a, b), (b, a))
+    external = ", ".join(sorted(facts.external & {a, b})) or "one region"
+    return Refusal(
+        f"{request.kind.value} between {a} and {b} is not supported with naming = "
+        f'"identity" and {external} an external cluster: {mirror[0]}->{mirror[1]} would '
+        f"write mirror topics at {mirror[0]}'s offsets, but {mapped[0]}->{mapped[1]} keeps an "
+        f'offset map, so they differ; use naming = "prefix" for this pair (a forced '
+        "failover works, since it starts no reverse flow)"
+    )
+
+
 def _unreachable(operation: str, state: TopologyState, region: str) -> Refusal | None:
     if state.is_reachable(region):
         return None
@@ -211,10 +246,10 @@ def _unreachable(operation: str, state: TopologyState, region: str) -> Refusal |
 # -- plans ----------------------------------------------------------------------------------
 
 
-def _switchover_plan(state: TopologyState, request: Request) -> Plan:
+def _switchover_plan(state: TopologyState, request: Request, facts: PairFacts) -> Plan:
     epoch = state.epoch + 1
     steps = _switchover_steps(state.primary, request.to_region, epoch, request.drain_timeout_s)
-    return _plan(OperationKind.SWITCHOVER, state, request, epoch, steps)
+    return _plan(OperationKind.SWITCHOVER, state, request, epoch, steps, facts)
 
 
 def _switchover_steps(source: str, target: str, epoch: int, drain_timeout_s: float) -> list[Step]:
@@ -230,7 +265,7 @@ def _switchover_steps(source: str, target: str, epoch: int, drain_timeout_s: flo
     ]
 
 
-def _failover_plan(state: TopologyState, request: Request) -> Plan:
+def _failover_plan(state: TopologyState, request: Request, facts: PairFacts) -> Plan:
     source, target, epoch = state.primary, request.to_region, state.epoch + 1
     abort = OnFailure.ABORT
     steps = [
@@ -243,25 +278,37 @@ def _failover_plan(state: TopologyState, request: Request) -> Plan:
         steps.insert(0, replace(fence, on_failure=abort))
     else:
         steps.append(fence)
-    return _plan(OperationKind.FAILOVER, state, request, epoch, steps)
+    return _plan(OperationKind.FAILOVER, state, request, epoch, steps, facts)
 
 
-def _failback_plan(state: TopologyState, request: Request) -> Plan:
+def _failback_plan(state: TopologyState, request: Request, facts: PairFacts) -> Plan:
     source, target, epoch = state.primary, request.to_region, state.epoch + 1
     assert state.promoted_at_epoch > 0, state
     since, abort = state.promoted_at_epoch, OnFailure.ABORT
+    if facts.is_mapped(target, source):  # nothing diverged: copy the rest late, count it
+        restore = [
+            _step(StepKind.START_FLOW, target, source, epoch, abort),
+            _step(
+                StepKind.RECOVER, target, source, epoch, abort,
+                timeout_s=request.catch_up_timeout_s, since_epoch=since,
+            ),
+        ]  # fmt: skip
+    else:  # save what only the old primary has, then cut it back to the new one
+        restore = [
+            _step(StepKind.DEMOTE_TOPICS, target, source, epoch, abort),
+            _step(StepKind.SAVE_DIVERGENT, target, source, epoch, abort, since_epoch=since),
+            _step(StepKind.TRUNCATE, target, source, epoch, abort, since_epoch=since),
+        ]
     steps = [
         _step(StepKind.FENCE_SOURCE, target, source, epoch, abort),
-        _step(StepKind.DEMOTE_TOPICS, target, source, epoch, abort),
-        _step(StepKind.SAVE_DIVERGENT, target, source, epoch, abort, since_epoch=since),
-        _step(StepKind.TRUNCATE, target, source, epoch, abort, since_epoch=since),
+        *restore,
         _step(StepKind.START_FLOW, source, target, epoch, abort),
         _step(
             StepKind.CATCH_UP, source, target, epoch, abort, timeout_s=request.catch_up_timeout_s
         ),
         *_switchover_steps(source, target, epoch + 1, request.drain_timeout_s),
     ]
-    return _plan(OperationKind.FAILBACK, state, request, epoch + 1, steps)
+    return _plan(OperationKind.FAILBACK, state, request, epoch + 1, steps, facts)
 
 
 def _step(
@@ -278,8 +325,21 @@ def _step(
 
 
 def _plan(
-    kind: OperationKind, state: TopologyState, request: Request, epoch: int, steps: Sequence[Step]
+    kind: OperationKind,
+    state: TopologyState,
+    request: Request,
+    epoch: int,
+    steps: Sequence[Step],
+    facts: PairFacts,
 ) -> Plan:
-    numbered = tuple(replace(step, index=index) for index, step in enumerate(steps))
+    numbered = tuple(
+        replace(step, index=index, enforced=_enforceable(step, facts))
+        for index, step in enumerate(steps)
+    )
     start = state.with_reachable(())  # reachability was for deciding; it is not journaled
     return Plan(kind, state.primary, request.to_region, epoch, start, numbered)
+
+
+def _enforceable(step: Step, facts: PairFacts) -> bool:
+    """Role changes cannot be enforced on an external cluster (no regionlink.* configs)."""
+    return not (step.kind in ENFORCED_KINDS and step.region in facts.external)

@@ -9,8 +9,16 @@ The figures come from the driver's step details, in these shapes:
   `observed_age_s`: how old it was when measured — writes younger than that are unknown),
   and `target_ends` are the new primary's log ends at promotion, every partition: a
   failback's save_divergent and truncate start there (`Journal.promotion_ends`).
+  Over a mapped flow (`PairFacts.mapped`) the offsets are the old primary's: a loss runs
+  from the map's resume position (the first source offset not mirrored) to the last
+  observed end, and `source_resume` holds that position for every partition (where a
+  failback's recover step starts counting).
 - save_divergent: {"partitions": [loss, ...]}: the old primary's offsets saved into
   `<topic>.diverged` on the new primary.
+- recover: {"partitions": [loss, ...]}: the old primary's offsets copied late into the
+  remote topic named by each item's `into` (a mapped failback: nothing diverges).
+- a role step not enforced on an external region: {"not_enforced": [region], "note": str};
+  the report lists every such region in `not_enforced`, from the plan (known beforehand).
 - any failed step: {"error": "one line"}.
 
 RTO runs from the first step at the operation's final epoch (the fence of a switchover, the
@@ -60,6 +68,8 @@ def build_report(machine: Orchestration) -> OperationReport:
         diverged=_losses(_detail(plan.steps, entries, StepKind.SAVE_DIVERGENT)),
         pending=tuple(machine.state.pending()),
         steps=tuple(_timing(step, entries.get(step.index)) for step in machine.steps()),
+        recovered=_losses(_detail(plan.steps, entries, StepKind.RECOVER)),
+        not_enforced=tuple(sorted({step.region for step in plan.steps if not step.enforced})),
     )
 
 

@@ -25,12 +25,13 @@ from broker.topology import PRIMARY_ROLE, STANDBY_ROLE, Topology
 from mirror.config import FlowConfig, parse_bootstrap
 from mirror.copy.policy import ReplicationPolicy
 from mirror.copy.topic_sync import MirroredTopic, discover
-from mirror.failover import regions
+from mirror.failover import mapped, regions
 from mirror.failover.divergent import save_divergent
 from mirror.failover.loss import measure_loss
 from mirror.failover.model import Step, StepKind, TopologyState
 from mirror.offsets.checkpoints import Checkpointer, end_offsets
-from mirror.runtime.links import LinkState, flow_between, save_links
+from mirror.offsets.store import OffsetMapStore
+from mirror.runtime.links import LinkState, flow_between, save_links, writes_mirror_topics
 from mirror.runtime.state import StateDB
 from mirror.runtime.topology import TopologyConfig
 
@@ -54,7 +55,7 @@ class Context:
     topology: TopologyConfig
     bootstraps: dict[str, str]
     stack: AsyncExitStack
-    promotion_ends: Callable[[int], dict[tuple[str, int], int]]
+    promotion_ends: Callable[..., dict[tuple[str, int], int]]  # Journal.promotion_ends
     clients: dict[str, KafkaClient]
 
     async def client(self, region: str) -> KafkaClient:
@@ -69,11 +70,17 @@ class Context:
     def flow(self, source: str, target: str) -> FlowConfig:
         return flow_between(self.topology, source, target)
 
+    def mapped(self, source: str, target: str) -> bool:
+        """Whether the flow keeps the exact offset map (remote topics) — not mirror topics."""
+        return not writes_mirror_topics(self.topology, source, target)
+
+    def policy(self, source: str, target: str) -> ReplicationPolicy:
+        return ReplicationPolicy.for_flow(self.flow(source, target), self.topology.regions)
+
     async def flow_topics(self, source: str, target: str) -> list[MirroredTopic]:
         """The topics the flow source -> target mirrors (each region's heartbeats stay its own)."""
         flow = self.flow(source, target)
-        policy = ReplicationPolicy.for_flow(flow, self.topology.regions)
-        topics = await discover(await self.client(source), flow, policy)
+        topics = await discover(await self.client(source), flow, self.policy(source, target))
         return [t for t in topics if t.source_topic != HEARTBEATS_TOPIC]
 
 
@@ -99,28 +106,45 @@ async def run_step(ctx: Context, step: Step, state_after: TopologyState) -> Deta
         raise StepError(f"{step.describe()}: {exc}") from exc
 
 
+def _not_enforced(step: Step) -> Detail:
+    """A role change on an external cluster: nothing to set there; the operator's part."""
+    return {"not_enforced": [step.region], "note": step.note()}
+
+
 async def _fence(ctx: Context, step: Step, state_after: TopologyState) -> Detail:
+    if not step.enforced:
+        return _not_enforced(step)
     role = Topology(step.epoch, STANDBY_ROLE, step.peer)
     await regions.set_role(await ctx.client(step.region), role)
     return {"role": role.configs()}
 
 
 async def _unfence(ctx: Context, step: Step, state_after: TopologyState) -> Detail:
+    if not step.enforced:
+        return _not_enforced(step)
     role = Topology(step.epoch, PRIMARY_ROLE, step.region)
     await regions.set_role(await ctx.client(step.region), role)
     return {"role": role.configs()}
 
 
 async def _promote(ctx: Context, step: Step, state_after: TopologyState) -> Detail:
+    if not step.enforced:
+        return _not_enforced(step)
     client = await ctx.client(step.region)
     await regions.set_role(client, Topology(step.epoch, PRIMARY_ROLE, step.region))
+    if ctx.mapped(step.peer, step.region):
+        return {"topics": []}  # remote topics were always writable: no flags to change
     topics = sorted(await regions.mirror_topics(client, step.peer))
     await regions.promote_topics(client, topics)
     return {"topics": topics}
 
 
 async def _demote(ctx: Context, step: Step, state_after: TopologyState) -> Detail:
-    """The region's copies of what the peer will mirror back become mirror topics."""
+    """The region's copies of what the peer will mirror back become mirror topics (over a
+    mapped flow there are none: the peer's topics arrive as remote topics, and the region's
+    own are fenced by its standby role)."""
+    if ctx.mapped(step.peer, step.region):
+        return {"topics": []}
     wanted = {t.target_topic for t in await ctx.flow_topics(step.peer, step.region)}
     client = await ctx.client(step.region)
     present = set(await regions.topic_partitions(client))
@@ -131,12 +155,20 @@ async def _demote(ctx: Context, step: Step, state_after: TopologyState) -> Detai
 
 async def _drain(ctx: Context, step: Step, state_after: TopologyState) -> Detail:
     """Wait until every mirrored partition ends in the target where it ended in the source
-    when the step began (a topic the flow has not created on the target yet: lag)."""
+    when the step began (a topic the flow has not created on the target yet: lag); over a
+    mapped flow, until the map's resume position reaches that end."""
     topics = await ctx.flow_topics(step.region, step.peer)
     source, target = await ctx.client(step.region), await ctx.client(step.peer)
     started_s, lag = time.monotonic(), -1
     counts = {t.source_topic: t.partitions for t in topics}
     source_ends = await regions.partition_ends(source, counts)
+    if ctx.mapped(step.region, step.peer):
+        timeout_s = step.timeout_s or DEFAULT_WAIT_S
+        policy = ctx.policy(step.region, step.peer)
+        _, lag = await mapped.wait_mirrored(source, target, policy, source_ends, timeout_s)
+        if lag:
+            raise StepError(f"lag {lag} records after {timeout_s:g} s")
+        return {"partitions": len(source_ends), "records": sum(source_ends.values())}
     while time.monotonic() - started_s < (step.timeout_s or DEFAULT_WAIT_S):
         view = await target.refresh_metadata(sorted(counts))
         present = [tp for tp in sorted(source_ends) if _has(view, tp)]
@@ -154,10 +186,12 @@ def _has(view: ClusterView, tp: TopicPartition) -> bool:
 
 
 async def _sync_groups(ctx: Context, step: Step, state_after: TopologyState) -> Detail:
-    """One checkpoint pass that commits idle groups' offsets on the target (1:1)."""
+    """One checkpoint pass that commits idle groups' offsets on the target (1:1 onto mirror
+    topics; over a mapped flow, translated exactly through the offset map)."""
     flow = ctx.flow(step.region, step.peer).model_copy(update={"sync_group_offsets": True})
     source, target = await ctx.client(step.region), await ctx.client(step.peer)
-    checkpointer = Checkpointer(source, target, flow, None)
+    store = OffsetMapStore(target, step.region) if ctx.mapped(step.region, step.peer) else None
+    checkpointer = Checkpointer(source, target, flow, store)  # store: translated exactly
     result = await checkpointer.run_once(await ctx.flow_topics(step.region, step.peer))
     groups = {t.group for t in result.translations}
     return {"groups": sorted(groups), "groups_synced": result.groups_synced}
@@ -201,7 +235,28 @@ def link_state(state: TopologyState) -> LinkState:
 
 
 async def _measure_loss(ctx: Context, step: Step, state_after: TopologyState) -> Detail:
-    return await measure_loss(await ctx.client(step.peer), step.region)
+    client = await ctx.client(step.peer)
+    if ctx.mapped(step.region, step.peer):
+        return await mapped.measure_loss(client, ctx.policy(step.region, step.peer))
+    return await measure_loss(client, step.region)
+
+
+async def _recover(ctx: Context, step: Step, state_after: TopologyState) -> Detail:
+    """A mapped failback: the restarted flow copies the old primary's unmirrored records
+    late into the remote topics; wait for it, and count them from the forced failover's
+    resume positions."""
+    assert step.since_epoch is not None, step
+    since = ctx.promotion_ends(step.since_epoch, "source_resume")
+    topics = await ctx.flow_topics(step.region, step.peer)
+    timeout_s = step.timeout_s or DEFAULT_WAIT_S
+    detail, lag = await mapped.recover(
+        await ctx.client(step.region), await ctx.client(step.peer),
+        ctx.policy(step.region, step.peer), {t.source_topic: t.partitions for t in topics},
+        since, timeout_s,
+    )  # fmt: skip
+    if lag:
+        raise StepError(f"lag {lag} records after {timeout_s:g} s")
+    return detail
 
 
 async def _save_divergent(ctx: Context, step: Step, state_after: TopologyState) -> Detail:
@@ -236,5 +291,6 @@ _RUNNERS: dict[StepKind, _Runner] = {
     StepKind.SAVE_DIVERGENT: _save_divergent,
     StepKind.TRUNCATE: _truncate,
     StepKind.CATCH_UP: _drain,  # to where the (still writable) source ended at the start
+    StepKind.RECOVER: _recover,
 }
 assert set(_RUNNERS) == set(StepKind)
