@@ -30,6 +30,7 @@ from mirror.failover.divergent import save_divergent
 from mirror.failover.loss import measure_loss
 from mirror.failover.model import Step, StepKind, TopologyState
 from mirror.offsets.checkpoints import Checkpointer, end_offsets
+from mirror.offsets.source_ends import SourceEnds
 from mirror.offsets.store import OffsetMapStore
 from mirror.runtime.links import LinkState, flow_between, save_links, writes_mirror_topics
 from mirror.runtime.state import StateDB
@@ -37,6 +38,7 @@ from mirror.runtime.topology import TopologyConfig
 
 Detail = dict[str, Any]
 POLL_S = 0.1
+LEASE_MARGIN_S = 0.5  # beyond the lease and one probe interval, for clocks and scheduling
 DEFAULT_WAIT_S = 30.0
 SUPERVISOR_TIMEOUT_S = 30.0  # a flow's workers stop or start within this
 PROBE_TIMEOUT_S = 3.0
@@ -131,12 +133,31 @@ async def _promote(ctx: Context, step: Step, state_after: TopologyState) -> Deta
     if not step.enforced:
         return _not_enforced(step)
     client = await ctx.client(step.region)
+    if state_after.role(step.peer).pending:  # the old primary could not be fenced first
+        await _outwait_lease(ctx, client, step.peer)
     await regions.set_role(client, Topology(step.epoch, PRIMARY_ROLE, step.region))
     if ctx.mapped(step.peer, step.region):
         return {"topics": []}  # remote topics were always writable: no flags to change
     topics = sorted(await regions.mirror_topics(client, step.peer))
     await regions.promote_topics(client, topics)
     return {"topics": topics}
+
+
+async def _outwait_lease(ctx: Context, new_primary: KafkaClient, old_primary: str) -> None:
+    """With a write lease, an old primary that is alive but cut off stops taking writes
+    `lease_s` after it last reached its standby — about when the flow last observed it.
+    Promote only after that (plus a probe interval), so two regions never take writes."""
+    failover = ctx.topology.failover
+    if failover is None or failover.lease_s is None:
+        return
+    observed = await SourceEnds(new_primary, old_primary).latest()
+    last_seen_s = max((end.observed_ms for end in observed.values()), default=0) / 1000
+    margin_s = failover.lease_s / 4 + LEASE_MARGIN_S
+    wait_s = min(
+        last_seen_s + failover.lease_s + margin_s - time.time(), failover.lease_s + margin_s
+    )
+    if wait_s > 0:
+        await anyio.sleep(wait_s)
 
 
 async def _demote(ctx: Context, step: Step, state_after: TopologyState) -> Detail:
