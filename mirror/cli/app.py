@@ -434,11 +434,13 @@ def offsets_translate(
 
 
 def _mount_runtime() -> None:
+    from mirror.cli.chaos import chaos_app
     from mirror.cli.failover import register as register_failover
     from mirror.cli.runtime import register
     from mirror.cli.topology import topology_app
 
     app.add_typer(topology_app, name="topology")
+    app.add_typer(chaos_app, name="chaos")
     register(app)
     register_failover(app)
 
