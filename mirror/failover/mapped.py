@@ -23,6 +23,7 @@ from broker.client.client import ClusterView
 from broker.client.data import EARLIEST, TopicPartition, list_offsets
 from mirror.copy.policy import ReplicationPolicy, is_heartbeats_topic
 from mirror.failover import regions
+from mirror.failover.loss import lost_range, observation_age
 from mirror.failover.model import PartitionLoss
 from mirror.offsets.checkpoints import end_offsets
 from mirror.offsets.offset_map import PartitionOffsetMap
@@ -145,19 +146,9 @@ async def measure_loss(new_primary: KafkaClient, policy: ReplicationPolicy) -> d
             if target_end is not None
             else None
         )
-        losses.append(
-            PartitionLoss(
-                tp[0], tp[1], have, seen.end_offset - 1, seen.end_offset - have,
-                first_timestamp_ms=newest_ms + 1 if newest_ms is not None else None,
-                last_timestamp_ms=seen.observed_ms,
-            )
-        )  # fmt: skip
-    seen_ms = [seen.observed_ms for seen in observed.values()]
-    observed_at_ms = min(seen_ms) if seen_ms else None
-    now_ms = int(time.time() * 1000)
+        losses.append(lost_range(tp, have, seen, newest_ms))
     return {
-        "observed_at_ms": observed_at_ms,
-        "observed_age_s": (now_ms - observed_at_ms) / 1000 if observed_at_ms else None,
+        **observation_age([seen.observed_ms for seen in observed.values()]),
         "partitions": [loss.to_json() for loss in losses],
         "target_ends": [
             {"topic": policy.remote_topic(t), "partition": p, "end_offset": end}

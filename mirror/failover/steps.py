@@ -114,17 +114,16 @@ def _not_enforced(step: Step) -> Detail:
 
 
 async def _fence(ctx: Context, step: Step, state_after: TopologyState) -> Detail:
-    if not step.enforced:
-        return _not_enforced(step)
-    role = Topology(step.epoch, STANDBY_ROLE, step.peer)
-    await regions.set_role(await ctx.client(step.region), role)
-    return {"role": role.configs()}
+    return await _set_role(ctx, step, Topology(step.epoch, STANDBY_ROLE, step.peer))
 
 
 async def _unfence(ctx: Context, step: Step, state_after: TopologyState) -> Detail:
+    return await _set_role(ctx, step, Topology(step.epoch, PRIMARY_ROLE, step.region))
+
+
+async def _set_role(ctx: Context, step: Step, role: Topology) -> Detail:
     if not step.enforced:
         return _not_enforced(step)
-    role = Topology(step.epoch, PRIMARY_ROLE, step.region)
     await regions.set_role(await ctx.client(step.region), role)
     return {"role": role.configs()}
 
