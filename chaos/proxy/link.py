@@ -180,7 +180,7 @@ class _Direction:
     async def _read(self, until_s: float) -> int | None:
         """Bytes read into the buffer, 0 at the end of input, or None when woken (toxics
         changed) or `until_s` came first. Reads at once when it can, with no timer."""
-        size = self._reader.try_receive_into(self._buffer)
+        size = self._try_read()
         if size is not None:
             return size
         with anyio.CancelScope(deadline=until_s) as scope:
@@ -189,7 +189,16 @@ class _Direction:
         self._waiting = None
         if scope.cancel_called:
             return None
-        return self._reader.try_receive_into(self._buffer)
+        return self._try_read()
+
+    def _try_read(self) -> int | None:
+        """A reset from the peer ends the input like an EOF, as in Toxiproxy: what the toxics
+        hold is still delivered, then the destination is closed."""
+        try:
+            return self._reader.try_receive_into(self._buffer)
+        except OSError as exc:
+            log.debug("%s: reading: %r", self._stream, exc)
+            return 0
 
     async def _sleep_until(self, until_s: float) -> None:
         with anyio.CancelScope(deadline=until_s) as scope:

@@ -75,5 +75,7 @@ def proxy(
 
     try:
         anyio.run(main)
-    except OSError as exc:
-        raise CliError(f"cannot serve the proxy API on {listen}: {exc.strerror or exc}") from exc
+    except* OSError as group:
+        error = group.exceptions[0]
+        detail = error.strerror if isinstance(error, OSError) and error.strerror else error
+        raise CliError(f"cannot serve the proxy API on {listen}: {detail}") from None
