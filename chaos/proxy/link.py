@@ -193,7 +193,7 @@ class _Direction:
 
     def _try_read(self) -> int | None:
         """A reset from the peer ends the input like an EOF, as in Toxiproxy: what the toxics
-        hold is still delivered, then the destination is closed."""
+        hold is still delivered, then the end is passed on."""
         try:
             return self._reader.try_receive_into(self._buffer)
         except OSError as exc:
