@@ -82,7 +82,24 @@ class Deployment:
     def down(self) -> None:
         for pid in self.broker_pids():  # a frozen broker must see the supervisor's SIGTERM
             _signal(pid, signal.SIGCONT)
-        regionlink("down", "--state-dir", str(self.state_dir), timeout_s=90)
+        try:
+            done = regionlink("down", "--state-dir", str(self.state_dir), timeout_s=90)
+            if done.returncode == 0:
+                return
+        except subprocess.TimeoutExpired:
+            pass
+        self._kill_leftovers()  # `down` itself failed: leave no process of this test behind
+
+    def _kill_leftovers(self) -> None:
+        from mirror.runtime.state import StateDB, is_ours
+
+        if not (self.state_dir / "state.db").exists():
+            return
+        state = StateDB(self.state_dir)
+        pids = [int(state.meta().get("supervisor_pid", 0))] + [r.pid for r in state.processes()]
+        for pid in pids:
+            if pid and is_ours(pid):
+                _signal(pid, signal.SIGKILL)
 
     def cli(self, *args: str, timeout_s: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
         return regionlink(*args, "--state-dir", str(self.state_dir), timeout_s=timeout_s)
