@@ -341,12 +341,17 @@ class Journal:
 
     def promotion_ends(self, epoch: int, figure: str = "target_ends") -> dict[tuple[str, int], int]:
         """The new primary's log end per (topic, partition) when a forced failover promoted
-        it at `epoch` (its measure_loss figures): where a failback's divergence starts.
+        it at `epoch` (its measure_loss figures): where a failback's divergence starts;
+        empty when a switchover promoted it (nothing diverged).
         `figure="source_resume"` (mapped flows): per old-primary partition, the first
         offset it had not mirrored: where a failback's recovered records start."""
         record = self.operation_at_epoch(epoch)
         if record is None:
             raise KeyError(f"no failover operation ran at epoch {epoch}")
+        if not any(step.kind is StepKind.MEASURE_LOSS for step in record.plan.steps):
+            # A planned promotion (a switchover, or a failback's own) drained first: the old
+            # primary was fenced and level with the new one, so nothing diverged after it.
+            return {}
         entries = {entry.index: entry for entry in self.entries(record.id)}
         for step in record.plan.steps:
             entry = entries.get(step.index)
