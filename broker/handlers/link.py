@@ -11,6 +11,7 @@ waits until the in-sync replicas hold the append.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -118,6 +119,23 @@ def _truncate(partition: Partition, request: LinkTruncatePartition, outcome: _Ou
     partition.producers.rebuild(header for header, _ in log.iter_batches(log.log_start_offset))
 
 
+def _each_partition(
+    broker: Broker, body: Any, action: Callable[[Partition, Any, _Outcome], None]
+) -> list[tuple[str, list[_Outcome]]]:
+    """Check every partition of a link request (leader, mirror source, epoch) and run
+    `action` on those that pass; the outcomes, per topic, in request order."""
+    per_topic: list[tuple[str, list[_Outcome]]] = []
+    for topic in body.topics:
+        outcomes = []
+        for p in topic.partitions:
+            outcome = _checked(broker, topic.name, p.index, body.source_region, body.topology_epoch)
+            if outcome.error == ErrorCode.none and outcome.partition is not None:
+                action(outcome.partition, p, outcome)
+            outcomes.append(outcome)
+        per_topic.append((topic.name, outcomes))
+    return per_topic
+
+
 def _response(per_topic: list[tuple[str, list[_Outcome]]]) -> LinkResponse:
     return LinkResponse(
         0,
@@ -131,15 +149,7 @@ def _response(per_topic: list[tuple[str, list[_Outcome]]]) -> LinkResponse:
 @handles(ApiKey.LINK_APPEND)
 async def link_append(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     body = request.body
-    per_topic: list[tuple[str, list[_Outcome]]] = []
-    for topic in body.topics:
-        outcomes = []
-        for p in topic.partitions:
-            outcome = _checked(broker, topic.name, p.index, body.source_region, body.topology_epoch)
-            if outcome.error == ErrorCode.none and outcome.partition is not None:
-                _append(outcome.partition, p, outcome)
-            outcomes.append(outcome)
-        per_topic.append((topic.name, outcomes))
+    per_topic = _each_partition(broker, body, _append)
     waiting = [
         (o, (o.partition, o.end_offset, o.leader_epoch))
         for _, outcomes in per_topic
@@ -154,14 +164,4 @@ async def link_append(broker: Broker, request: Request, info: ConnectionInfo) ->
 
 @handles(ApiKey.LINK_TRUNCATE)
 async def link_truncate(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
-    body = request.body
-    per_topic: list[tuple[str, list[_Outcome]]] = []
-    for topic in body.topics:
-        outcomes = []
-        for p in topic.partitions:
-            outcome = _checked(broker, topic.name, p.index, body.source_region, body.topology_epoch)
-            if outcome.error == ErrorCode.none and outcome.partition is not None:
-                _truncate(outcome.partition, p, outcome)
-            outcomes.append(outcome)
-        per_topic.append((topic.name, outcomes))
-    return _response(per_topic)
+    return _response(_each_partition(broker, request.body, _truncate))
