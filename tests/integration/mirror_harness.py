@@ -213,7 +213,10 @@ class Seen:
 
 
 def read_all(bootstrap: str, topic: str, timeout_s: float = 10.0) -> list[Seen]:
-    """Every record currently in `topic` (all partitions, up to their end offsets)."""
+    """Every record currently in `topic` (all partitions, up to their end offsets).
+
+    Sorted by (partition, offset): the order a consumer interleaves partitions in is its own.
+    """
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": "reader", "enable.auto.commit": False}
     )
@@ -245,7 +248,7 @@ def read_all(bootstrap: str, topic: str, timeout_s: float = 10.0) -> list[Seen]:
             if message.offset() + 1 >= ends[message.partition()]:
                 remaining.discard(message.partition())
         assert not remaining, f"could not read {topic} partitions {remaining} to their end"
-        return seen
+        return sorted(seen, key=lambda record: (record.partition, record.offset))
     finally:
         consumer.close()
 
