@@ -6,11 +6,14 @@ its partitions identical to the new primary's again by truncating them where the
 primary took over, so those records are first copied, with their keys, values, headers and
 timestamps, into `<topic>.diverged` on the new primary (same partition; headers say where
 each came from) and listed in the report: nothing is dropped silently. Idempotent: records
-already saved (recognised by their origin header) are not saved twice.
+already saved (recognised by their origin headers: region, offset, and the epoch of the
+failover they diverged after — a later failback may save other records from the same
+offsets) are not saved twice.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from broker.client import KafkaClient, KafkaError
@@ -24,6 +27,7 @@ from mirror.offsets.checkpoints import end_offsets
 
 ORIGIN_OFFSET_HEADER = "regionlink.diverged.offset"
 ORIGIN_REGION_HEADER = "regionlink.diverged.region"
+ORIGIN_EPOCH_HEADER = "regionlink.diverged.epoch"
 BATCH_RECORDS = 500
 
 
@@ -36,8 +40,10 @@ async def save_divergent(
     new: KafkaClient,
     old_region: str,
     promotion_ends: dict[TopicPartition, int],
+    since_epoch: int,
 ) -> dict[str, Any]:
-    """Copy the old primary's records past `promotion_ends` into `<topic>.diverged`."""
+    """Copy the old primary's records past `promotion_ends` (where the new primary took
+    over at `since_epoch`) into `<topic>.diverged`."""
     now = await end_offsets(old, sorted(promotion_ends))
     saved = []
     for tp, start in sorted(promotion_ends.items()):
@@ -46,7 +52,8 @@ async def save_divergent(
             continue
         records = await regions.read_range(old, tp, start, end)
         if records:
-            await _save(new, old_region, tp, records, await _partition_count(old, tp[0]))
+            origin = _Origin(old_region, since_epoch)
+            await _save(new, origin, tp, records, await _partition_count(old, tp[0]))
         saved.append(
             PartitionLoss(
                 tp[0], tp[1], start, end - 1, len(records),
@@ -62,38 +69,52 @@ async def _partition_count(client: KafkaClient, topic: str) -> int:
     return len(view.topics[topic].partitions)
 
 
+@dataclass(frozen=True)
+class _Origin:
+    region: str
+    epoch: int
+
+    def headers(self, offset: int) -> tuple[tuple[str, bytes], ...]:
+        return (
+            (ORIGIN_REGION_HEADER, self.region.encode()),
+            (ORIGIN_OFFSET_HEADER, str(offset).encode()),
+            (ORIGIN_EPOCH_HEADER, str(self.epoch).encode()),
+        )
+
+
 async def _save(
-    new: KafkaClient, old_region: str, tp: TopicPartition, records: list[Record], partitions: int
+    new: KafkaClient, origin: _Origin, tp: TopicPartition, records: list[Record], partitions: int
 ) -> None:
     topic = diverged_topic(tp[0])
     error, message = (await create_topics(new, [NewTopic(topic, partitions)]))[topic]
     if error not in (0, ErrorCode.topic_already_exists):
         raise KafkaError(error, f"creating {topic}", message)
     target = (topic, tp[1])
-    have = await _saved_offsets(new, target)
+    have = await _saved_offsets(new, target, origin)
     todo = [r for r in records if r.offset not in have]
     for first in range(0, len(todo), BATCH_RECORDS):
         chunk = todo[first : first + BATCH_RECORDS]
-        batch = build_batch([_copy(r, old_region) for r in chunk])
+        batch = build_batch([_copy(r, origin) for r in chunk])
         leader = await new.leader_for(*target)
         result = (await produce(new, leader, {target: batch}))[target]
         if result.error:
             raise KafkaError(result.error, f"saving into {topic}[{tp[1]}]", result.message)
 
 
-async def _saved_offsets(client: KafkaClient, tp: TopicPartition) -> set[int]:
+async def _saved_offsets(client: KafkaClient, tp: TopicPartition, origin: _Origin) -> set[int]:
+    """Origin offsets of the records `origin` already saved into `tp`."""
     end = (await end_offsets(client, [tp])).get(tp, 0)
     out = set()
     for record in await regions.read_range(client, tp, 0, end):
-        for key, value in record.headers:
-            if key == ORIGIN_OFFSET_HEADER and value is not None:
-                out.add(int(value))
+        headers = {key: value for key, value in record.headers if value is not None}
+        offset = headers.get(ORIGIN_OFFSET_HEADER)
+        if offset is not None and set(origin.headers(int(offset))) <= set(headers.items()):
+            out.add(int(offset))
     return out
 
 
-def _copy(record: Record, old_region: str) -> NewRecord:
-    origin = (
-        (ORIGIN_REGION_HEADER, old_region.encode()),
-        (ORIGIN_OFFSET_HEADER, str(record.offset).encode()),
-    )
-    return NewRecord(record.key, record.value, record.headers + origin, record.timestamp_ms)
+def _copy(record: Record, origin: _Origin) -> NewRecord:
+    return NewRecord(
+        record.key, record.value, record.headers + origin.headers(record.offset),
+        record.timestamp_ms,
+    )  # fmt: skip

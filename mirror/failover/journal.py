@@ -306,9 +306,13 @@ class Journal:
         return self._operations("ORDER BY id DESC LIMIT ?", (limit,))
 
     def operation_at_epoch(self, epoch: int) -> OperationRecord | None:
-        """The operation that ran steps at `epoch` (each operation takes its own epochs)."""
+        """The operation that started steps at `epoch`. An epoch is taken for good once a
+        step at it starts, so one operation at most did; an aborted one may have *planned*
+        later epochs it never started, which the next operation then uses."""
         for record in self._operations("WHERE epoch >= ? ORDER BY id", (epoch,)):
-            if any(step.epoch == epoch for step in record.plan.steps):
+            entries = self.entries(record.id)
+            started = {e.index for e in entries if e.state is not StepState.SKIPPED}
+            if any(s.epoch == epoch and s.index in started for s in record.plan.steps):
                 return record
         return None
 

@@ -98,6 +98,18 @@ class RegionRole:
     def from_json(cls, data: Json) -> RegionRole:
         return cls(Role(data["role"]), data["epoch"], data["pending"])
 
+    def to_tell(self, known_role: str, known_epoch: int) -> bool:
+        """Whether a region holding `known_role` at `known_epoch` must be told this role: it
+        knows an older epoch (it missed a change), or — for a pending change only — the same
+        epoch with another role. That happens when a best-effort step failed after its
+        operation had already reached the region at this epoch, e.g. the unfence undoing an
+        aborted switchover's fence. A confirmed role is never forced at its own epoch: there
+        a different role can only be a newer step of a running operation, not yet journaled.
+        """
+        if known_epoch != self.epoch:
+            return known_epoch < self.epoch
+        return self.pending and known_role != self.role.value
+
 
 @dataclass(frozen=True)
 class PairFacts:

@@ -249,7 +249,7 @@ def link_state(state: TopologyState) -> LinkState:
     return LinkState(
         epoch=state.epoch,
         primary=state.primary,
-        roles={r: (role.role.value, role.epoch) for r, role in state.roles.items()},
+        roles=dict(state.roles),
         flows=dict(state.flows),
     )
 
@@ -283,8 +283,9 @@ async def _save_divergent(ctx: Context, step: Step, state_after: TopologyState) 
     assert step.since_epoch is not None, step
     ends = ctx.promotion_ends(step.since_epoch)
     return await save_divergent(
-        await ctx.client(step.region), await ctx.client(step.peer), step.region, ends
-    )
+        await ctx.client(step.region), await ctx.client(step.peer), step.region, ends,
+        step.since_epoch,
+    )  # fmt: skip
 
 
 async def _truncate(ctx: Context, step: Step, state_after: TopologyState) -> Detail:

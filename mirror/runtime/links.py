@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mirror.config import FlowConfig
+from mirror.failover.model import RegionRole, Role
 from mirror.runtime.state import StateDB
 from mirror.runtime.topology import TopologyConfig
 
@@ -28,14 +29,14 @@ Flow = tuple[str, str]
 class LinkState:
     epoch: int
     primary: str
-    roles: dict[str, tuple[str, int]] = field(default_factory=dict)  # region -> (role, epoch)
+    roles: dict[str, RegionRole] = field(default_factory=dict)
     flows: dict[Flow, int] = field(default_factory=dict)  # running flow -> its topology epoch
 
     def to_json(self) -> dict[str, Any]:
         return {
             "epoch": self.epoch,
             "primary": self.primary,
-            "roles": {r: {"role": role, "epoch": e} for r, (role, e) in sorted(self.roles.items())},
+            "roles": {region: role.to_json() for region, role in sorted(self.roles.items())},
             "flows": [
                 {"source": s, "target": t, "epoch": e} for (s, t), e in sorted(self.flows.items())
             ],
@@ -46,7 +47,7 @@ class LinkState:
         return cls(
             epoch=int(data["epoch"]),
             primary=str(data["primary"]),
-            roles={r: (str(v["role"]), int(v["epoch"])) for r, v in data["roles"].items()},
+            roles={r: RegionRole.from_json({"pending": False, **v}) for r, v in data["roles"].items()},
             flows={(f["source"], f["target"]): int(f["epoch"]) for f in data["flows"]},
         )
 
@@ -69,7 +70,10 @@ def initial_links(topology: TopologyConfig) -> LinkState:
         return LinkState(epoch=0, primary="", flows=flows)
     roles = {}
     if failover.lease_s is not None:
-        roles = {failover.primary: ("primary", 0), failover.standby: ("standby", 0)}
+        roles = {
+            failover.primary: RegionRole(Role.PRIMARY, 0),
+            failover.standby: RegionRole(Role.STANDBY, 0),
+        }
     return LinkState(epoch=0, primary=failover.primary, roles=roles, flows=flows)
 
 

@@ -75,7 +75,7 @@ def _regions(topology: TopologyConfig, rows: list[ProcessRow], links: LinkState)
             "controllers": len(controllers),
             "controllers_running": _running(controllers),
             "restarts": sum(r.restarts for r in brokers),
-            "role": links.roles.get(name, ("", 0))[0],
+            "role": links.roles[name].role.value if name in links.roles else "",
         }
     return regions
 

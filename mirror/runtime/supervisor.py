@@ -190,14 +190,15 @@ class Supervisor:
 
     async def _enforce_roles(self) -> None:
         """Tell each managed region its role whenever it knows an older epoch (it was down,
-        frozen or cut off during a failover, or restarted from old data)."""
+        frozen or cut off during a failover, or restarted from old data), or holds another
+        role at the epoch of a change the journal records as unconfirmed."""
         from mirror.failover.regions import read_role, set_role
 
         while not self.stopping:
             await anyio.sleep(ROLES_POLL_S)
-            for region, (role, epoch) in sorted(self.links.roles.items()):
+            for region, wanted_role in sorted(self.links.roles.items()):
                 bootstrap = self.bootstraps.get(region)
-                if not epoch or not bootstrap:
+                if not wanted_role.epoch or not bootstrap:
                     continue
                 try:
                     with anyio.fail_after(ROLES_POLL_S * 4):
@@ -205,8 +206,10 @@ class Supervisor:
                             parse_bootstrap(bootstrap), request_timeout_s=2, connect_timeout_s=1
                         ) as client:
                             known = await read_role(client)
-                            if known.epoch < epoch:
-                                wanted = Topology(epoch, role, self.links.primary)
+                            if wanted_role.to_tell(known.role, known.epoch):
+                                wanted = Topology(
+                                    wanted_role.epoch, wanted_role.role.value, self.links.primary
+                                )
                                 await set_role(client, wanted)
                                 log.warning("told %s its role: %s", region, wanted)
                 except (KafkaError, KafkaConnectionError, OSError, TimeoutError) as exc:
@@ -224,9 +227,9 @@ class Supervisor:
     def _startup_role(self, region: str) -> tuple[str, ...]:
         if region not in self.links.roles:
             return ()
-        role, epoch = self.links.roles[region]
+        role = self.links.roles[region]
         return (
-            "--topology-epoch", str(epoch), "--region-role", role,
+            "--topology-epoch", str(role.epoch), "--region-role", role.role.value,
             "--topology-primary", self.links.primary,
         )  # fmt: skip
 

@@ -372,6 +372,7 @@ def check_failback(
             headers = dict(s.headers)
             assert headers["regionlink.diverged.region"] == b"us-east", s.headers
             assert headers["regionlink.diverged.offset"] == str(r.offset).encode(), s.headers
+            assert headers["regionlink.diverged.epoch"] == b"1", s.headers  # the failover's
 
     # us-east is primary again; both regions hold the same records at the same offsets.
     state = deployed.failover_status()
