@@ -47,7 +47,10 @@ class LinkState:
         return cls(
             epoch=int(data["epoch"]),
             primary=str(data["primary"]),
-            roles={r: RegionRole.from_json({"pending": False, **v}) for r, v in data["roles"].items()},
+            roles={
+                region: RegionRole.from_json({"pending": False, **role})
+                for region, role in data["roles"].items()
+            },
             flows={(f["source"], f["target"]): int(f["epoch"]) for f in data["flows"]},
         )
 
