@@ -433,6 +433,12 @@ def offsets_translate(
     print_translation(loaded, flow_config, group, as_json)
 
 
+# A broker, controller or worker process runs only its own command: it does not import the
+# operator's command groups (topology, failover, chaos), so a fault in one of those cannot
+# stop a region's brokers or a flow's workers from starting.
+PROCESS_COMMANDS = frozenset({"broker", "controller", "worker"})
+
+
 def _mount_runtime() -> None:
     from mirror.cli.chaos import chaos_app
     from mirror.cli.failover import register as register_failover
@@ -445,11 +451,10 @@ def _mount_runtime() -> None:
     register_failover(app)
 
 
-_mount_runtime()
-
-
 def main() -> None:
     """Console-script entry: one readable line and exit code 2 for expected failures."""
+    if sys.argv[1:2] not in [[command] for command in PROCESS_COMMANDS]:
+        _mount_runtime()
     try:
         app()
     except CliError as exc:
