@@ -150,11 +150,15 @@ def status(state_dir: StateDir = Path(".regionlink"), as_json: AsJson = False) -
         holder = journal.holder()
     finally:
         journal.close()
+    bootstraps = driver.region_bootstraps(state_dir, topology)
+    confirmed = anyio.run(driver.confirmed_roles, state, bootstraps)
     data: dict[str, Any] = {
         **state.to_json(),
         "unfinished": pending.id if pending else None,
         "orchestrator": holder.pid if holder else None,
     }
+    for region, role in data["roles"].items():
+        role["confirmed"] = confirmed.get(region)  # null: pending and not answering
     if as_json:
         print(json.dumps(data, indent=2))
         return
@@ -162,12 +166,22 @@ def status(state_dir: StateDir = Path(".regionlink"), as_json: AsJson = False) -
     for column in ("region", "role", "epoch", "confirmed"):
         table.add_column(column)
     for region, role in sorted(state.roles.items()):
-        table.add_row(region, role.role.value, str(role.epoch), "no" if role.pending else "yes")
+        table.add_row(
+            region, role.role.value, str(role.epoch), _confirmed(role.pending, confirmed[region])
+        )
     console.print(table)
     flows = ", ".join(f"{s}->{t} (epoch {e})" for (s, t), e in sorted(state.flows.items()))
     console.print(f"flows: {flows or 'none'}")
     if pending:
         console.print(f"[yellow]{pending.describe()} is {pending.state.value}: rerun it[/yellow]")
+
+
+def _confirmed(pending: bool, holds: bool | None) -> str:
+    if not pending:
+        return "yes"
+    if holds:
+        return "yes (told on its return)"
+    return "no (unreachable)" if holds is None else "no (told within ~1 s by the supervisor)"
 
 
 def history(state_dir: StateDir = Path(".regionlink"), as_json: AsJson = False) -> None:

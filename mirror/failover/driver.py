@@ -23,10 +23,24 @@ import anyio
 from mirror.errors import CliError
 from mirror.failover import effects
 from mirror.failover.journal import Journal, LockHeld, OperationPending, OperationRecord
-from mirror.failover.model import OperationReport, PairFacts, Step, StepState, TopologyState
+from mirror.failover.model import (
+    OperationReport,
+    PairFacts,
+    RegionRole,
+    Step,
+    StepState,
+    TopologyState,
+)
 from mirror.failover.planner import Plan, Refusal, Request, plan_operation
 from mirror.failover.progress import Orchestration, RunStep
-from mirror.failover.steps import Context, StepError, link_state, reachable, run_step
+from mirror.failover.steps import (
+    Context,
+    StepError,
+    held_role,
+    link_state,
+    reachable,
+    run_step,
+)
 from mirror.runtime.links import save_links, writes_mirror_topics
 from mirror.runtime.state import StateDB
 from mirror.runtime.status import running_topology
@@ -92,6 +106,27 @@ async def current_state(
         for region in state.roles:
             tg.start_soon(probe, region)
     return state.with_reachable(r for r, ok in answers.items() if ok)
+
+
+async def confirmed_roles(
+    state: TopologyState, bootstraps: dict[str, str]
+) -> dict[str, bool | None]:
+    """Per region: whether it holds the role the journal gives it. A role set while the
+    region was unreachable stays pending in the journal; the supervisor tells the region
+    when it is back, so ask the region itself (None: it does not answer)."""
+    answers: dict[str, bool | None] = {}
+
+    async def probe(region: str, wanted: RegionRole) -> None:
+        held = await held_role(bootstraps[region]) if bootstraps.get(region) else None
+        answers[region] = None if held is None else not wanted.to_tell(held.role, held.epoch)
+
+    async with anyio.create_task_group() as tg:
+        for region, wanted in state.roles.items():
+            if wanted.pending:
+                tg.start_soon(probe, region, wanted)
+            else:
+                answers[region] = True
+    return answers
 
 
 async def plan_only(state_dir: Path, request: Request) -> Plan:

@@ -100,6 +100,19 @@ async def reachable(bootstrap: str) -> bool:
     return True
 
 
+async def held_role(bootstrap: str) -> Topology | None:
+    """The role a region enforces now, or None if it does not answer in PROBE_TIMEOUT_S."""
+    try:
+        with anyio.fail_after(PROBE_TIMEOUT_S):
+            async with KafkaClient(
+                parse_bootstrap(bootstrap), request_timeout_s=PROBE_TIMEOUT_S,
+                connect_timeout_s=PROBE_TIMEOUT_S,
+            ) as client:  # fmt: skip
+                return await regions.read_role(client)
+    except (KafkaError, KafkaConnectionError, OSError, TimeoutError):
+        return None
+
+
 async def run_step(ctx: Context, step: Step, state_after: TopologyState) -> Detail:
     """Run `step`; `state_after` is the topology once it is done (flows, roles)."""
     try:

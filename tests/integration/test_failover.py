@@ -334,6 +334,9 @@ def test_forced_failover_of_a_frozen_primary_reports_exactly_what_is_lost(
     state = deployment.failover_status()
     assert (state["primary"], state["epoch"], state["flows"]) == ("eu-west", 1, []), state
     assert state["roles"]["us-east"]["role"] == "standby", state
+    # The journal keeps the fence pending; status asks us-east, which the supervisor told.
+    confirmed = lambda: deployment.failover_status()["roles"]["us-east"]["confirmed"]  # noqa: E731
+    wait_until(lambda: confirmed() is True, 10, "us-east to hold its standby role")
 
 
 FAILBACK_STEPS = (
