@@ -60,6 +60,23 @@ def read_topics(
     ]
 
 
+def end_offsets(
+    endpoint: Endpoint, topics: Iterable[str], timeout_s: float = 10.0
+) -> dict[tuple[str, int], int]:
+    """(logical topic, partition) -> end offset in the region `endpoint` points at."""
+    consumer = Consumer({"bootstrap.servers": endpoint.bootstrap, "group.id": READER_GROUP})
+    try:
+        out = {}
+        for topic in topics:
+            name = endpoint.topic(topic)
+            for partition in sorted(consumer.list_topics(name, timeout_s).topics[name].partitions):
+                _, high = consumer.get_watermark_offsets(TopicPartition(name, partition), timeout_s)
+                out[(topic, partition)] = high
+        return out
+    finally:
+        consumer.close()
+
+
 def _read_to_end(consumer: Consumer, deadline_s: float) -> tuple[list[StoredRecord], int]:
     records: list[StoredRecord] = []
     while time.monotonic() < deadline_s:

@@ -197,7 +197,11 @@ def _highest_polled_offsets(history: History, excluded: Set[str]) -> dict[TopicP
 def unseen(
     history: History, acked: Mapping[str, Acked], not_unseen: Iterable[str]
 ) -> Iterator[Finding]:
-    """Acknowledged values no one polled, other than `not_unseen` (lost, or lost in a failover)."""
+    """Acknowledged values no one polled, other than `not_unseen` (lost, or lost in a failover).
+    A workload without consumer groups (no assignment, no poll in the history) reads
+    nothing: no value can be unseen."""
+    if not (history.assignments or history.polls):
+        return
     skip = polled_values(history) | set(not_unseen)
     for a in acked.values():
         if a.value not in skip:

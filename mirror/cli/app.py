@@ -441,12 +441,14 @@ PROCESS_COMMANDS = frozenset({"broker", "controller", "worker"})
 
 def _mount_runtime() -> None:
     from mirror.cli.chaos import chaos_app
+    from mirror.cli.drill import drill_app
     from mirror.cli.failover import register as register_failover
     from mirror.cli.runtime import register
     from mirror.cli.topology import topology_app
 
     app.add_typer(topology_app, name="topology")
     app.add_typer(chaos_app, name="chaos")
+    app.add_typer(drill_app, name="drill")
     register(app)
     register_failover(app)
 

@@ -490,3 +490,8 @@ def test_random_single_mutations_name_exactly_their_anomaly(
     assume(mutated is not None)
     verdict = judge(world, mutated)
     assert fired(verdict) == {anomaly.value}, verdict.findings
+
+
+def test_a_history_without_consumers_has_nothing_unseen() -> None:
+    history = History(sends=(_send(1, "a"),), outcomes=(_ack(2, "a", 0),))
+    assert Anomaly.UNSEEN.value not in fired(verify(history))

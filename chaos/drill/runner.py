@@ -1,0 +1,290 @@
+"""Run a drill: deploy, load, break things on a timeline, then judge the history.
+
+    regionlink up TOPOLOGY → create topics → workload starts (history.db)
+    → each timeline step at its moment: signals (fault-injected / fault-healed events) and
+      operations (failover-started / failover-finished events; the workload then follows
+      `regionlink endpoint` to the new primary)
+    → the workload ends by itself (producers stop, groups drain)
+    → thaw what is frozen, wait for the mirrors, read every region's final contents
+    → verify (chaos.verifier) → verdict.json; `regionlink down` whatever happened.
+
+Every wait is bounded (the drill's `timeout_s` over the whole run), and cleanup runs on any
+exit, an interrupt included.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from chaos.checks.mirrors import MirrorPair
+from chaos.contents import end_offsets, read_topics
+from chaos.drill.deployment import Deployment, DeploymentError
+from chaos.drill.spec import OPERATIONS, Action, Drill
+from chaos.drill.timeline import Scheduled, Timeline
+from chaos.endpoint import Endpoint
+from chaos.history import HistoryWriter, read_history
+from chaos.model import EventKind
+from chaos.verifier import Scope, Verdict, verify
+from chaos.workload import Workload
+
+log = logging.getLogger(__name__)
+
+SIGNALS = {Action.KILL: signal.SIGKILL, Action.STOP: signal.SIGSTOP, Action.CONT: signal.SIGCONT}
+CAUGHT_UP_TIMEOUT_S = 60.0
+MOVE_TIMEOUT_S = 45.0  # beyond a producer's 30 s delivery timeout on a frozen region
+
+
+@dataclass
+class StepResult:
+    at_s: float  # when it ran, from the workload's start
+    description: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class RunResult:
+    drill: str
+    file: str
+    seed: int
+    run_dir: Path
+    verdict: Verdict | None = None
+    steps: list[StepResult] = field(default_factory=list)
+    error: str = ""  # the run could not be completed: no verdict can be trusted
+
+    @property
+    def passed(self) -> bool:
+        steps_ok = all(step.ok for step in self.steps)
+        return not self.error and steps_ok and self.verdict is not None and self.verdict.passed
+
+
+Progress = Callable[[str], None]
+
+
+class DrillRunner:
+    def __init__(self, drill: Drill, seed: int, run_dir: Path, progress: Progress) -> None:
+        self.drill = drill
+        self.model = drill.model
+        self.timeline = Timeline(self.model.steps, seed)
+        self.result = RunResult(self.model.name, str(drill.path), seed, run_dir)
+        self.deployment = Deployment(run_dir / "state")
+        self.progress = progress
+        self.deadline_s = time.monotonic() + self.model.timeout_s
+
+    def run(self) -> RunResult:
+        try:
+            self._run()
+        except (DeploymentError, TimeoutError, RuntimeError) as exc:
+            self.result.error = str(exc)
+        finally:
+            self.progress("cleaning up: regionlink down")
+            self.deployment.stop_all()
+        return self.result
+
+    def _run(self) -> None:
+        self.progress(f"regionlink up {self.drill.topology_path.name}")
+        bootstraps = self.deployment.up(self.drill.topology_path)
+        primary = Endpoint.from_json(self.deployment.endpoints())
+        self._create_topics(primary.bootstrap)
+        history_path = self.result.run_dir / "history.db"
+        with HistoryWriter(history_path) as history:
+            workload = Workload(self.model.workload.spec(), primary, history)
+            self.progress(f"workload on {primary.region}; {len(self.timeline.steps)} steps")
+            with workload:
+                started_s = time.monotonic()
+                for scheduled in self.timeline.steps:
+                    self._sleep_until(started_s + scheduled.at_s)
+                    self._step(scheduled, started_s, history, workload)
+                self.progress("workload draining")
+                if not workload.wait(max(0.0, self.deadline_s - time.monotonic())):
+                    raise TimeoutError(
+                        f"the workload outlived the drill's {self.model.timeout_s:g} s"
+                    )
+            self.deployment.thaw()
+            mirrors = self._final_contents(history, bootstraps)
+        self.progress("verifying")
+        scope = Scope(invariants=self.model.parsed_invariants(), mirrors=mirrors)
+        self.result.verdict = verify(read_history(history_path), scope)
+
+    def _create_topics(self, bootstrap: str) -> None:
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        wanted = [NewTopic(t.name, t.partitions, 1) for t in self.model.workload.topics]
+        for topic, future in admin.create_topics(wanted, operation_timeout=30).items():
+            try:
+                future.result(timeout=30)
+            except Exception as exc:  # confluent-kafka raises KafkaException
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise RuntimeError(f"creating topic {topic}: {exc}") from None
+
+    def _sleep_until(self, moment_s: float) -> None:
+        if moment_s > self.deadline_s:
+            raise TimeoutError(f"the timeline outlasts the drill's {self.model.timeout_s:g} s")
+        time.sleep(max(0.0, moment_s - time.monotonic()))
+
+    def _step(
+        self, scheduled: Scheduled, started_s: float, history: HistoryWriter, workload: Workload
+    ) -> None:
+        at_s = round(time.monotonic() - started_s, 3)
+        self.progress(f"t={at_s:6.1f}s {scheduled.describe()}")
+        step = scheduled.step
+        if step.action in OPERATIONS:
+            ok, detail = self._operate(scheduled, history, workload)
+        elif step.action is Action.WAIT_CAUGHT_UP:
+            ok, detail = self._wait_caught_up(step.timeout_s)
+        else:
+            ok, detail = self._signal(scheduled, history)
+        self.result.steps.append(StepResult(at_s, scheduled.describe(), ok, detail))
+
+    def _signal(self, scheduled: Scheduled, history: HistoryWriter) -> tuple[bool, str]:
+        step = scheduled.step
+        processes = {name: region for name, (_, region) in self.deployment.processes().items()}
+        names = self.timeline.targets(step, processes)
+        if not names:
+            return False, f"no process matches {step.process!r}"
+        pids = self.deployment.signal(names, SIGNALS[step.action])
+        kind = EventKind.FAULT_HEALED if step.action is Action.CONT else EventKind.FAULT_INJECTED
+        history.event(kind, {"fault": step.action.value, "processes": names, "pids": pids})
+        return True, ", ".join(names)
+
+    def _operate(
+        self, scheduled: Scheduled, history: HistoryWriter, workload: Workload
+    ) -> tuple[bool, str]:
+        step = scheduled.step
+        assert step.to is not None
+        before = self.deployment.endpoints()["region"]
+        history.event(
+            EventKind.FAILOVER_STARTED,
+            {"operation": step.action.value, "from": before, "to": step.to},
+        )
+        with _Follower(self.deployment, workload, before):  # clients move at the promotion
+            operation = self.deployment.operate(
+                step.action.value, step.to, step.timeout_s, step.kill_orchestrator_at
+            )
+        failed = {"operation": step.action.value, "outcome": "failed", "from": before}
+        report = operation.report or {**failed, "to": step.to, "error": operation.error}
+        history.event(EventKind.FAILOVER_FINISHED, report)
+        if operation.report is None:
+            return False, operation.error
+        if step.kill_orchestrator_at is not None and not operation.killed_at:
+            return False, f"the orchestrator finished before {step.kill_orchestrator_at} started"
+        endpoint = Endpoint.from_json(self.deployment.endpoints())
+        if workload.endpoint.region == endpoint.region:  # the follower moved them already
+            endpoint = workload.endpoint
+        moved = workload.move(endpoint, MOVE_TIMEOUT_S)
+        detail = f"rpo {report.get('rpo_records')} records, rto {report.get('rto_seconds')} s"
+        if operation.killed_at:
+            detail = f"orchestrator SIGKILLed at {operation.killed_at}, rerun resumed; {detail}"
+        return (
+            moved,
+            detail if moved else f"{detail}; clients did not move within {MOVE_TIMEOUT_S:g} s",
+        )
+
+    def _wait_caught_up(self, timeout_s: float) -> tuple[bool, str]:
+        deadline_s = min(self.deadline_s, time.monotonic() + timeout_s)
+        topics = [t.name for t in self.model.workload.topics]
+        while time.monotonic() < deadline_s:
+            if all(
+                self._level(source, target, topics)
+                for source, target in self.deployment.running_flows()
+            ):
+                return True, ""
+            time.sleep(0.5)
+        return False, f"mirrors not caught up within {timeout_s:g} s"
+
+    def _level(self, source: str, target: str, topics: list[str]) -> bool:
+        ends = [
+            end_offsets(Endpoint.from_json(self.deployment.endpoint_of(region)), topics)
+            for region in (source, target)
+        ]
+        return ends[0] == ends[1]
+
+    def _final_contents(
+        self, history: HistoryWriter, bootstraps: dict[str, str]
+    ) -> tuple[MirrorPair, ...]:
+        """Every region's final contents into the history, once the mirrors have copied."""
+        self.progress("waiting for the mirrors, reading every region")
+        self._wait_caught_up(CAUGHT_UP_TIMEOUT_S)
+        topics = [t.name for t in self.model.workload.topics]
+        for region in sorted(bootstraps):
+            endpoint = Endpoint.from_json(self.deployment.endpoint_of(region))
+            for contents in read_topics(endpoint, topics, timeout_s=30):
+                history.contents(contents)
+        flows = self.deployment.running_flows()
+        return tuple(MirrorPair(source, target) for source, target in flows)
+
+
+class _Follower:
+    """What an application that follows `regionlink endpoint` does during an operation: it
+    notices the primary change (the journal's primary moves when the promotion is done) and
+    moves its clients there at once, rather than when the operator's command returns."""
+
+    POLL_S = 0.1
+
+    def __init__(self, deployment: Deployment, workload: Workload, primary: str) -> None:
+        self.deployment = deployment
+        self.workload = workload
+        self.primary = primary
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._follow, name="follower", daemon=True)
+
+    def __enter__(self) -> _Follower:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+
+    def _follow(self) -> None:
+        while not self.done.wait(self.POLL_S):
+            try:
+                primary = self.deployment.journal_primary()
+                if primary == self.primary:
+                    continue
+                endpoint = Endpoint.from_json(self.deployment.endpoint_in_process())
+            except Exception as exc:  # a journal being written, a region not answering
+                log.debug("follower: %s", exc)
+                continue
+            self.primary = primary
+            self.workload.move(endpoint, MOVE_TIMEOUT_S)
+
+
+def run_drill(drill: Drill, seed: int, run_dir: Path, progress: Progress) -> RunResult:
+    run_dir.mkdir(parents=True, exist_ok=False)
+    return DrillRunner(drill, seed, run_dir, progress).run()
+
+
+_NO_VERDICT: dict[str, Any] = {
+    "anomalies": {},
+    "records_acked": None,
+    "records_lost": None,
+    "records_duplicated": None,
+    "rpo_records": None,
+    "rto_seconds": None,
+}
+
+
+def summary(result: RunResult) -> dict[str, Any]:
+    """The `drill run --json` object."""
+    from chaos.report import verdict_json
+
+    verdict = verdict_json(result.verdict) if result.verdict is not None else _NO_VERDICT
+    return {
+        "drill": result.drill,
+        "file": result.file,
+        "seed": result.seed,
+        "run": str(result.run_dir),
+        **verdict,
+        "passed": result.passed,
+        "error": result.error,
+        "steps": [step.__dict__ for step in result.steps],
+    }
