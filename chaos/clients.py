@@ -33,6 +33,7 @@ MOVE_FLUSH_S = 5.0  # a moving producer waits this long for answers from the old
 PURGE_REPORT_S = 1.0
 CONSUME_BATCH = 500
 CONSUME_WAIT_S = 0.2
+LEAVE_S = 3.0  # a moving consumer waits this long for its last commit and its close
 MAYBE_WRITTEN = frozenset(
     {
         KafkaError._MSG_TIMED_OUT,
@@ -274,9 +275,14 @@ class ConsumerClient(Client):
             self._leave(consumer)
 
     def _connect(self) -> Consumer:
+        region = self.endpoint.region
         consumer = Consumer(
             CONSUMER_CONFIG
-            | {"bootstrap.servers": self.endpoint.bootstrap, "group.id": self.spec.group}
+            | {
+                "bootstrap.servers": self.endpoint.bootstrap,
+                "group.id": self.spec.group,
+                "on_commit": lambda error, partitions: self._on_commit(region, error, partitions),
+            }
         )
         consumer.subscribe(
             [self.endpoint.topic(topic) for topic in self.spec.topics],
@@ -305,6 +311,9 @@ class ConsumerClient(Client):
         self._progress.read(self.spec.group, topic, partition, offset)
 
     def _commit(self, consumer: Consumer, partitions: Sequence[tuple[str, int]]) -> None:
+        """Commit the positions of `partitions`, asynchronously: a synchronous commit to a
+        region that stopped answering (frozen, cut off) blocks for minutes, and a client
+        must be able to give up on it and move. `_on_commit` records the answer."""
         offsets = [
             TopicPartition(topic, partition, self._positions[(topic, partition)])
             for topic, partition in partitions
@@ -314,18 +323,20 @@ class ConsumerClient(Client):
         if not offsets:
             return
         try:
-            answers = [
-                (tp, "" if tp.error is None else str(tp.error))
-                for tp in consumer.commit(offsets=offsets, asynchronous=False)
-            ]
+            consumer.commit(offsets=offsets, asynchronous=True)
         except KafkaException as exc:
-            answers = [(tp, str(exc)) for tp in offsets]
-        for tp, error in answers:
-            region = self.endpoint.region
+            self._on_commit(self.endpoint.region, exc.args[0], offsets)
+
+    def _on_commit(
+        self, region: str, error: KafkaError | None, partitions: list[TopicPartition]
+    ) -> None:
+        for tp in partitions:
+            failed = error or tp.error
             self.history.commit(
-                self.name, self.spec.group, region, tp.topic, tp.partition, tp.offset, error
-            )
-            if not error:
+                self.name, self.spec.group, region, tp.topic, tp.partition, tp.offset,
+                "" if failed is None else str(failed),
+            )  # fmt: skip
+            if failed is None and region == self.endpoint.region:
                 self._committed[(tp.topic, tp.partition)] = tp.offset
 
     def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -349,5 +360,10 @@ class ConsumerClient(Client):
             )
 
     def _leave(self, consumer: Consumer) -> None:
+        """Commit the last positions and leave the group, for at most about 2 x LEAVE_S: a
+        region that does not answer is abandoned with the consumer still open (it may
+        commit later, when the region answers again, as a real client would)."""
         self._commit(consumer, list(self._positions))
-        consumer.close()  # revokes (and commits) through _revoked
+        closer = threading.Thread(target=consumer.close, name=f"{self.name}-close", daemon=True)
+        closer.start()  # close serves the commit's answer, revokes (and commits) the rest
+        closer.join(2 * LEAVE_S)

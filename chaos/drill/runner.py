@@ -101,9 +101,13 @@ class DrillRunner:
             self.progress(f"workload on {primary.region}; {len(self.timeline.steps)} steps")
             with workload:
                 started_s = time.monotonic()
-                for scheduled in self.timeline.steps:
-                    self._sleep_until(started_s + scheduled.at_s)
-                    self._step(scheduled, started_s, history, workload)
+                try:
+                    for scheduled in self.timeline.steps:
+                        self._sleep_until(started_s + scheduled.at_s)
+                        self._step(scheduled, started_s, history, workload)
+                except BaseException:
+                    self.deployment.thaw()  # a client blocked on a frozen broker must end
+                    raise
                 self.progress("workload draining")
                 if not workload.wait(max(0.0, self.deadline_s - time.monotonic())):
                     raise TimeoutError(
@@ -160,7 +164,7 @@ class DrillRunner:
     ) -> tuple[bool, str]:
         step = scheduled.step
         assert step.to is not None
-        before = self.deployment.endpoints()["region"]
+        before = self.deployment.journal_primary()  # it may not answer: ask the journal
         history.event(
             EventKind.FAILOVER_STARTED,
             {"operation": step.action.value, "from": before, "to": step.to},
@@ -270,6 +274,10 @@ _NO_VERDICT: dict[str, Any] = {
     "records_duplicated": None,
     "rpo_records": None,
     "rto_seconds": None,
+    "metrics": {},
+    "failovers": [],
+    "invariants": [],
+    "findings": [],
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from broker.client import KafkaClient
+from broker.client import KafkaClient, KafkaConnectionError, KafkaError
 from broker.links import HEARTBEATS_TOPIC
 from mirror.config import parse_bootstrap
 from mirror.copy.policy import ReplicationPolicy
@@ -41,8 +41,14 @@ async def endpoint(state_dir: Path, region: str | None) -> dict[str, Any]:
     flow = flow_between(topology, state.primary, target)
     policy = ReplicationPolicy.for_flow(flow, topology.regions)
     address = parse_bootstrap(bootstraps[state.primary])
-    async with KafkaClient(address, request_timeout_s=5) as client:
-        topics = await discover(client, flow, policy)
+    try:
+        async with KafkaClient(address, request_timeout_s=5, connect_timeout_s=5) as client:
+            topics = await discover(client, flow, policy)
+    except (KafkaError, KafkaConnectionError, OSError, TimeoutError) as exc:
+        raise CliError(
+            f"the primary {state.primary} does not answer ({exc}), so its topics cannot be "
+            f"listed; if it is lost: regionlink failover --to {state.standby} --force"
+        ) from None
     return {
         "region": chosen,
         "primary": state.primary,
