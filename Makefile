@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TANSU := .tansu/tansu
 
-.PHONY: system-deps setup demo demo-down test lint typecheck unit integration bench bench-mirror protos clean
+.PHONY: system-deps setup demo demo-down test lint typecheck unit integration bench bench-mirror drills protos clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -52,6 +52,12 @@ bench: $(STAMP)
 	$(PY) -m bench.mirror_bench
 	$(PY) -m bench.replication_bench
 	$(PY) -m bench.failover_bench
+
+## drills: every drill of the library (chaos/drills/), each judged by the verifier; runs kept in .regionlink/drills
+drills: $(STAMP)
+	@failed=""; for drill in $$($(PY) -m mirror.cli drill list --json | $(PY) -c 'import json,sys; print(" ".join(d["name"] for d in json.load(sys.stdin)))'); do \
+		echo "== drill $$drill"; $(PY) -m mirror.cli drill run $$drill --seed $${SEED:-0} || failed="$$failed $$drill"; done; \
+		if [ -n "$$failed" ]; then echo "drills failed:$$failed"; exit 1; fi; echo "every drill passed"
 
 ## bench-mirror: mirror worker vs direct ingest and a naive consumer/producer loop, plus lag
 bench-mirror: $(STAMP)
