@@ -57,7 +57,7 @@ def test_a_minimal_drill_loads_with_defaults(tmp_path: Path) -> None:
         ('\n[[steps]]\nat_s = 3\naction = "switchover"\n', 14, "switchover needs to"),
         ('\n[[steps]]\nat_s = 3\naction = "explode"\n', 14, "steps[0].action"),
         ('\n[[steps]]\nat_s = [5, 2]\naction = "kill"\nprocess = "*"\n', 13, "runs backwards"),
-        ("\n[[workload.groups]]\ngroup = \"g\"\ntopics = [\"nope\"]\n", 8, "not listed"),
+        ('\n[[workload.groups]]\ngroup = "g"\ntopics = ["nope"]\n', 8, "not listed"),
     ],
 )
 def test_mistakes_name_the_file_line_and_key(
