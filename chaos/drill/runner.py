@@ -121,7 +121,10 @@ class DrillRunner:
 
     def _create_topics(self, bootstrap: str) -> None:
         admin = AdminClient({"bootstrap.servers": bootstrap})
-        wanted = [NewTopic(t.name, t.partitions, 1) for t in self.model.workload.topics]
+        wanted = [
+            NewTopic(t.name, t.partitions, t.replication_factor, config=dict(t.configs))
+            for t in self.model.workload.topics
+        ]
         for topic, future in admin.create_topics(wanted, operation_timeout=30).items():
             try:
                 future.result(timeout=30)

@@ -49,6 +49,8 @@ class _Strict(BaseModel):
 class TopicModel(_Strict):
     name: str
     partitions: Annotated[int, Field(ge=1, le=1000)] = 3
+    replication_factor: Annotated[int, Field(ge=1, le=5)] = 1
+    configs: dict[str, str] = {}  # e.g. {"min.insync.replicas" = "2"}
 
 
 class ProducerModel(_Strict):
