@@ -6,6 +6,7 @@ import hashlib
 import logging
 import time
 import uuid
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -13,7 +14,7 @@ from anyio.abc import TaskStatus
 
 from broker import links, telemetry
 from broker.clock import now_ms
-from broker.config import BrokerConfig
+from broker.config import CLIENT_LISTENER, BrokerConfig
 from broker.groups import GroupCoordinator
 from broker.groups.coordinator import TICK_INTERVAL_S
 from broker.handlers import HANDLERS
@@ -213,10 +214,19 @@ class Broker:
         return self.partitions.get(topic, index)
 
     # -- groups ---------------------------------------------------------------------------
-    async def group_coordinator_address(self) -> tuple[int, tuple[str, int]] | None:
+    def advertised_for(self, listener: str) -> tuple[str, int]:
+        """The address clients that came in on `listener` should use (single node)."""
+        for named in self.config.listeners:
+            if named.name == listener:
+                return named.advertised
+        return self.config.advertised_host_port(self.port)
+
+    async def group_coordinator_address(
+        self, listener: str = CLIENT_LISTENER
+    ) -> tuple[int, tuple[str, int]] | None:
         """(node id, address) of the group coordinator: the leader of `__consumer_offsets`."""
         if self.cluster is None:
-            return self.config.node_id, self.config.advertised_host_port(self.port)
+            return self.config.node_id, self.advertised_for(listener)
         if OFFSETS_TOPIC not in self.topics:
             try:
                 await self.create_topic(OFFSETS_TOPIC, 1, OFFSETS_TOPIC_CONFIGS, internal=True)
@@ -294,6 +304,14 @@ class Broker:
                     self.dispatch,
                     self.config.max_frame_bytes,
                 )
+                for named in self.config.listeners:
+                    await tasks.start(
+                        partial(serve, name=named.name),
+                        named.host,
+                        named.port,
+                        self.dispatch,
+                        self.config.max_frame_bytes,
+                    )
                 tasks.start_soon(self._maintenance_loop)
                 tasks.start_soon(self._groups_loop)
                 if self.lease is not None and self.config.lease_peers:

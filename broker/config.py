@@ -8,6 +8,36 @@ from pathlib import Path
 from broker.protocol.framing import DEFAULT_MAX_FRAME_BYTES
 from broker.topology import Topology
 
+CLIENT_LISTENER = "client"
+
+
+@dataclass(frozen=True)
+class Listener:
+    name: str
+    host: str
+    port: int
+    advertised: tuple[str, int]
+
+    @classmethod
+    def parse(cls, text: str) -> Listener:
+        """`NAME=HOST:PORT,ADVERTISED_HOST:ADVERTISED_PORT`; ValueError saying what is wrong."""
+        name, sep, rest = text.partition("=")
+        addresses = rest.split(",")
+        if not sep or not name or name == CLIENT_LISTENER or len(addresses) != 2:
+            raise ValueError(
+                f"expected NAME=HOST:PORT,ADVERTISED_HOST:PORT (NAME not {CLIENT_LISTENER!r}), "
+                f"got {text!r}"
+            )
+        (host, port), advertised = (_host_port(a) for a in addresses)
+        return cls(name, host, port, advertised)
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
 
 @dataclass(frozen=True)
 class BrokerConfig:
@@ -34,6 +64,10 @@ class BrokerConfig:
     # primary may go without reaching one before it refuses client writes. None: no lease.
     lease_s: float | None = None
     lease_peers: tuple[tuple[str, int], ...] = ()
+    # Named extra listeners, as Kafka's `listeners` / `advertised.listeners`: clients that
+    # connect to one are told its advertised address (e.g. a WAN link's fault proxy in front
+    # of it), so they keep coming through it. Single-node regions only, for now.
+    listeners: tuple[Listener, ...] = ()
 
     @property
     def advertised(self) -> tuple[str, int]:

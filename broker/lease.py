@@ -15,6 +15,7 @@ writes even though its clients can reach it. Off unless the topology sets `lease
 from __future__ import annotations
 
 import logging
+import struct
 import time
 from dataclasses import dataclass
 
@@ -50,17 +51,35 @@ def refusal_message(lease: WriteLease, now_s: float) -> str:
     )
 
 
+# ApiVersions v0 with correlation id 1 and client id "regionlink-lease": a whole round trip,
+# so a link that accepts connections but delivers no answers (a one-way blackhole) does not
+# renew the lease. Raw bytes: the probe needs one request, not a client.
+_CLIENT_ID = b"regionlink-lease"
+_PROBE = struct.pack(">hhih", 18, 0, 1, len(_CLIENT_ID)) + _CLIENT_ID
+_PROBE_FRAME = struct.pack(">i", len(_PROBE)) + _PROBE
+
+
+async def probe(host: str, port: int) -> None:
+    """One ApiVersions round trip with the peer; OSError if it does not answer properly."""
+    async with await anyio.connect_tcp(host, port) as stream:
+        await stream.send(_PROBE_FRAME)
+        received = b""
+        while len(received) < 8:  # size and correlation id
+            received += await stream.receive()
+        if struct.unpack(">i", received[4:8])[0] != 1:
+            raise OSError("the peer answered another request")
+
+
 async def keep_lease(lease: WriteLease, peers: list[tuple[str, int]]) -> None:
-    """Probe the standby's listeners forever; any accepted connection renews the lease."""
+    """Probe the standby's listeners forever; any answered probe renews the lease."""
     was_expired = False
     while True:
         interval_s = lease.probe_interval_s
         for host, port in peers:
             try:
                 with anyio.fail_after(interval_s):
-                    stream = await anyio.connect_tcp(host, port)
-                await stream.aclose()
-            except (OSError, TimeoutError):
+                    await probe(host, port)
+            except (OSError, TimeoutError, anyio.EndOfStream, anyio.BrokenResourceError):
                 continue
             lease.reached(time.monotonic())
             break

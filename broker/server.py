@@ -26,6 +26,7 @@ RECEIVE_CHUNK_BYTES = 1 << 20
 class ConnectionInfo:
     peer_host: str
     peer_port: int
+    listener: str = "client"  # the named listener the connection came in on
 
 
 # Returns the framed response (size prefix included) as segments, or None for no response.
@@ -33,10 +34,10 @@ Dispatcher = Callable[[bytearray, ConnectionInfo], Awaitable[Frame | None]]
 
 
 async def serve_connection(
-    stream: SocketStream, dispatch: Dispatcher, max_frame_bytes: int
+    stream: SocketStream, dispatch: Dispatcher, max_frame_bytes: int, listener: str = "client"
 ) -> None:
     peer = stream.extra(SocketAttribute.remote_address, ("?", 0))
-    info = ConnectionInfo(str(peer[0]), int(peer[1]) if len(peer) > 1 else 0)
+    info = ConnectionInfo(str(peer[0]), int(peer[1]) if len(peer) > 1 else 0, listener)
     reader = FrameReader(max_frame_bytes)
     async with stream:
         try:
@@ -60,15 +61,17 @@ async def serve(
     dispatch: Dispatcher,
     max_frame_bytes: int,
     *,
+    name: str = "client",
     task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Listen until cancelled; reports the bound port (useful with port 0) via task_status."""
+    """Listen until cancelled; reports the bound port (useful with port 0) via task_status.
+    `name`: the listener's name, which each connection's `ConnectionInfo` carries."""
     listener = await anyio.create_tcp_listener(local_host=host, local_port=port, reuse_port=False)
     bound_port = int(listener.extra(SocketAttribute.local_port))
     task_status.started(bound_port)
 
     async def handle(stream: SocketStream) -> None:
-        await serve_connection(stream, dispatch, max_frame_bytes)
+        await serve_connection(stream, dispatch, max_frame_bytes, name)
 
     async with listener:
         await listener.serve(handle)

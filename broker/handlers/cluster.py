@@ -98,7 +98,7 @@ async def metadata(broker: Broker, request: Request, info: ConnectionInfo) -> An
             topics.append(_topic_metadata(broker, build, topic))
     brokers = tuple(
         build.make("MetadataResponseBroker", node_id=node, host=host, port=port, rack=None)
-        for node, (host, port) in _brokers(broker)
+        for node, (host, port) in _brokers(broker, info)
     )
     return build.make(
         "MetadataResponse",
@@ -111,10 +111,11 @@ async def metadata(broker: Broker, request: Request, info: ConnectionInfo) -> An
     )
 
 
-def _brokers(broker: Broker) -> list[tuple[int, tuple[str, int]]]:
-    """The brokers clients may use: this one, or every live broker of the region."""
+def _brokers(broker: Broker, info: ConnectionInfo) -> list[tuple[int, tuple[str, int]]]:
+    """The brokers clients may use: this one (at the address of the listener the client
+    came in on), or every live broker of the region."""
     if broker.cluster is None:
-        return [(broker.config.node_id, broker.config.advertised_host_port(broker.port))]
+        return [(broker.config.node_id, broker.advertised_for(info.listener))]
     return broker.cluster.live_brokers()
 
 
@@ -128,7 +129,7 @@ async def describe_cluster(broker: Broker, request: Request, info: ConnectionInf
     build = response_builder(ApiKey.DESCRIBE_CLUSTER, request.header.api_version)
     brokers = tuple(
         build.make("DescribeClusterBroker", broker_id=node, host=host, port=port, rack=None)
-        for node, (host, port) in _brokers(broker)
+        for node, (host, port) in _brokers(broker, info)
     )
     return build.make(
         "DescribeClusterResponse",

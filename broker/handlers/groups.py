@@ -22,7 +22,7 @@ KIP394_JOIN_VERSION = 4
 @handles(ApiKey.FIND_COORDINATOR)
 async def find_coordinator(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     build = response_builder(ApiKey.FIND_COORDINATOR, request.header.api_version)
-    found = await broker.group_coordinator_address()
+    found = await broker.group_coordinator_address(info.listener)
     node_id, (host, port) = found or (-1, ("", -1))
     return build.make(
         "FindCoordinatorResponse",

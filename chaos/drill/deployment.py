@@ -157,6 +157,20 @@ class Deployment:
         status = self.run("failover", "status")
         return [(f["source"], f["target"]) for f in status["flows"]]
 
+    def link_proxies(self, names: list[str]) -> list[Any]:
+        """The fault proxies (toxiproxy-python objects) of the named link directions."""
+        from mirror.runtime.state import StateDB
+        from mirror.runtime.wan import toxiproxy_server
+
+        wan = StateDB(self.state_dir).meta().get("wan")
+        if not isinstance(wan, dict):
+            raise DeploymentError("the topology has no WAN links ([links] in its file)")
+        proxies = toxiproxy_server(wan["api"]).proxies()
+        missing = [name for name in names if name not in proxies]
+        if missing:
+            raise DeploymentError(f"no WAN link {', '.join(missing)}; links: {', '.join(proxies)}")
+        return [proxies[name] for name in names]
+
     def thaw(self) -> None:
         """SIGCONT every process the drill froze and did not thaw itself."""
         for pid in sorted(self.stopped):

@@ -28,7 +28,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from chaos.checks.mirrors import MirrorPair
 from chaos.contents import end_offsets, read_topics
 from chaos.drill.deployment import Deployment, DeploymentError
-from chaos.drill.spec import OPERATIONS, Action, Drill
+from chaos.drill.spec import LINK_ACTIONS, OPERATIONS, Action, Drill, link_directions
 from chaos.drill.timeline import Scheduled, Timeline
 from chaos.endpoint import Endpoint
 from chaos.history import HistoryWriter, read_history
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 SIGNALS = {Action.KILL: signal.SIGKILL, Action.STOP: signal.SIGSTOP, Action.CONT: signal.SIGCONT}
 CAUGHT_UP_TIMEOUT_S = 60.0
+DRILL_TOXIC = "drill-"  # name prefix of the toxics a drill adds; `heal` removes them
 MOVE_TIMEOUT_S = 45.0  # beyond a producer's 30 s delivery timeout on a frozen region
 
 
@@ -147,6 +148,8 @@ class DrillRunner:
             ok, detail = self._operate(scheduled, history, workload)
         elif step.action is Action.WAIT_CAUGHT_UP:
             ok, detail = self._wait_caught_up(step.timeout_s)
+        elif step.action in LINK_ACTIONS:
+            ok, detail = self._link_step(scheduled, history)
         else:
             ok, detail = self._signal(scheduled, history)
         self.result.steps.append(StepResult(at_s, scheduled.describe(), ok, detail))
@@ -161,6 +164,42 @@ class DrillRunner:
         kind = EventKind.FAULT_HEALED if step.action is Action.CONT else EventKind.FAULT_INJECTED
         history.event(kind, {"fault": step.action.value, "processes": names, "pids": pids})
         return True, ", ".join(names)
+
+    def _link_step(self, scheduled: Scheduled, history: HistoryWriter) -> tuple[bool, str]:
+        try:
+            return self._change_link(scheduled, history)
+        except DeploymentError as exc:
+            return False, str(exc)
+        except Exception as exc:  # toxiproxy-python: requests' errors and its own
+            return False, f"the fault proxy refused: {exc}"
+
+    def _change_link(self, scheduled: Scheduled, history: HistoryWriter) -> tuple[bool, str]:
+        """A toxic on a WAN link, the link cut, or healed (drill toxics removed, link up)."""
+        step = scheduled.step
+        assert step.link is not None
+        proxies = self.deployment.link_proxies(link_directions(step.link))
+        detail: dict[str, Any] = {"fault": step.action.value, "link": step.link}
+        if step.action is Action.FAULT:
+            streams = ["upstream", "downstream"] if step.stream == "both" else [step.stream]
+            for proxy in proxies:
+                for stream in streams:
+                    proxy.add_toxic(
+                        name=f"{DRILL_TOXIC}{scheduled.index}-{scheduled.round}-{stream}",
+                        type=step.toxic, stream=stream, toxicity=step.toxicity,
+                        attributes=dict(step.attributes),
+                    )  # fmt: skip
+            detail |= {"toxic": step.toxic, "attributes": step.attributes, "stream": step.stream}
+        elif step.action is Action.CUT:
+            for proxy in proxies:
+                proxy.disable()
+        else:
+            for proxy in proxies:
+                for name in [n for n in proxy.toxics() if n.startswith(DRILL_TOXIC)]:
+                    proxy.destroy_toxic(name)
+                proxy.enable()
+        healed = step.action is Action.HEAL
+        history.event(EventKind.FAULT_HEALED if healed else EventKind.FAULT_INJECTED, detail)
+        return True, ", ".join(p.name for p in proxies)
 
     def _operate(
         self, scheduled: Scheduled, history: HistoryWriter, workload: Workload

@@ -117,6 +117,15 @@ class Action(StrEnum):
     STOP = "stop"  # SIGSTOP them (frozen: sockets open, nothing answers)
     CONT = "cont"  # SIGCONT them
     WAIT_CAUGHT_UP = "wait-caught-up"  # until every running flow has copied everything
+    FAULT = "fault"  # a toxic on a WAN link (one direction "a->b", or both "a:b")
+    CUT = "cut"  # the link down: its proxies refuse and drop connections
+    HEAL = "heal"  # the link up again, without the toxics drills added
+
+
+TOXICS = frozenset(
+    {"latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer", "limit_data"}
+)
+LINK_ACTIONS = frozenset({Action.FAULT, Action.CUT, Action.HEAL})
 
 
 OPERATIONS = frozenset({Action.SWITCHOVER, Action.FAILOVER, Action.FAILBACK})
@@ -135,6 +144,12 @@ class StepModel(_Strict):
     # operations: SIGKILL the orchestrator as soon as it has started this step (a failover
     # step kind: "drain", "promote", "truncate", ...), then run the command again to resume
     kill_orchestrator_at: StepKind | None = None
+    link: str | None = None  # link steps: "us-east->eu-west" (one way) or "us-east:eu-west"
+    toxic: str | None = None  # fault: latency, bandwidth, slow_close, timeout, reset_peer,
+    # slicer, limit_data (Toxiproxy's), with its attributes, e.g. {latency = 200}
+    attributes: dict[str, int] = {}  # Toxiproxy's attributes are integers
+    stream: Literal["upstream", "downstream", "both"] = "both"
+    toxicity: Annotated[float, Field(ge=0, le=1)] = 1.0
     timeout_s: Annotated[float, Field(gt=0)] = 120.0
     note: str = ""
 
@@ -151,9 +166,28 @@ class StepModel(_Strict):
             raise ValueError(f'{self.action.value} needs to = "REGION"')
         if self.action in SIGNALS and not self.process:
             raise ValueError(f'{self.action.value} needs process = "NAME", a glob or a region')
+        if self.action in LINK_ACTIONS and not _link_name(self.link):
+            raise ValueError(f'{self.action.value} needs link = "A->B" (one way) or "A:B" (both)')
+        if self.action is Action.FAULT and self.toxic not in TOXICS:
+            raise ValueError(f"fault needs toxic = one of {', '.join(sorted(TOXICS))}")
         if self.kill_orchestrator_at is not None and self.action not in OPERATIONS:
             raise ValueError("kill_orchestrator_at is for switchover, failover, failback")
         return self
+
+
+def _link_name(link: str | None) -> bool:
+    if link is None:
+        return False
+    a, sep, b = link.partition("->") if "->" in link else link.partition(":")
+    return bool(sep and a and b and a != b)
+
+
+def link_directions(link: str) -> list[str]:
+    """The proxy names ("a->b") a link step acts on: one, or both for "a:b"."""
+    if "->" in link:
+        return [link]
+    a, _, b = link.partition(":")
+    return [f"{a}->{b}", f"{b}->{a}"]
 
 
 class DrillModel(_Strict):

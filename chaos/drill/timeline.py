@@ -24,9 +24,10 @@ class Scheduled:
     round: int  # 0 .. times-1
 
     def describe(self) -> str:
-        what = self.step.to or self.step.process or ""
+        step = self.step
+        what = step.to or step.process or " ".join(x for x in (step.toxic, step.link) if x)
         repeat = f" ({self.round + 1}/{self.step.times})" if self.step.times > 1 else ""
-        return f"{self.step.action.value} {what}{repeat}".strip()
+        return f"{step.action.value} {what}{repeat}".strip()
 
 
 class Timeline:

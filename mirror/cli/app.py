@@ -115,6 +115,14 @@ def broker(
         str | None,
         typer.Option(help="With --lease-s: HOST:PORT[,HOST:PORT...] of the standby's brokers."),
     ] = None,
+    listener: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A named extra listener, NAME=HOST:PORT,ADVERTISED_HOST:PORT (repeatable): "
+            "clients that connect to it are told the advertised address, e.g. a WAN link's "
+            "fault proxy in front of it. Single-node brokers only."
+        ),
+    ] = None,
 ) -> None:
     """Run a Kafka-compatible broker: a single-node region, or one broker of a region.
 
@@ -129,7 +137,7 @@ def broker(
     after SIGKILL the log recovers on the next start and keeps every
     acknowledged record. See docs/regions.md.
     """
-    from broker.config import BrokerConfig
+    from broker.config import BrokerConfig, Listener
     from broker.kraft.quorum import QuorumError, parse_quorum
     from broker.main import run_broker
     from broker.topology import Topology
@@ -158,7 +166,14 @@ def broker(
         peers = tuple(parse_bootstrap(lease_peer)) if lease_peer else ()
     except ValueError as exc:
         raise CliError(f"--lease-peer: {exc}") from exc
+    try:
+        listeners = tuple(Listener.parse(text) for text in listener or ())
+    except ValueError as exc:
+        raise CliError(f"--listener: {exc}") from exc
+    if listeners and quorum is not None:
+        raise CliError("--listener is for single-node brokers (without --controllers) for now")
     config = BrokerConfig(
+        listeners=listeners,
         data_dir=data_dir,
         host=host,
         port=port,

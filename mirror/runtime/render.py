@@ -36,7 +36,28 @@ def status_view(status: dict[str, Any]) -> RenderableType:
             controllers,
             str(region["restarts"]),
         )
-    return Group(regions, flows_view(status["flows"]), processes_view(status["processes"]))
+    parts: list[RenderableType] = [regions, flows_view(status["flows"])]
+    if status.get("links"):
+        parts.append(links_view(status["links"]))
+    return Group(*parts, processes_view(status["processes"]))
+
+
+def links_view(links: list[dict[str, Any]]) -> Table:
+    """WAN links: each direction's proxy, up or cut, and its toxics (conditions and faults)."""
+    table = Table(title="WAN links")
+    for column in ("link", "via", "state", "toxics"):
+        table.add_column(column)
+    for link in links:
+        state = {True: "up", False: "cut", None: "proxy not answering"}[link["enabled"]]
+        toxics = link["toxics"]
+        shown = "?" if toxics is None else ", ".join(_toxic(t) for t in toxics) or "none"
+        table.add_row(link["name"], link["listen"], state, shown)
+    return table
+
+
+def _toxic(toxic: dict[str, Any]) -> str:
+    attributes = " ".join(f"{k}={v}" for k, v in sorted(toxic["attributes"].items()))
+    return f"{toxic['name']} ({toxic['type']} {toxic['stream']} {attributes})"
 
 
 def flows_view(flows: list[dict[str, Any]]) -> RenderableType:

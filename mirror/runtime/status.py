@@ -14,6 +14,7 @@ from mirror.control.client import ControlError, fetch_status
 from mirror.runtime.links import LinkState, initial_links, load_links, running_flows
 from mirror.runtime.state import ProcessRow, StateDB, pid_alive
 from mirror.runtime.topology import TopologyConfig, load_topology
+from mirror.runtime.wan import link_status
 
 TOPOLOGY_COPY = "topology.toml"
 CONTROL_TIMEOUT_S = 2.0
@@ -57,6 +58,7 @@ def collect(state_dir: Path) -> dict[str, Any]:
         "regions": _regions(topology, rows, links),
         "flows": _flows(running_flows(topology, links), workers, live, state.paused_flows()),
         "failover": {"epoch": links.epoch, "primary": links.primary},
+        "links": link_status(meta["wan"]) if isinstance(meta.get("wan"), dict) else [],
         "processes": [{**row.__dict__, "alive": pid_alive(row.pid)} for row in rows],
     }
 

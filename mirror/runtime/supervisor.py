@@ -25,11 +25,25 @@ from broker.client import KafkaClient, KafkaConnectionError, KafkaError
 from broker.ports import free_port
 from broker.topology import Topology
 from mirror.backoff import Backoff
-from mirror.config import parse_bootstrap
-from mirror.runtime.children import ChildSpec, broker_spec, controller_spec, worker_spec
+from mirror.config import FlowConfig, MirrorConfig, parse_bootstrap
+from mirror.runtime.children import (
+    NODE_READY,
+    ChildSpec,
+    broker_spec,
+    controller_spec,
+    regionlink_argv,
+    worker_spec,
+)
 from mirror.runtime.links import encode, initial_links, load_links, running_flows
 from mirror.runtime.state import ProcessRow, StateDB
 from mirror.runtime.topology import RegionConfig, TopologyConfig, load_topology
+from mirror.runtime.wan import (
+    WanProxy,
+    create_proxies,
+    listener_args,
+    plan_proxies,
+    remote_bootstrap,
+)
 from mirror.runtime.worker_files import write_flow_config
 
 log = logging.getLogger("regionlink.supervisor")
@@ -38,7 +52,7 @@ READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 15.0
 HEALTHY_UPTIME_S = 10.0  # a child that ran this long starts its backoff from scratch
 START_ATTEMPTS = 3  # a child that exits this often before its first ready line fails `up`
-STOP_ORDER = ("worker", "broker", "controller")  # clients of a kind stop before what they use
+STOP_ORDER = ("worker", "broker", "controller", "proxy")  # clients stop before what they use
 MAX_REPLICATION_FACTOR = 3  # replicas of a topic created without one, if the region has them
 LINKS_POLL_S = 0.25  # how soon a failover's flow changes are applied
 RETIRE_GRACE_S = 3.0  # a retired worker's SIGTERM, then SIGKILL
@@ -73,6 +87,7 @@ class Supervisor:
         self.bootstraps: dict[str, str] = {}
         self.links = load_links(self.state) or initial_links(topology)
         self._restamp: set[str] = set()
+        self.wan: list[WanProxy] = []
 
     def _port(self, key: str) -> int:
         """A port chosen once per child and kept across restarts."""
@@ -93,6 +108,8 @@ class Supervisor:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watch_signals, tg.cancel_scope)
             try:
+                if self.topology.links:
+                    await self._start_wan(tg)
                 self.bootstraps = await self._start_regions(tg)
                 await self._start_workers(tg)
             except SupervisorError as exc:
@@ -110,6 +127,26 @@ class Supervisor:
         with anyio.CancelScope(shield=True):
             await self._stop_all()
         self.state.set_meta(status="failed", error=reason)
+
+    async def _start_wan(self, tg: anyio.abc.TaskGroup) -> None:
+        """The fault proxy and a proxy per direction of each link, before any broker."""
+        port = self._port("wan/api")
+        spec = ChildSpec(
+            name="wan/proxy",
+            kind="proxy",
+            region="",
+            flow="",
+            argv=regionlink_argv("chaos", "proxy", "--listen", f"127.0.0.1:{port}"),
+            ready=NODE_READY,
+            log_path=self.state_dir / "logs" / "wan-proxy.log",
+        )
+        api = await self._start_ready(tg, spec)
+        self.wan = plan_proxies(self.topology, self._port)
+        try:
+            await create_proxies(api, self.wan, self.topology)
+        except Exception as exc:  # toxiproxy-python raises requests' and its own errors
+            raise SupervisorError(f"cannot create the WAN link proxies: {exc}") from exc
+        self.state.set_meta(wan={"api": api, "proxies": [p.to_json() for p in self.wan]})
 
     async def _start_regions(self, tg: anyio.abc.TaskGroup) -> dict[str, str]:
         """Every managed region's servers; the bootstrap of each, for the workers."""
@@ -157,7 +194,9 @@ class Supervisor:
             return  # regions only: nothing to mirror
         mirror = self.topology.mirror_config(self.bootstraps)
         for flow in running_flows(self.topology, self.links):
-            config = write_flow_config(self.state_dir / "flows", mirror, flow)
+            config = write_flow_config(
+                self.state_dir / "flows", self._across_wan(mirror, flow), flow
+            )
             for index in range(1, flow.workers + 1):
                 key = f"{flow.source}->{flow.target}/worker-{index}"
                 spec = worker_spec(
@@ -165,6 +204,14 @@ class Supervisor:
                 )
                 if spec.name not in self.children:
                     await self._launch(tg, spec)
+
+    def _across_wan(self, mirror: MirrorConfig, flow: FlowConfig) -> MirrorConfig:
+        """A flow's worker runs in its source region: it reaches the target over the link."""
+        remote = remote_bootstrap(self.wan, flow.source, flow.target)
+        if remote is None:
+            return mirror
+        target = mirror.clusters[flow.target].model_copy(update={"bootstrap": remote})
+        return mirror.model_copy(update={"clusters": {**mirror.clusters, flow.target: target}})
 
     async def _follow_links(self, tg: anyio.abc.TaskGroup) -> None:
         """Apply what a failover operation changed: flows to stop, start or re-stamp."""
@@ -222,7 +269,8 @@ class Supervisor:
         with its write lease on the other region of the failover pair, if there is one."""
         if spec.kind != "broker":
             return ()
-        return self._startup_role(spec.region) + self._lease_args(spec.region)
+        listeners = listener_args(self.wan, spec.region)
+        return self._startup_role(spec.region) + self._lease_args(spec.region) + listeners
 
     def _startup_role(self, region: str) -> tuple[str, ...]:
         if region not in self.links.roles:
@@ -242,7 +290,9 @@ class Supervisor:
             return ()
         other = pair[1] if region == pair[0] else pair[0]
         config = self.topology.regions[other]
-        if config.bootstrap is not None:
+        if remote := remote_bootstrap(self.wan, region, other):
+            peers = remote  # the lease is about reaching the standby across the WAN
+        elif config.bootstrap is not None:
             peers = config.bootstrap
         else:
             count = config.brokers or 1

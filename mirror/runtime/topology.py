@@ -132,6 +132,31 @@ class FailoverConfig(BaseModel):
     lease_s: PositiveSeconds | None = None
 
 
+class LinkConfig(BaseModel):
+    """WAN conditions between two regions (`[links."us-east:eu-west"]`), both directions:
+    traffic from one region to the other goes through a fault proxy that adds them."""
+
+    model_config = _MODEL_CONFIG
+
+    latency_ms: int = Field(default=0, ge=0, le=60_000)  # one way
+    jitter_ms: int = Field(default=0, ge=0, le=60_000)
+    bandwidth_kbps: int = Field(default=0, ge=0)  # kilobits per second; 0: not capped
+
+    def toxics(self) -> list[dict[str, object]]:
+        """Toxiproxy toxics (both streams) for these conditions."""
+        out: list[dict[str, object]] = []
+        for stream in ("upstream", "downstream"):
+            if self.latency_ms or self.jitter_ms:
+                attributes = {"latency": self.latency_ms, "jitter": self.jitter_ms}
+                out.append({"name": f"wan-latency-{stream}", "type": "latency",
+                            "stream": stream, "attributes": attributes})  # fmt: skip
+            if self.bandwidth_kbps:
+                rate_kb_per_s = max(1, self.bandwidth_kbps // 8)
+                out.append({"name": f"wan-bandwidth-{stream}", "type": "bandwidth",
+                            "stream": stream, "attributes": {"rate": rate_kb_per_s}})  # fmt: skip
+        return out
+
+
 class TopologyConfig(BaseModel):
     """A topology file: named regions, the flows between them, and an optional failover pair."""
 
@@ -141,6 +166,7 @@ class TopologyConfig(BaseModel):
     regions: dict[str, RegionConfig]
     flows: list[FlowConfig] = Field(default_factory=list)
     failover: FailoverConfig | None = None
+    links: dict[str, LinkConfig] = Field(default_factory=dict)
 
     _source_path: Path | None = PrivateAttr(default=None)
 
@@ -170,6 +196,7 @@ class TopologyConfig(BaseModel):
         ]
         if self.failover is not None:
             problems += self._failover_problems(self.failover)
+        problems += self._wan_problems()
         if problems:
             raise LocatedValueError(problems)
         return self
@@ -204,6 +231,31 @@ class TopologyConfig(BaseModel):
                 )
             ]
         return []
+
+    def _wan_problems(self) -> list[Problem]:
+        problems: list[Problem] = []
+        for key in self.links:
+            a, sep, b = key.partition(":")
+            if not sep or a == b:
+                problems.append((("links", key), 'name a link "REGION:REGION"'))
+            for alias in (a, b) if sep else ():
+                region = self.regions.get(alias)
+                if region is None:
+                    known = ", ".join(sorted(self.regions))
+                    problems.append(
+                        (("links", key), f"unknown region {alias!r}; regions are: {known}")
+                    )
+                elif not region.single_node:
+                    problems.append(
+                        (
+                            ("links", key),
+                            f"WAN links need single-node regions for now; {alias} is not",
+                        )
+                    )
+        return problems
+
+    def link_between(self, a: str, b: str) -> LinkConfig | None:
+        return self.links.get(f"{a}:{b}") or self.links.get(f"{b}:{a}")
 
     @property
     def source_path(self) -> Path | None:

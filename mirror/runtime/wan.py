@@ -1,0 +1,134 @@
+"""WAN links between regions: a fault proxy in front of each region's broker, per peer.
+
+`[links."us-east:eu-west"]` in a topology puts a `regionlink chaos proxy` (Toxiproxy's HTTP
+API) between the two regions: for each direction a proxy `us-east->eu-west` listens on its
+own port and forwards to a named listener `from-us-east` of eu-west's broker, which tells
+clients that came in that way to keep using the proxy (Kafka's advertised listeners). What
+crosses regions — a flow's worker writing into the other region, the write lease's probe —
+uses the proxy; clients inside a region connect directly. The link's latency, jitter and
+bandwidth are toxics on both streams; drills add and remove more (`chaos.drill`).
+
+The plan is pure (ports come from the caller); `create_proxies` drives the API with
+toxiproxy-python, as any Toxiproxy client would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from mirror.runtime.topology import TopologyConfig
+
+LOCALHOST = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class WanProxy:
+    source: str  # the region whose traffic goes through it
+    target: str  # the region whose broker it fronts
+    listen_port: int
+    upstream_port: int  # the target broker's listener `from-<source>`
+
+    @property
+    def name(self) -> str:
+        return f"{self.source}->{self.target}"
+
+    @property
+    def listen(self) -> str:
+        return f"{LOCALHOST}:{self.listen_port}"
+
+    @property
+    def upstream(self) -> str:
+        return f"{LOCALHOST}:{self.upstream_port}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "source": self.source, "target": self.target,
+                "listen": self.listen, "upstream": self.upstream}  # fmt: skip
+
+
+def plan_proxies(topology: TopologyConfig, port: Callable[[str], int]) -> list[WanProxy]:
+    """One proxy per direction of every link; `port(key)` gives a port kept across restarts."""
+    proxies = []
+    for key in sorted(topology.links):
+        a, _, b = key.partition(":")
+        for source, target in ((a, b), (b, a)):
+            proxies.append(
+                WanProxy(
+                    source,
+                    target,
+                    port(f"wan/{source}->{target}"),
+                    port(f"{target}/broker-1/from-{source}"),
+                )
+            )
+    return proxies
+
+
+def listener_args(proxies: list[WanProxy], region: str) -> tuple[str, ...]:
+    """`regionlink broker --listener ...` for `region`'s broker: one per proxy in front of it."""
+    args: list[str] = []
+    for proxy in proxies:
+        if proxy.target == region:
+            args += ["--listener", f"from-{proxy.source}={proxy.upstream},{proxy.listen}"]
+    return tuple(args)
+
+
+def remote_bootstrap(proxies: list[WanProxy], source: str, target: str) -> str | None:
+    """How `source` reaches `target` across the WAN, if a link joins them."""
+    for proxy in proxies:
+        if (proxy.source, proxy.target) == (source, target):
+            return proxy.listen
+    return None
+
+
+async def create_proxies(api: str, proxies: list[WanProxy], topology: TopologyConfig) -> None:
+    """Create every proxy (if missing) with its link's toxics, through the HTTP API."""
+    await anyio.to_thread.run_sync(_create_proxies, api, proxies, topology)
+
+
+def _create_proxies(api: str, proxies: list[WanProxy], topology: TopologyConfig) -> None:
+    server = toxiproxy_server(api)
+    existing = server.proxies()
+    for plan in proxies:
+        proxy = existing.get(plan.name) or server.create(
+            upstream=plan.upstream, name=plan.name, listen=plan.listen, enabled=True
+        )
+        link = topology.link_between(plan.source, plan.target)
+        present = {toxic.name for toxic in proxy.toxics().values()}
+        for toxic in link.toxics() if link else []:
+            if toxic["name"] not in present:
+                proxy.add_toxic(**toxic)
+
+
+def toxiproxy_server(api: str) -> Any:
+    """A toxiproxy-python client for the API at HOST:PORT (it keeps the address globally)."""
+    from toxiproxy import Toxiproxy
+
+    host, _, port = api.rpartition(":")
+    server = Toxiproxy()
+    server.update_api_consumer(host, int(port))
+    return server
+
+
+def link_status(wan: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each proxy of the state's `wan` meta with whether it is up and its toxics now (what
+    the link adds, and the faults a drill put on it); `toxics` is None if the fault proxy
+    does not answer."""
+    try:
+        live = toxiproxy_server(wan["api"]).proxies()
+    except Exception:  # requests' connection errors: the proxy process is down
+        live = None
+    out = []
+    for proxy in wan.get("proxies", []):
+        found = live.get(proxy["name"]) if live is not None else None
+        toxics = None
+        if found is not None:
+            toxics = [
+                {"name": t.name, "type": t.type, "stream": t.stream,
+                 "toxicity": t.toxicity, "attributes": t.attributes}
+                for t in found.toxics().values()
+            ]  # fmt: skip
+        out.append({**proxy, "enabled": found.enabled if found else None, "toxics": toxics})
+    return out
