@@ -1,0 +1,111 @@
+"""WAN links end to end (issue 12): `regionlink up topologies/active-passive-wan.toml`.
+
+Traffic between the regions goes through the fault proxy: the mirror's worker writes into
+eu-west through it (and is told the proxy's address by eu-west's named listener), clients
+inside a region connect directly, `regionlink status` shows both directions with the link's
+toxics, and cutting the link (as a drill does, with toxiproxy-python) stops the mirror and
+lets us-east's write lease expire; healing it brings both back.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, Producer
+
+from mirror.runtime.state import StateDB
+from mirror.runtime.wan import toxiproxy_server
+from tests.integration.mirror_harness import create_topic, end_offsets, wait_until
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+TOPOLOGY = ROOT / "topologies" / "active-passive-wan.toml"
+
+
+def regionlink(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mirror.cli", *args],
+        capture_output=True, text=True, timeout=timeout_s, cwd=ROOT,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def wan(tmp_path: Path) -> Iterator[Path]:
+    state_dir = tmp_path / "state"
+    done = regionlink("up", str(TOPOLOGY), "--state-dir", str(state_dir), "--json")
+    assert done.returncode == 0, done.stderr[-3000:]
+    try:
+        yield state_dir
+    finally:
+        regionlink("down", "--state-dir", str(state_dir), timeout_s=90)
+
+
+def _status(state_dir: Path) -> dict[str, Any]:
+    done = regionlink("status", "--state-dir", str(state_dir), "--json")
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout))
+
+
+def _advertised(bootstrap: str) -> set[str]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "probe"})
+    try:
+        brokers = consumer.list_topics(timeout=10).brokers.values()
+        return {f"{b.host}:{b.port}" for b in brokers}
+    finally:
+        consumer.close()
+
+
+def _send(bootstrap: str, count: int) -> list[KafkaError | None]:
+    errors: list[KafkaError | None] = []
+    producer = Producer({"bootstrap.servers": bootstrap, "message.timeout.ms": 5000})
+    for i in range(count):
+        producer.produce("orders", b"v%d" % i, on_delivery=lambda e, _m: errors.append(e))
+    producer.flush(15)
+    return errors
+
+
+def test_cross_region_traffic_goes_through_the_link(wan: Path) -> None:
+    status = _status(wan)
+    us = status["regions"]["us-east"]["bootstrap"]
+    eu = status["regions"]["eu-west"]["bootstrap"]
+    links = {link["name"]: link for link in status["links"]}
+    assert set(links) == {"us-east->eu-west", "eu-west->us-east"}
+    forward = links["us-east->eu-west"]
+    assert forward["enabled"] is True
+    assert {(t["type"], t["stream"]) for t in forward["toxics"]} == {
+        (kind, stream) for kind in ("latency", "bandwidth") for stream in ("upstream", "downstream")
+    }
+    # Through the proxy eu-west advertises the proxy; directly, itself.
+    assert _advertised(forward["listen"]) == {forward["listen"]}
+    assert _advertised(eu) == {eu}
+    flow_file = (wan / "flows" / "us-east--eu-west.toml").read_text()
+    assert forward["listen"] in flow_file, "the worker reaches eu-west over the link"
+
+    create_topic(us, "orders", 2)
+    assert _send(us, 300) == [None] * 300
+    wait_until(lambda: end_offsets(eu, "orders") == end_offsets(us, "orders"), 30, "mirrored")
+
+    # Cut the link as a drill does: the mirror stops, us-east's lease expires (5 s).
+    api = StateDB(wan).meta()["wan"]["api"]
+    proxies = toxiproxy_server(api).proxies()
+    for proxy in proxies.values():
+        proxy.disable()
+    assert not any(link["enabled"] for link in _status(wan)["links"])
+    time.sleep(7)
+    refused = _send(us, 5)
+    assert all(e is not None for e in refused), refused
+    assert {e.code() for e in refused if e is not None} == {KafkaError.POLICY_VIOLATION}
+
+    for proxy in proxies.values():
+        proxy.enable()
+
+    time.sleep(3)  # the lease is renewed at the next probe (every 1.25 s with lease_s = 5)
+    assert _send(us, 10) == [None] * 10, "us-east takes writes again once it reaches eu-west"
+    wait_until(lambda: end_offsets(eu, "orders") == end_offsets(us, "orders"), 30, "caught up")
