@@ -130,6 +130,15 @@ class Supervisor:
 
     async def _start_wan(self, tg: anyio.abc.TaskGroup) -> None:
         """The fault proxy and a proxy per direction of each link, before any broker."""
+        api = self.topology.chaos.toxiproxy_url or await self._start_fault_proxy(tg)
+        self.wan = plan_proxies(self.topology, self._port)
+        try:
+            await create_proxies(api, self.wan, self.topology)
+        except Exception as exc:  # toxiproxy-python raises requests' and its own errors
+            raise SupervisorError(f"cannot create the WAN link proxies at {api}: {exc}") from exc
+        self.state.set_meta(wan={"api": api, "proxies": [p.to_json() for p in self.wan]})
+
+    async def _start_fault_proxy(self, tg: anyio.abc.TaskGroup) -> str:
         port = self._port("wan/api")
         spec = ChildSpec(
             name="wan/proxy",
@@ -140,13 +149,7 @@ class Supervisor:
             ready=NODE_READY,
             log_path=self.state_dir / "logs" / "wan-proxy.log",
         )
-        api = await self._start_ready(tg, spec)
-        self.wan = plan_proxies(self.topology, self._port)
-        try:
-            await create_proxies(api, self.wan, self.topology)
-        except Exception as exc:  # toxiproxy-python raises requests' and its own errors
-            raise SupervisorError(f"cannot create the WAN link proxies: {exc}") from exc
-        self.state.set_meta(wan={"api": api, "proxies": [p.to_json() for p in self.wan]})
+        return await self._start_ready(tg, spec)
 
     async def _start_regions(self, tg: anyio.abc.TaskGroup) -> dict[str, str]:
         """Every managed region's servers; the bootstrap of each, for the workers."""

@@ -157,6 +157,27 @@ class LinkConfig(BaseModel):
         return out
 
 
+class ChaosConfig(BaseModel):
+    """`[chaos]`: where the WAN links' fault proxy runs."""
+
+    model_config = _MODEL_CONFIG
+
+    # HOST:PORT of a running Toxiproxy server (or `regionlink chaos proxy`) to create the
+    # links' proxies in, instead of the one `regionlink up` starts
+    toxiproxy_url: str | None = None
+
+    @field_validator("toxiproxy_url")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        address = value.removeprefix("http://").rstrip("/")
+        host, sep, port = address.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"expected HOST:PORT (or http://HOST:PORT), got {value!r}")
+        return address
+
+
 class TopologyConfig(BaseModel):
     """A topology file: named regions, the flows between them, and an optional failover pair."""
 
@@ -167,6 +188,7 @@ class TopologyConfig(BaseModel):
     flows: list[FlowConfig] = Field(default_factory=list)
     failover: FailoverConfig | None = None
     links: dict[str, LinkConfig] = Field(default_factory=dict)
+    chaos: ChaosConfig = Field(default_factory=ChaosConfig)
 
     _source_path: Path | None = PrivateAttr(default=None)
 

@@ -92,9 +92,14 @@ def _create_proxies(api: str, proxies: list[WanProxy], topology: TopologyConfig)
     server = toxiproxy_server(api)
     existing = server.proxies()
     for plan in proxies:
-        proxy = existing.get(plan.name) or server.create(
-            upstream=plan.upstream, name=plan.name, listen=plan.listen, enabled=True
-        )
+        proxy = existing.get(plan.name)
+        if proxy is not None and (proxy.listen, proxy.upstream) != (plan.listen, plan.upstream):
+            server.destroy(proxy)  # left by an earlier run on a shared Toxiproxy server
+            proxy = None
+        if proxy is None:
+            proxy = server.create(
+                upstream=plan.upstream, name=plan.name, listen=plan.listen, enabled=True
+            )
         link = topology.link_between(plan.source, plan.target)
         present = {toxic.name for toxic in proxy.toxics().values()}
         for toxic in link.toxics() if link else []:

@@ -109,3 +109,31 @@ def test_cross_region_traffic_goes_through_the_link(wan: Path) -> None:
     time.sleep(3)  # the lease is renewed at the next probe (every 1.25 s with lease_s = 5)
     assert _send(us, 10) == [None] * 10, "us-east takes writes again once it reaches eu-west"
     wait_until(lambda: end_offsets(eu, "orders") == end_offsets(us, "orders"), 30, "caught up")
+
+
+def test_links_can_live_in_a_toxiproxy_server_of_ones_own(tmp_path: Path) -> None:
+    """`[chaos] toxiproxy_url`: the proxies are created there; no proxy process of ours."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mirror.cli", "chaos", "proxy", "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        api = server.stdout.readline().split()[-1]
+        topology = tmp_path / "wan.toml"
+        topology.write_text(TOPOLOGY.read_text() + f'\n[chaos]\ntoxiproxy_url = "http://{api}"\n')
+        state_dir = tmp_path / "state"
+        done = regionlink("up", str(topology), "--state-dir", str(state_dir), "--json")
+        assert done.returncode == 0, done.stderr[-3000:]
+        try:
+            status = _status(state_dir)
+            assert "wan/proxy" not in {p["name"] for p in status["processes"]}
+            assert {link["name"] for link in status["links"]} == {
+                "us-east->eu-west", "eu-west->us-east",
+            }  # fmt: skip
+            assert set(toxiproxy_server(api).proxies()) == {"us-east->eu-west", "eu-west->us-east"}
+        finally:
+            regionlink("down", "--state-dir", str(state_dir), timeout_s=90)
+    finally:
+        server.terminate()
+        server.wait(10)
