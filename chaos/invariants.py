@@ -28,10 +28,13 @@ METRICS: dict[str, str] = {
     "records_duplicated": "values at more than one offset",
     "rpo_records": "acked records failovers lost, as measured (sum)",
     "reported_rpo_records": "rpo_records the failover reports gave (sum)",
+    "rpo_observed_records": "rpo_records within the ends the failovers last observed (sum)",
     "rto_seconds": "the longest client-measured RTO",
     "reported_rto_seconds": "the longest RTO the failover reports gave",
     "failovers": "operations that moved the primary",
     "mirror_lag_offsets": "offsets mirrors had not copied at the final read",
+    "max_lag_records": "the most records a flow was behind, sampled every second",
+    "max_lag_seconds": "the longest a flow was behind in time, sampled every second",
 } | {anomaly.value: f"{anomaly.value} findings" for anomaly in Anomaly}
 
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {

@@ -34,6 +34,7 @@ class EventKind(StrEnum):
     FAILOVER_STARTED = "failover-started"  # {"operation", "from", "to"}
     FAILOVER_FINISHED = "failover-finished"  # the operation's report (`regionlink ... --json`)
     CLIENT_MOVED = "client-moved"  # {"client", "from", "to"}
+    LAG_SAMPLED = "lag-sampled"  # {"flow": "source:target", "lag_records", "lag_ms"}
 
 
 @dataclass(frozen=True, slots=True)

@@ -122,11 +122,16 @@ def _finding(row: Mapping[str, Any]) -> Finding:
 
 
 def _failover_json(measure: FailoverMeasure) -> dict[str, Any]:
-    return asdict(measure) | {"rpo_seconds": measure.rpo_seconds}
+    extra = {
+        "rpo_seconds": measure.rpo_seconds,
+        "observed_rpo_records": measure.observed_rpo_records,
+    }
+    return asdict(measure) | extra
 
 
 def _failover(data: Mapping[str, Any]) -> FailoverMeasure:
-    return FailoverMeasure(**{k: v for k, v in data.items() if k != "rpo_seconds"})
+    derived = {"rpo_seconds", "observed_rpo_records"}
+    return FailoverMeasure(**{k: v for k, v in data.items() if k not in derived})
 
 
 def _anomalies_table(verdict: Verdict) -> Table:

@@ -35,7 +35,7 @@ from chaos.checks.mirrors import MirrorPair, mirror_findings, mirror_lag_offsets
 from chaos.checks.polls import periods, poll_findings
 from chaos.findings import Anomaly, Finding
 from chaos.invariants import Invariant, InvariantResult, Metric, evaluate
-from chaos.model import History, SendStatus
+from chaos.model import EventKind, History, SendStatus
 
 
 @dataclass(frozen=True)
@@ -123,13 +123,26 @@ def _metrics(
         "records_duplicated": anomalies[Anomaly.DUPLICATE],
         "rpo_records": sum(m.rpo_records for m in measures),
         "reported_rpo_records": _total([m.reported_rpo_records for m in measures]),
+        "rpo_observed_records": sum(m.observed_rpo_records for m in measures),
         "rto_seconds": _longest([m.rto_seconds for m in measures]),
         "reported_rto_seconds": _longest([m.reported_rto_seconds for m in measures]),
         "failovers": len(measures),
         "mirror_lag_offsets": (
             sum(mirror_lag_offsets(history.contents, pair) for pair in mirrors) if mirrors else None
         ),
+        **_lag_maxima(history),
         **anomalies,
+    }
+
+
+def _lag_maxima(history: History) -> dict[str, Metric]:
+    """The worst mirror lag the runner sampled during the run (None: never sampled)."""
+    samples = [e.detail for e in history.events if e.kind is EventKind.LAG_SAMPLED]
+    if not samples:
+        return {"max_lag_records": None, "max_lag_seconds": None}
+    return {
+        "max_lag_records": max(int(s["lag_records"]) for s in samples),
+        "max_lag_seconds": max(int(s["lag_ms"]) for s in samples) / 1000,
     }
 
 

@@ -48,6 +48,14 @@ class FailoverMeasure:
     lost_first_acked_ms: int | None  # the oldest and newest of those lost, by ack time
     lost_last_acked_ms: int | None
     rto_seconds: float | None
+    # of rpo_records, those past the old primary's ends as last observed (the report's loss
+    # manifest): written after the observation, so no report could have named them
+    unobserved_rpo_records: int = 0
+
+    @property
+    def observed_rpo_records(self) -> int:
+        """What the report should have counted: the measured loss it could observe."""
+        return self.rpo_records - self.unobserved_rpo_records
 
     @property
     def rpo_seconds(self) -> float | None:
@@ -139,9 +147,20 @@ def measure(
             lost_first_acked_ms=lost[0].acked_ms if lost else None,
             lost_last_acked_ms=lost[-1].acked_ms if lost else None,
             rto_seconds=rto_seconds(failover, acked),
+            unobserved_rpo_records=_unobserved(report, lost),
         ),
         findings,
     )
+
+
+def _unobserved(report: Mapping[str, Any], lost: list[Acked]) -> int:
+    """Lost records past the manifest's observed end of their partition; a partition the
+    manifest does not name lost nothing the observation saw."""
+    observed_last = {
+        (entry["topic"], entry["partition"]): int(entry["last_offset"])
+        for entry in report.get("loss_manifest", [])
+    }
+    return sum(1 for a in lost if a.offset > observed_last.get((a.topic, a.partition), -1))
 
 
 def rto_seconds(failover: Failover, acked: Mapping[str, Acked]) -> float | None:

@@ -57,6 +57,19 @@ class Deployment:
             raise DeploymentError(f"regionlink {' '.join(args)}: {lines[-1]}")
         return json.loads(done.stdout)
 
+    def run_plain(self, *args: str, timeout_s: float = CLI_TIMEOUT_S) -> str:
+        """A `regionlink` command without --json: its output; DeploymentError on failure."""
+        try:
+            done = subprocess.run(
+                self.command(*args), capture_output=True, text=True, timeout=timeout_s
+            )
+        except subprocess.TimeoutExpired:
+            raise DeploymentError(f"regionlink {args[0]} took over {timeout_s:g} s") from None
+        if done.returncode != 0:
+            lines = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()
+            raise DeploymentError(f"regionlink {' '.join(args)}: {lines[-1]}")
+        return done.stdout.strip()
+
     def up(self, topology: Path) -> dict[str, str]:
         """Start the topology; each region's bootstrap."""
         started = self.run("up", str(topology), timeout_s=180)

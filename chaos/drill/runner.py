@@ -28,7 +28,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from chaos.checks.mirrors import MirrorPair
 from chaos.contents import end_offsets, read_topics
 from chaos.drill.deployment import Deployment, DeploymentError
-from chaos.drill.spec import LINK_ACTIONS, OPERATIONS, Action, Drill, link_directions
+from chaos.drill.spec import FLOW_ACTIONS, LINK_ACTIONS, OPERATIONS, Action, Drill, link_directions
 from chaos.drill.timeline import Scheduled, Timeline
 from chaos.endpoint import Endpoint
 from chaos.history import HistoryWriter, read_history
@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 SIGNALS = {Action.KILL: signal.SIGKILL, Action.STOP: signal.SIGSTOP, Action.CONT: signal.SIGCONT}
 CAUGHT_UP_TIMEOUT_S = 60.0
 DRILL_TOXIC = "drill-"  # name prefix of the toxics a drill adds; `heal` removes them
-MOVE_TIMEOUT_S = 45.0  # beyond a producer's 30 s delivery timeout on a frozen region
+MOVE_TIMEOUT_S = 45.0
+LAG_SAMPLE_S = 1.0  # beyond a producer's 30 s delivery timeout on a frozen region
 
 
 @dataclass
@@ -100,7 +101,7 @@ class DrillRunner:
         with HistoryWriter(history_path) as history:
             workload = Workload(self.model.workload.spec(), primary, history)
             self.progress(f"workload on {primary.region}; {len(self.timeline.steps)} steps")
-            with workload:
+            with workload, _LagSampler(self.deployment, history):
                 started_s = time.monotonic()
                 try:
                     for scheduled in self.timeline.steps:
@@ -150,6 +151,8 @@ class DrillRunner:
             ok, detail = self._wait_caught_up(step.timeout_s)
         elif step.action in LINK_ACTIONS:
             ok, detail = self._link_step(scheduled, history)
+        elif step.action in FLOW_ACTIONS:
+            ok, detail = self._flow_step(scheduled, history)
         else:
             ok, detail = self._signal(scheduled, history)
         self.result.steps.append(StepResult(at_s, scheduled.describe(), ok, detail))
@@ -164,6 +167,18 @@ class DrillRunner:
         kind = EventKind.FAULT_HEALED if step.action is Action.CONT else EventKind.FAULT_INJECTED
         history.event(kind, {"fault": step.action.value, "processes": names, "pids": pids})
         return True, ", ".join(names)
+
+    def _flow_step(self, scheduled: Scheduled, history: HistoryWriter) -> tuple[bool, str]:
+        step = scheduled.step
+        assert step.flow is not None
+        verb = "pause" if step.action is Action.PAUSE_FLOW else "resume"
+        try:
+            said = self.deployment.run_plain("link", verb, step.flow)
+        except DeploymentError as exc:
+            return False, str(exc)
+        kind = EventKind.FAULT_INJECTED if verb == "pause" else EventKind.FAULT_HEALED
+        history.event(kind, {"fault": step.action.value, "flow": step.flow})
+        return True, said.splitlines()[-1] if said else ""
 
     def _link_step(self, scheduled: Scheduled, history: HistoryWriter) -> tuple[bool, str]:
         try:
@@ -266,6 +281,39 @@ class DrillRunner:
                 history.contents(contents)
         flows = self.deployment.running_flows()
         return tuple(MirrorPair(source, target) for source, target in flows)
+
+
+class _LagSampler:
+    """Every LAG_SAMPLE_S, each running flow's lag (records and ms) as the workers report
+    it, into the history: the verifier's `max_lag_*` metrics and the report's lag line."""
+
+    def __init__(self, deployment: Deployment, history: HistoryWriter) -> None:
+        self.deployment = deployment
+        self.history = history
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._sample, name="lag", daemon=True)
+
+    def __enter__(self) -> _LagSampler:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+
+    def _sample(self) -> None:
+        from mirror.runtime.status import collect
+
+        while not self.done.wait(LAG_SAMPLE_S):
+            try:
+                flows = collect(self.deployment.state_dir)["flows"]
+            except Exception as exc:  # a state being rewritten, workers restarting
+                log.debug("lag sample: %s", exc)
+                continue
+            for flow in flows:
+                detail = {"flow": f"{flow['source']}:{flow['target']}",
+                          "lag_records": flow["lag_records"], "lag_ms": flow["lag_ms"]}  # fmt: skip
+                self.history.event(EventKind.LAG_SAMPLED, detail)
 
 
 class _Follower:

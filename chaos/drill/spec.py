@@ -120,12 +120,15 @@ class Action(StrEnum):
     FAULT = "fault"  # a toxic on a WAN link (one direction "a->b", or both "a:b")
     CUT = "cut"  # the link down: its proxies refuse and drop connections
     HEAL = "heal"  # the link up again, without the toxics drills added
+    PAUSE_FLOW = "pause-flow"  # regionlink link pause FLOW: the mirror falls behind
+    RESUME_FLOW = "resume-flow"  # regionlink link resume FLOW
 
 
 TOXICS = frozenset(
     {"latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer", "limit_data"}
 )
 LINK_ACTIONS = frozenset({Action.FAULT, Action.CUT, Action.HEAL})
+FLOW_ACTIONS = frozenset({Action.PAUSE_FLOW, Action.RESUME_FLOW})
 
 
 OPERATIONS = frozenset({Action.SWITCHOVER, Action.FAILOVER, Action.FAILBACK})
@@ -144,6 +147,7 @@ class StepModel(_Strict):
     # operations: SIGKILL the orchestrator as soon as it has started this step (a failover
     # step kind: "drain", "promote", "truncate", ...), then run the command again to resume
     kill_orchestrator_at: StepKind | None = None
+    flow: str | None = None  # pause-flow, resume-flow: "SOURCE:TARGET"
     link: str | None = None  # link steps: "us-east->eu-west" (one way) or "us-east:eu-west"
     toxic: str | None = None  # fault: latency, bandwidth, slow_close, timeout, reset_peer,
     # slicer, limit_data (Toxiproxy's), with its attributes, e.g. {latency = 200}
@@ -168,6 +172,8 @@ class StepModel(_Strict):
             raise ValueError(f'{self.action.value} needs process = "NAME", a glob or a region')
         if self.action in LINK_ACTIONS and not _link_name(self.link):
             raise ValueError(f'{self.action.value} needs link = "A->B" (one way) or "A:B" (both)')
+        if self.action in FLOW_ACTIONS and not self.flow:
+            raise ValueError(f'{self.action.value} needs flow = "SOURCE:TARGET"')
         if self.action is Action.FAULT and self.toxic not in TOXICS:
             raise ValueError(f"fault needs toxic = one of {', '.join(sorted(TOXICS))}")
         if self.kill_orchestrator_at is not None and self.action not in OPERATIONS:

@@ -25,7 +25,12 @@ class Scheduled:
 
     def describe(self) -> str:
         step = self.step
-        what = step.to or step.process or " ".join(x for x in (step.toxic, step.link) if x)
+        what = (
+            step.to
+            or step.process
+            or step.flow
+            or " ".join(x for x in (step.toxic, step.link) if x)
+        )
         repeat = f" ({self.round + 1}/{self.step.times})" if self.step.times > 1 else ""
         return f"{step.action.value} {what}{repeat}".strip()
 

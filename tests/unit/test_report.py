@@ -49,7 +49,12 @@ def test_json_has_the_drill_run_shape_and_names_the_record() -> None:
 def test_json_caps_the_findings_of_each_anomaly() -> None:
     world = simulate(5, 200, None)
     history = build(world.entries, [])
-    verdict = verify(History(sends=history.sends, outcomes=history.outcomes))  # nothing polled
+    # A group was assigned the partitions but polled nothing: every acked record is unseen.
+    assigned = History(
+        sends=history.sends, outcomes=history.outcomes, assignments=history.assignments
+    )
+    assert assigned.assignments
+    verdict = verify(assigned)
     assert verdict.anomalies["unseen"] > FINDINGS_PER_ANOMALY
     data = verdict_json(verdict)
     assert len(data["findings"]) == FINDINGS_PER_ANOMALY

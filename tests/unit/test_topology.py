@@ -68,9 +68,11 @@ def cli_problems(path: Path) -> list[str]:
     return lines
 
 
-def test_there_are_six_examples() -> None:
+def test_there_are_eight_examples() -> None:
     assert [path.name for path in EXAMPLES] == [
         "active-active.toml",
+        "active-passive-rf3.toml",
+        "active-passive-wan.toml",
         "active-passive.toml",
         "external-cluster.toml",
         "three-brokers.toml",
@@ -292,7 +294,7 @@ def test_unknown_key_in_a_region(tmp_path: Path) -> None:
     path = write(tmp_path, EXAMPLE.replace("brokers = 1\n[regions.legacy]", "brokerz = 1\n[x.y]"))
     assert cli_problems(path) == [
         f"{path}:5: regions.eu-west.brokerz: unknown key 'brokerz' (did you mean 'brokers'?)",
-        f"{path}:6: x: unknown key 'x'; known keys: name, regions, flows, failover",
+        f"{path}:6: x: unknown key 'x'; known keys: name, regions, flows, failover, links, chaos",
     ]
 
 

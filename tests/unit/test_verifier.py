@@ -495,3 +495,21 @@ def test_random_single_mutations_name_exactly_their_anomaly(
 def test_a_history_without_consumers_has_nothing_unseen() -> None:
     history = History(sends=(_send(1, "a"),), outcomes=(_ack(2, "a", 0),))
     assert Anomaly.UNSEEN.value not in fired(verify(history))
+
+
+def test_losses_past_the_last_observation_are_counted_apart() -> None:
+    """The report's manifest saw east's end at offset 4 (d lost); e was written after that
+    observation: measured 2, of which 1 observed — what the report could name."""
+    history = _forced_failover(reported_rpo=1)
+    finished = history.events[-1]
+    manifest = [{"topic": "t", "partition": 0, "first_offset": 3, "last_offset": 3,
+                 "records": 1}]  # fmt: skip
+    report = {**finished.detail, "loss_manifest": manifest}
+    history = replace(history, events=(*history.events[:-1], replace(finished, detail=report)))
+    verdict = verify(history, Scope(invariants=(
+        Invariant.parse("rpo_observed_records == reported_rpo_records"),
+        Invariant.parse("rpo_records == 2"),
+    )))  # fmt: skip
+    (measure,) = verdict.failovers
+    assert (measure.rpo_records, measure.unobserved_rpo_records) == (2, 1)
+    assert verdict.passed, verdict.invariants
