@@ -283,17 +283,16 @@ class DrillRunner:
         return tuple(MirrorPair(source, target) for source, target in flows)
 
 
-class _LagSampler:
-    """Every LAG_SAMPLE_S, each running flow's lag (records and ms) as the workers report
-    it, into the history: the verifier's `max_lag_*` metrics and the report's lag line."""
+class _Background:
+    """A thread that does `tick` every `interval_s` while the `with` block runs."""
 
-    def __init__(self, deployment: Deployment, history: HistoryWriter) -> None:
-        self.deployment = deployment
-        self.history = history
+    interval_s = 1.0
+
+    def __init__(self) -> None:
         self.done = threading.Event()
-        self.thread = threading.Thread(target=self._sample, name="lag", daemon=True)
+        self.thread = threading.Thread(target=self._loop, name=type(self).__name__, daemon=True)
 
-    def __enter__(self) -> _LagSampler:
+    def __enter__(self) -> _Background:
         self.thread.start()
         return self
 
@@ -301,55 +300,57 @@ class _LagSampler:
         self.done.set()
         self.thread.join()
 
-    def _sample(self) -> None:
+    def _loop(self) -> None:
+        while not self.done.wait(self.interval_s):
+            try:
+                self.tick()
+            except Exception as exc:  # a state being rewritten, a region not answering
+                log.debug("%s: %s", type(self).__name__, exc)
+
+    def tick(self) -> None:
+        raise NotImplementedError
+
+
+class _LagSampler(_Background):
+    """Each running flow's lag (records and ms) as the workers report it, into the history:
+    the verifier's `max_lag_*` metrics."""
+
+    interval_s = LAG_SAMPLE_S
+
+    def __init__(self, deployment: Deployment, history: HistoryWriter) -> None:
+        super().__init__()
+        self.deployment = deployment
+        self.history = history
+
+    def tick(self) -> None:
         from mirror.runtime.status import collect
 
-        while not self.done.wait(LAG_SAMPLE_S):
-            try:
-                flows = collect(self.deployment.state_dir)["flows"]
-            except Exception as exc:  # a state being rewritten, workers restarting
-                log.debug("lag sample: %s", exc)
-                continue
-            for flow in flows:
-                detail = {"flow": f"{flow['source']}:{flow['target']}",
-                          "lag_records": flow["lag_records"], "lag_ms": flow["lag_ms"]}  # fmt: skip
-                self.history.event(EventKind.LAG_SAMPLED, detail)
+        for flow in collect(self.deployment.state_dir)["flows"]:
+            detail = {"flow": f"{flow['source']}:{flow['target']}",
+                      "lag_records": flow["lag_records"], "lag_ms": flow["lag_ms"]}  # fmt: skip
+            self.history.event(EventKind.LAG_SAMPLED, detail)
 
 
-class _Follower:
+class _Follower(_Background):
     """What an application that follows `regionlink endpoint` does during an operation: it
     notices the primary change (the journal's primary moves when the promotion is done) and
     moves its clients there at once, rather than when the operator's command returns."""
 
-    POLL_S = 0.1
+    interval_s = 0.1
 
     def __init__(self, deployment: Deployment, workload: Workload, primary: str) -> None:
+        super().__init__()
         self.deployment = deployment
         self.workload = workload
         self.primary = primary
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._follow, name="follower", daemon=True)
 
-    def __enter__(self) -> _Follower:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.done.set()
-        self.thread.join()
-
-    def _follow(self) -> None:
-        while not self.done.wait(self.POLL_S):
-            try:
-                primary = self.deployment.journal_primary()
-                if primary == self.primary:
-                    continue
-                endpoint = Endpoint.from_json(self.deployment.endpoint_in_process())
-            except Exception as exc:  # a journal being written, a region not answering
-                log.debug("follower: %s", exc)
-                continue
-            self.primary = primary
-            self.workload.move(endpoint, MOVE_TIMEOUT_S)
+    def tick(self) -> None:
+        primary = self.deployment.journal_primary()
+        if primary == self.primary:
+            return
+        endpoint = Endpoint.from_json(self.deployment.endpoint_in_process())
+        self.primary = primary
+        self.workload.move(endpoint, MOVE_TIMEOUT_S)
 
 
 def run_drill(drill: Drill, seed: int, run_dir: Path, progress: Progress) -> RunResult:

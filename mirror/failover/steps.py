@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -37,6 +37,7 @@ from mirror.runtime.state import StateDB
 from mirror.runtime.topology import TopologyConfig
 
 Detail = dict[str, Any]
+T = TypeVar("T")
 POLL_S = 0.1
 LEASE_MARGIN_S = 0.5  # beyond the lease and one probe interval, for clocks and scheduling
 DEFAULT_WAIT_S = 30.0
@@ -88,27 +89,23 @@ class Context:
 
 async def reachable(bootstrap: str) -> bool:
     """Whether a region answers a metadata request within PROBE_TIMEOUT_S."""
-    try:
-        with anyio.fail_after(PROBE_TIMEOUT_S):
-            async with KafkaClient(
-                parse_bootstrap(bootstrap), request_timeout_s=PROBE_TIMEOUT_S,
-                connect_timeout_s=PROBE_TIMEOUT_S,
-            ) as client:  # fmt: skip
-                await client.refresh_metadata([])
-    except (KafkaError, KafkaConnectionError, OSError, TimeoutError):
-        return False
-    return True
+    return await _ask(bootstrap, lambda client: client.refresh_metadata([])) is not None
 
 
 async def held_role(bootstrap: str) -> Topology | None:
     """The role a region enforces now, or None if it does not answer in PROBE_TIMEOUT_S."""
+    return await _ask(bootstrap, regions.read_role)
+
+
+async def _ask(bootstrap: str, question: Callable[[KafkaClient], Awaitable[T]]) -> T | None:
+    """`question`'s answer from a region, or None if it does not answer in PROBE_TIMEOUT_S."""
     try:
         with anyio.fail_after(PROBE_TIMEOUT_S):
             async with KafkaClient(
                 parse_bootstrap(bootstrap), request_timeout_s=PROBE_TIMEOUT_S,
                 connect_timeout_s=PROBE_TIMEOUT_S,
             ) as client:  # fmt: skip
-                return await regions.read_role(client)
+                return await question(client)
     except (KafkaError, KafkaConnectionError, OSError, TimeoutError):
         return None
 
