@@ -36,7 +36,7 @@ def test_every_drill_in_the_library_loads_and_names_an_existing_topology() -> No
     entries = list_drills()
     assert {e.name for e in entries} >= {
         "switchover-under-load", "primary-loss", "orchestrator-killed", "worker-kills",
-        "leader-bounce",
+        "leader-bounce", "zombie-worker",
     }  # fmt: skip
     for entry in entries:
         drill = load_drill(Path(entry.file))
