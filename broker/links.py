@@ -76,6 +76,25 @@ def client_write_refusal(
     return None
 
 
+def client_commit_refusal(
+    topic: str, configs: Mapping[str, str], topology: Topology
+) -> Refusal | None:
+    """Why a group's offset commit for `topic` is refused, or None: on a region that is not
+    the primary, for its own topics. A switchover copies group offsets to the new primary
+    once the old one is fenced; a commit the old one took after that would be left behind,
+    and the group would resume before it (re-reading). Consumers of mirror topics (read
+    replicas of a standby) and the links' own commits are not affected."""
+    if not topology.is_standby or MIRROR_SOURCE in configs:
+        return None
+    if exempt_from_standby_fence(topic, configs):
+        return None
+    return Refusal(
+        ErrorCode.policy_violation,
+        f"this region is a standby at topology epoch {topology.epoch} "
+        f"(primary: {topology.primary}); commit offsets in the primary region",
+    )
+
+
 def link_write_refusal(
     topic: str,
     configs: Mapping[str, str],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from broker import links
 from broker.clock import now_ms
 from broker.groups import OffsetAndMetadata
 from broker.handlers import handles
@@ -188,17 +189,30 @@ async def _commit(
     """Commit, then (multi-broker region) wait until the ISR holds it, as Kafka does."""
     if broker.groups is None:
         return {tp: ErrorCode.not_coordinator for tp in offsets}
+    refused = _refused_commits(broker, offsets)
     errors = broker.groups.commit_offsets(
         body.group_id,
         body.generation_id_or_member_epoch,
         body.member_id,
-        offsets,
+        {tp: offset for tp, offset in offsets.items() if tp not in refused},
         group_instance_id=getattr(body, "group_instance_id", None),
     )
     replicated = await broker.group_log_replicated()
     if replicated != ErrorCode.none:
-        return {tp: error or replicated for tp, error in errors.items()}
-    return errors
+        errors = {tp: error or replicated for tp, error in errors.items()}
+    return {**errors, **refused}
+
+
+def _refused_commits(
+    broker: Broker, offsets: dict[tuple[str, int], OffsetAndMetadata]
+) -> dict[tuple[str, int], int]:
+    """Partitions whose commit the region's role refuses (see links.client_commit_refusal)."""
+    refused = {}
+    for topic, partition in offsets:
+        info = broker.topics.get(topic)
+        if info is not None and links.client_commit_refusal(topic, info.configs, broker.topology):
+            refused[(topic, partition)] = int(ErrorCode.policy_violation)
+    return refused
 
 
 @handles(ApiKey.OFFSET_FETCH)

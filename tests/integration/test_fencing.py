@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -109,16 +109,21 @@ def test_standby_refuses_client_writes_but_not_what_links_and_groups_need(
     for exempt in ("heartbeats", "x.internal", "__regionlink-internal", "us-east.orders"):
         assert_writable(bootstrap, exempt)
 
+    create(bootstrap, "mirrored", **{MIRROR_SOURCE: "us-east"})
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": "readers", "enable.auto.commit": False}
     )
-    try:  # reading and committing offsets (__consumer_offsets) go on on a standby
+    try:  # reading goes on on a standby; its own topics' offsets are the primary's to keep
         consumer.assign([TopicPartition("plain", 0, 0)])
         message = consumer.poll(10)
         assert message is not None and message.error() is None and message.offset() == 0
-        consumer.commit(message=message, asynchronous=False)
-        committed = consumer.committed([TopicPartition("plain", 0)], timeout=10)
-        assert committed[0].offset == 1
+        with pytest.raises(KafkaException) as refused:
+            consumer.commit(message=message, asynchronous=False)
+        assert refused.value.args[0].code() == KafkaError.POLICY_VIOLATION
+        # A read replica of mirror topics commits (__consumer_offsets is exempt).
+        consumer.commit(offsets=[TopicPartition("mirrored", 0, 0)], asynchronous=False)
+        committed = consumer.committed([TopicPartition("mirrored", 0)], timeout=10)
+        assert committed[0].offset == 0
     finally:
         consumer.close()
 
