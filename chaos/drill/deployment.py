@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mirror.runtime.state import kill_leftovers
+
 CLI_TIMEOUT_S = 120.0
 KILL_POLL_S = 0.01
 
@@ -46,19 +48,10 @@ class Deployment:
 
     def run(self, *args: str, timeout_s: float = CLI_TIMEOUT_S) -> Any:
         """A `regionlink ... --json` command's output; DeploymentError with its error line."""
-        try:
-            done = subprocess.run(
-                self.command(*args, "--json"), capture_output=True, text=True, timeout=timeout_s
-            )
-        except subprocess.TimeoutExpired:
-            raise DeploymentError(f"regionlink {args[0]} took over {timeout_s:g} s") from None
-        if done.returncode != 0:
-            lines = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()
-            raise DeploymentError(f"regionlink {' '.join(args)}: {lines[-1]}")
-        return json.loads(done.stdout)
+        return json.loads(self.run_plain(*args, "--json", timeout_s=timeout_s))
 
     def run_plain(self, *args: str, timeout_s: float = CLI_TIMEOUT_S) -> str:
-        """A `regionlink` command without --json: its output; DeploymentError on failure."""
+        """A `regionlink` command's output; DeploymentError with its error line."""
         try:
             done = subprocess.run(
                 self.command(*args), capture_output=True, text=True, timeout=timeout_s
@@ -196,19 +189,7 @@ class Deployment:
         self.thaw()
         if not (self.state_dir / "state.db").exists():
             return
-        with contextlib.suppress(DeploymentError, subprocess.TimeoutExpired):
-            done = subprocess.run(self.command("down"), capture_output=True, text=True, timeout=90)
-            if done.returncode == 0:
-                return
-        self._kill_leftovers()
-
-    def _kill_leftovers(self) -> None:
-        from mirror.runtime.state import StateDB, is_ours
-
-        state = StateDB(self.state_dir)
-        pids = [int(state.meta().get("supervisor_pid", 0))] + [r.pid for r in state.processes()]
-        for pid in pids:
-            if pid and is_ours(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-        time.sleep(0.2)
+        try:
+            self.run_plain("down", timeout_s=90)
+        except DeploymentError:
+            kill_leftovers(self.state_dir)

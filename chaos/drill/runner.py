@@ -252,21 +252,18 @@ class DrillRunner:
     def _wait_caught_up(self, timeout_s: float) -> tuple[bool, str]:
         deadline_s = min(self.deadline_s, time.monotonic() + timeout_s)
         topics = [t.name for t in self.model.workload.topics]
+        pairs = [  # neither the flows nor where the regions are change while we wait
+            (self._endpoint(source), self._endpoint(target))
+            for source, target in self.deployment.running_flows()
+        ]
         while time.monotonic() < deadline_s:
-            if all(
-                self._level(source, target, topics)
-                for source, target in self.deployment.running_flows()
-            ):
+            if all(end_offsets(a, topics) == end_offsets(b, topics) for a, b in pairs):
                 return True, ""
             time.sleep(0.5)
         return False, f"mirrors not caught up within {timeout_s:g} s"
 
-    def _level(self, source: str, target: str, topics: list[str]) -> bool:
-        ends = [
-            end_offsets(Endpoint.from_json(self.deployment.endpoint_of(region)), topics)
-            for region in (source, target)
-        ]
-        return ends[0] == ends[1]
+    def _endpoint(self, region: str) -> Endpoint:
+        return Endpoint.from_json(self.deployment.endpoint_of(region))
 
     def _final_contents(
         self, history: HistoryWriter, bootstraps: dict[str, str]
@@ -276,8 +273,7 @@ class DrillRunner:
         self._wait_caught_up(CAUGHT_UP_TIMEOUT_S)
         topics = [t.name for t in self.model.workload.topics]
         for region in sorted(bootstraps):
-            endpoint = Endpoint.from_json(self.deployment.endpoint_of(region))
-            for contents in read_topics(endpoint, topics, timeout_s=30):
+            for contents in read_topics(self._endpoint(region), topics, timeout_s=30):
                 history.contents(contents)
         flows = self.deployment.running_flows()
         return tuple(MirrorPair(source, target) for source, target in flows)

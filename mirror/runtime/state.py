@@ -6,8 +6,10 @@ from other processes (WAL mode lets them read while it writes).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,3 +113,16 @@ def is_ours(pid: int) -> bool:
     except OSError:
         return False
     return b"mirror.cli" in cmdline or b"regionlink" in cmdline or b"mirror.runtime" in cmdline
+
+
+def kill_leftovers(state_dir: Path) -> None:
+    """SIGKILL the supervisor and every process of the topology in `state_dir`: the last
+    resort when `regionlink down` itself failed, so nothing is left behind."""
+    if not (state_dir / DB_NAME).exists():
+        return
+    state = StateDB(state_dir)
+    pids = [int(state.meta().get("supervisor_pid", 0))] + [r.pid for r in state.processes()]
+    for pid in pids:
+        if pid and is_ours(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -25,6 +25,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
+from mirror.runtime.state import kill_leftovers
 from tests.integration.mirror_harness import create_topic, end_offsets, read_all, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,18 +89,7 @@ class Deployment:
                 return
         except subprocess.TimeoutExpired:
             pass
-        self._kill_leftovers()  # `down` itself failed: leave no process of this test behind
-
-    def _kill_leftovers(self) -> None:
-        from mirror.runtime.state import StateDB, is_ours
-
-        if not (self.state_dir / "state.db").exists():
-            return
-        state = StateDB(self.state_dir)
-        pids = [int(state.meta().get("supervisor_pid", 0))] + [r.pid for r in state.processes()]
-        for pid in pids:
-            if pid and is_ours(pid):
-                _signal(pid, signal.SIGKILL)
+        kill_leftovers(self.state_dir)  # `down` itself failed: leave no process behind
 
     def cli(self, *args: str, timeout_s: float = CLI_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
         return regionlink(*args, "--state-dir", str(self.state_dir), timeout_s=timeout_s)
