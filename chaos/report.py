@@ -24,7 +24,7 @@ from rich.text import Text
 from chaos.checks.failovers import FailoverMeasure
 from chaos.findings import Anomaly, Finding
 from chaos.invariants import InvariantResult
-from chaos.verifier import Verdict
+from chaos.verifier import LagPoint, Verdict
 
 FINDINGS_PER_ANOMALY = 20
 _FINDING_COLUMNS: dict[str, type] = {
@@ -52,6 +52,7 @@ def verdict_json(verdict: Verdict) -> dict[str, Any]:
         "invariants": [asdict(result) for result in verdict.invariants],
         "findings": [_finding_json(f) for f in shown],
         "findings_omitted": len(verdict.findings) - len(shown),
+        "lag": {flow: [asdict(point) for point in points] for flow, points in verdict.lag.items()},
     }
 
 
@@ -66,6 +67,8 @@ def render(verdict: Verdict, findings_shown: int = 5) -> RenderableType:
         parts.append(_invariants_table(verdict.invariants))
     if verdict.failovers:
         parts.append(_failovers_table(verdict.failovers))
+    if verdict.lag:
+        parts.append(_lag_table(verdict.lag))
     if verdict.findings:
         parts.append(_findings_table(_first_of_each(verdict.findings, findings_shown)))
     return Group(*parts)
@@ -100,6 +103,10 @@ def load_verdict(path: Path) -> Verdict:
         failovers=tuple(_failover(item) for item in summary["failovers"]),
         invariants=tuple(InvariantResult(**item) for item in summary["invariants"]),
         truncated=summary["truncated"],
+        lag={
+            flow: tuple(LagPoint(**point) for point in points)
+            for flow, points in summary.get("lag", {}).items()
+        },
     )
 
 
@@ -132,6 +139,44 @@ def _failover_json(measure: FailoverMeasure) -> dict[str, Any]:
 def _failover(data: Mapping[str, Any]) -> FailoverMeasure:
     derived = {"rpo_seconds", "observed_rpo_records"}
     return FailoverMeasure(**{k: v for k, v in data.items() if k not in derived})
+
+
+SPARK = "▁▂▃▄▅▆▇█"
+SPARK_WIDTH = 40
+
+
+def sparkline(values: Sequence[float], width: int = SPARK_WIDTH) -> str:
+    """`values` in at most `width` characters, each the largest of its share of them."""
+    if not values:
+        return ""
+    count = min(width, len(values))
+    buckets = [
+        max(values[i * len(values) // count : (i + 1) * len(values) // count]) for i in range(count)
+    ]
+    top = max(buckets)
+    if top <= 0:
+        return SPARK[0] * len(buckets)
+    return "".join(
+        SPARK[min(len(SPARK) - 1, int(v / top * (len(SPARK) - 1) + 0.5))] for v in buckets
+    )
+
+
+def _lag_table(lag: Mapping[str, Sequence[LagPoint]]) -> Table:
+    table = Table(title="mirror lag over time (sampled each second)")
+    table.add_column("flow", no_wrap=True)
+    table.add_column("max records", justify="right")
+    table.add_column("max s", justify="right")
+    table.add_column("records, over the run", no_wrap=True)
+    for flow, points in lag.items():
+        records = [p.lag_records for p in points]
+        span = f" {points[0].t_s:.0f}-{points[-1].t_s:.0f} s" if points else ""
+        table.add_row(
+            flow,
+            str(max(records, default=0)),
+            f"{max((p.lag_seconds for p in points), default=0):.1f}",
+            sparkline(records) + span,
+        )
+    return table
 
 
 def _anomalies_table(verdict: Verdict) -> Table:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chaos.checks.failovers import FailoverMeasure, failovers, measure_all
 from chaos.checks.logs import (
@@ -48,6 +48,15 @@ class Scope:
 
 
 @dataclass(frozen=True)
+class LagPoint:
+    """One sample of a flow's mirror lag, `t_s` seconds after the history began."""
+
+    t_s: float
+    lag_records: int
+    lag_seconds: float
+
+
+@dataclass(frozen=True)
 class Verdict:
     findings: tuple[Finding, ...]
     anomalies: Mapping[str, int]  # every anomaly name -> count
@@ -55,6 +64,7 @@ class Verdict:
     failovers: tuple[FailoverMeasure, ...]
     invariants: tuple[InvariantResult, ...]
     truncated: bool  # the history dropped rows: nothing can be promised
+    lag: Mapping[str, tuple[LagPoint, ...]] = field(default_factory=dict)  # flow -> samples
 
     @property
     def passed(self) -> bool:
@@ -88,7 +98,25 @@ def verify(history: History, scope: Scope = Scope()) -> Verdict:
         failovers=tuple(measures),
         invariants=tuple(evaluate(invariant, metrics) for invariant in scope.invariants),
         truncated=history.truncated,
+        lag=lag_over_time(history),
     )
+
+
+def lag_over_time(history: History) -> dict[str, tuple[LagPoint, ...]]:
+    """Every flow's lag as the runner sampled it, in time order."""
+    if not history.events:
+        return {}
+    start_ms = min(event.time_ms for event in history.events)
+    series: dict[str, list[LagPoint]] = {}
+    for event in history.events:
+        if event.kind is EventKind.LAG_SAMPLED:
+            point = LagPoint(
+                (event.time_ms - start_ms) / 1000,
+                int(event.detail["lag_records"]),
+                int(event.detail["lag_ms"]) / 1000,
+            )
+            series.setdefault(str(event.detail["flow"]), []).append(point)
+    return {flow: tuple(points) for flow, points in series.items()}
 
 
 def final_primary(history: History) -> str | None:

@@ -51,6 +51,7 @@ class PartitionStatus:
     lost: list[LostRange] = field(default_factory=list)
     _window_start_s: float = field(default_factory=time.monotonic, repr=False)
     _window_records: int = field(default=0, repr=False)
+    _paused_observed_ms: int = field(default=0, repr=False)
 
     def count(self, records: int, byte_count: int) -> None:
         """Add copied records; keep a throughput figure over windows of about a second."""
@@ -62,6 +63,25 @@ class PartitionStatus:
         if elapsed_s >= 1.0:
             self.records_per_s = self._window_records / elapsed_s
             self._window_start_s, self._window_records = now_s, 0
+
+    def pause(self) -> None:
+        """The copier stopped while the partition stays ours: keep its figures."""
+        self.state = PartitionState.PAUSED
+        self._paused_observed_ms = 0
+
+    def observe_paused(self, source_end: int, observed_ms: int) -> None:
+        """A paused partition's lag from the source's end, since no copier reports it: the
+        oldest record not mirrored is as old as the lag was, plus the time since then —
+        or, if there was none, at most the time since the last observation."""
+        assert self.state == PartitionState.PAUSED
+        previous_ms = self._paused_observed_ms or observed_ms
+        lag_records = max(0, source_end - self.source_position) if self.source_position >= 0 else 0
+        if lag_records == 0:
+            self.lag_ms = 0
+        else:
+            self.lag_ms += max(0, observed_ms - previous_ms)
+        self.source_end, self.lag_records = source_end, lag_records
+        self._paused_observed_ms = observed_ms
 
     def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in asdict(self).items() if not k.startswith("_")}

@@ -27,7 +27,7 @@ from mirror.copy.link_copier import LinkCopier
 from mirror.copy.policy import ReplicationPolicy
 from mirror.copy.topic_sync import MirroredTopic, discover, ensure_remote_topics
 from mirror.internal import COMPACTED, InternalTopic, offset_syncs_topic
-from mirror.offsets.checkpoints import Checkpointer
+from mirror.offsets.checkpoints import Checkpointer, end_offsets
 from mirror.offsets.mm2_formats import Heartbeat
 from mirror.offsets.source_ends import SourceEnds
 from mirror.offsets.store import OffsetMapStore
@@ -38,6 +38,8 @@ from mirror.worker.membership import Assignment, Membership
 log = logging.getLogger(__name__)
 
 REVOKE_GRACE_S = 5.0
+PAUSED_LAG_INTERVAL_S = 1.0
+"""How often a paused flow asks the source for its ends to keep its lag figures true."""
 
 
 def worker_group_id(flow: FlowConfig) -> str:
@@ -104,6 +106,7 @@ class FlowRunner:
                 tg.start_soon(self._keep_topics)
                 tg.start_soon(membership.run)
                 tg.start_soon(self._flow_duties)
+                tg.start_soon(self._watch_paused_lag)
                 if self.syncs is not None:
                     tg.start_soon(self.syncs.run)
                 tg.start_soon(self.fetchers.run)
@@ -224,9 +227,32 @@ class FlowRunner:
         running.scope.cancel()
         await running.done.wait()
         if self.paused and self.assignment is not None and tp in self._owned():
-            self.status.partitions[tp].state = PartitionState.PAUSED  # still ours: keep figures
+            self.status.partitions[tp].pause()
         else:
             self.status.partitions.pop(tp, None)
+
+    async def _watch_paused_lag(self) -> None:
+        """While the flow is paused its copiers are stopped and report nothing, yet the lag
+        they would see keeps growing: ask the source for its ends instead (the lag an
+        operator watches during a drill's paused mirror, or before a forced failover)."""
+        while True:
+            await anyio.sleep(PAUSED_LAG_INTERVAL_S)
+            paused = {
+                tp: status
+                for tp, status in self.status.partitions.items()
+                if status.state == PartitionState.PAUSED
+            }
+            if not paused:
+                continue
+            try:
+                ends = await end_offsets(self.source, list(paused))
+            except (KafkaError, KafkaConnectionError) as exc:
+                log.debug("flow %s: paused lag: %s", self.flow.name, exc)
+                continue
+            observed_ms = int(time.time() * 1000)
+            for tp, end in ends.items():
+                if tp in paused and paused[tp].state == PartitionState.PAUSED:
+                    paused[tp].observe_paused(end, observed_ms)
 
     # --- flow-wide duties (member 0) -----------------------------------------------------
 

@@ -24,7 +24,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from broker.client import data
 from broker.client.client import KafkaClient
 from broker.protocol.records import Record, build_batch
-from chaos.netfilter import LinkCuts
+from tests.integration.netfilter import LinkCuts
 from tests.integration.region_harness import Region
 
 pytestmark = pytest.mark.integration

@@ -220,3 +220,17 @@ def test_json_lines_exporter_writes_parseable_lines(status: WorkerStatus, tmp_pa
             for metric in scope["metrics"]
         }
         assert "regionlink.mirror.lag.records" in names
+
+
+def test_a_paused_partition_keeps_its_lag_true_from_the_source_ends() -> None:
+    status = PartitionStatus("orders", 0, "orders", source_position=100, lag_ms=0)
+    status.pause()
+    status.observe_paused(100, observed_ms=10_000)  # caught up when paused
+    assert (status.lag_records, status.lag_ms) == (0, 0)
+    status.observe_paused(130, observed_ms=11_000)  # 30 arrived within the last second
+    assert (status.lag_records, status.lag_ms, status.source_end) == (30, 1_000, 130)
+    status.observe_paused(180, observed_ms=13_500)  # the oldest of them ages with the clock
+    assert (status.lag_records, status.lag_ms) == (80, 3_500)
+    status.pause()  # paused again later: time while a copier ran does not count
+    status.observe_paused(180, observed_ms=60_000)
+    assert status.lag_ms == 3_500

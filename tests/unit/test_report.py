@@ -7,10 +7,17 @@ from pathlib import Path
 
 from rich.console import Console
 
-from chaos.history import HistoryWriter
+from chaos.history import HistoryWriter, read_history
 from chaos.invariants import Invariant
-from chaos.model import History
-from chaos.report import FINDINGS_PER_ANOMALY, load_verdict, render, save_verdict, verdict_json
+from chaos.model import EventKind, History
+from chaos.report import (
+    FINDINGS_PER_ANOMALY,
+    load_verdict,
+    render,
+    save_verdict,
+    sparkline,
+    verdict_json,
+)
 from chaos.verifier import Scope, Verdict, verify
 from tests.unit.history_sim import build, simulate
 from tests.unit.test_verifier import drop_acked
@@ -79,3 +86,37 @@ def test_the_rendering_shows_the_verdict_and_the_record() -> None:
     assert "FAILED" in text and "lost-write" in text
     assert f"{finding.topic}-{finding.partition}@{finding.offset}" in text
     assert "rto_seconds < 5" in text and "switchover east -> west" in text
+
+
+def test_lag_over_time_is_kept_reported_and_drawn(tmp_path: Path) -> None:
+    path = tmp_path / "run.db"
+    samples = [0, 40, 400, 900, 300, 0]  # a paused mirror catching up
+    with HistoryWriter(path) as writer:
+        for records in samples:
+            detail = {"flow": "east:west", "lag_records": records, "lag_ms": records * 10}
+            writer.event(EventKind.LAG_SAMPLED, detail)
+    verdict = verify(read_history(path))
+    points = verdict.lag["east:west"]
+    assert [p.lag_records for p in points] == samples
+    assert [p.lag_seconds for p in points] == [r / 100 for r in samples]
+    assert points == tuple(sorted(points, key=lambda p: p.t_s)) and points[0].t_s == 0
+    assert verdict.metrics["max_lag_records"] == 900
+    assert verdict_json(verdict)["lag"]["east:west"][3] == {
+        "t_s": points[3].t_s,
+        "lag_records": 900,
+        "lag_seconds": 9.0,
+    }
+    save_verdict(path, verdict)
+    assert load_verdict(path).lag == verdict.lag
+    console = Console(width=200, record=True)
+    console.print(render(verdict))
+    text = console.export_text()
+    assert "mirror lag over time" in text and "▁▁▄█▃▁" in text and "9.0" in text
+
+
+def test_a_sparkline_keeps_the_peaks_of_a_long_series() -> None:
+    values = [0.0] * 500
+    values[250] = 7.0
+    line = sparkline(values, width=50)
+    assert len(line) == 50 and line.count("█") == 1 and set(line) == {"▁", "█"}
+    assert sparkline([]) == "" and sparkline([0, 0]) == "▁▁"

@@ -1,4 +1,10 @@
-"""Network faults between processes on one host, as nftables rules (root, Linux).
+"""Packet drops between brokers of one region, as nftables rules (root, Linux): a test tool.
+
+Drills fault the links between regions through the fault proxy (chaos/proxy), the one
+fault interface an operator uses. A follower cut off from its leader inside a region has no
+proxy in between (brokers reach each other directly, as in Kafka), so the replication test
+that needs that fault drops packets in the kernel instead; it is not a drill step, since
+it needs root and a distinct loopback address per broker.
 
 Each `LinkCuts` owns one nftables table named after it, so its rules never touch anyone
 else's and `heal()` removes every one of them at once. A cut drops packets in both
