@@ -1,0 +1,443 @@
+"""The built-in span store: finished spans of every process of a topology in one sqlite file.
+
+`regionlink up` points every broker, controller and worker (and the demo's and drills'
+clients) at `<state dir>/spans.db`, so the dashboard can search and draw traces with
+nothing else installed; OTLP export to Jaeger or Tempo is configured beside it, not instead.
+Several processes append at once: sqlite in WAL mode with a busy timeout serialises them,
+and each exporter writes a whole batch in one transaction.
+
+The store stays bounded by age and size: every exporter prunes, now and then, spans older
+than `max_age_s`, and the oldest tenth while the file is larger than `max_bytes`.
+
+Why not the JSON-lines files: a dashboard asks "the traces of key k on topic t in the last
+hour, longer than 500 ms", which wants indexes, and many writers want transactions.
+
+Spans link rather than parent across batches (the messaging conventions): the broker's
+produce span and the mirror's copy span carry links to the contexts in the records. `trace()`
+therefore returns a trace's own spans and every span that links into it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import format_span_id, format_trace_id
+
+SPANS_FILE = "spans.db"
+DEFAULT_MAX_BYTES = 256 << 20
+DEFAULT_MAX_AGE_S = 24 * 3600.0
+PRUNE_EVERY_EXPORTS = 50
+BUSY_TIMEOUT_S = 10.0
+TOPIC_ATTRIBUTE = "messaging.destination.name"
+KEY_ATTRIBUTE = "messaging.kafka.message.key"
+REGION_ATTRIBUTE = "regionlink.region"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spans (
+    trace_id TEXT NOT NULL,
+    span_id TEXT NOT NULL,
+    parent_id TEXT,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    service TEXT NOT NULL,
+    region TEXT,
+    topic TEXT,
+    message_key TEXT,
+    start_ns INTEGER NOT NULL,
+    end_ns INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    attributes TEXT NOT NULL,
+    links TEXT NOT NULL,
+    events TEXT NOT NULL,
+    PRIMARY KEY (trace_id, span_id)
+);
+CREATE INDEX IF NOT EXISTS spans_start ON spans (start_ns);
+CREATE INDEX IF NOT EXISTS spans_topic_key ON spans (topic, message_key);
+CREATE TABLE IF NOT EXISTS span_links (
+    linked_trace_id TEXT NOT NULL,
+    linked_span_id TEXT NOT NULL,
+    trace_id TEXT NOT NULL,
+    span_id TEXT NOT NULL,
+    start_ns INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS span_links_linked ON span_links (linked_trace_id);
+CREATE INDEX IF NOT EXISTS span_links_start ON span_links (start_ns);
+"""
+
+
+@dataclass(frozen=True)
+class SpanLink:
+    trace_id: str
+    span_id: str
+    attributes: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredSpan:
+    """One finished span as stored; ids in lowercase hex, times in ns since the epoch."""
+
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    name: str
+    kind: str  # SERVER, CLIENT, PRODUCER, CONSUMER, INTERNAL
+    service: str
+    region: str | None
+    start_ns: int
+    end_ns: int
+    status: str  # UNSET, OK, ERROR
+    attributes: Mapping[str, Any]
+    links: tuple[SpanLink, ...]
+    events: tuple[Mapping[str, Any], ...]
+
+    @property
+    def duration_ns(self) -> int:
+        return self.end_ns - self.start_ns
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "parent_id": self.parent_id,
+            "name": self.name,
+            "kind": self.kind,
+            "service": self.service,
+            "region": self.region,
+            "start_ns": self.start_ns,
+            "end_ns": self.end_ns,
+            "duration_ns": self.duration_ns,
+            "status": self.status,
+            "attributes": dict(self.attributes),
+            "links": [
+                {
+                    "trace_id": link.trace_id,
+                    "span_id": link.span_id,
+                    "attributes": dict(link.attributes),
+                }
+                for link in self.links
+            ],
+            "events": [dict(event) for event in self.events],
+        }
+
+
+@dataclass(frozen=True)
+class TraceSummary:
+    """A trace as a search lists it: its own spans, and the spans that link into it."""
+
+    trace_id: str
+    root_name: str  # the earliest of its own spans
+    start_ns: int
+    end_ns: int  # of the latest span, linked ones included
+    span_count: int
+    services: tuple[str, ...]
+    regions: tuple[str, ...]
+    topic: str | None
+    message_key: str | None
+
+    @property
+    def duration_ns(self) -> int:
+        return self.end_ns - self.start_ns
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "trace_id": self.trace_id,
+            "root_name": self.root_name,
+            "start_ns": self.start_ns,
+            "end_ns": self.end_ns,
+            "duration_ns": self.duration_ns,
+            "span_count": self.span_count,
+            "services": list(self.services),
+            "regions": list(self.regions),
+            "topic": self.topic,
+            "message_key": self.message_key,
+        }
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection to the store (created if missing) that waits for other writers."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(_SCHEMA)
+    return db
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def span_row(span: ReadableSpan, service: str) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
+    """The row of `spans` and the rows of `span_links` for one finished SDK span."""
+    context = span.get_span_context()
+    assert context is not None and span.start_time is not None and span.end_time is not None
+    trace_id, span_id = format_trace_id(context.trace_id), format_span_id(context.span_id)
+    attributes = dict(span.attributes or {})
+    links = [
+        {
+            "trace_id": format_trace_id(link.context.trace_id),
+            "span_id": format_span_id(link.context.span_id),
+            "attributes": dict(link.attributes or {}),
+        }
+        for link in span.links
+    ]
+    events = [
+        {"name": e.name, "time_ns": e.timestamp, "attributes": dict(e.attributes or {})}
+        for e in span.events
+    ]
+    resource = span.resource.attributes if span.resource is not None else {}
+    region = attributes.get(REGION_ATTRIBUTE, resource.get(REGION_ATTRIBUTE))
+    key = attributes.get(KEY_ATTRIBUTE)
+    row = (
+        trace_id,
+        span_id,
+        format_span_id(span.parent.span_id) if span.parent is not None else None,
+        span.name,
+        span.kind.name,
+        str(resource.get("service.name", service)),
+        None if region is None else str(region),
+        _text(attributes.get(TOPIC_ATTRIBUTE)),
+        _text(key),
+        span.start_time,
+        span.end_time,
+        span.status.status_code.name,
+        json.dumps(attributes, default=str),
+        json.dumps(links, default=str),
+        json.dumps(events, default=str),
+    )
+    link_rows = [
+        (lk["trace_id"], lk["span_id"], trace_id, span_id, span.start_time) for lk in links
+    ]
+    return row, link_rows
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+class SqliteSpanExporter(SpanExporter):
+    """Appends finished spans to the store, and keeps it within its bounds."""
+
+    def __init__(
+        self,
+        path: Path,
+        service: str,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_age_s: float = DEFAULT_MAX_AGE_S,
+    ) -> None:
+        self.path = path
+        self.service = service
+        self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
+        self._db = connect(path)
+        self._exports = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        rows, link_rows = [], []
+        for span in spans:
+            row, links = span_row(span, self.service)
+            rows.append(row)
+            link_rows.extend(links)
+        try:
+            write(self._db, rows, link_rows)
+            self._exports += 1
+            if self._exports % PRUNE_EVERY_EXPORTS == 1:
+                prune(self._db, self.max_bytes, time.time_ns() - int(self.max_age_s * 1e9))
+        except sqlite3.Error:
+            return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        self._db.close()
+
+
+def write(
+    db: sqlite3.Connection, rows: Sequence[tuple[Any, ...]], links: Sequence[tuple[Any, ...]]
+) -> None:
+    with _transaction(db):
+        db.executemany(f"INSERT OR REPLACE INTO spans VALUES ({', '.join('?' * 15)})", rows)
+        db.executemany("INSERT INTO span_links VALUES (?, ?, ?, ?, ?)", links)
+
+
+def prune(db: sqlite3.Connection, max_bytes: int, oldest_ns: int) -> int:
+    """Drop spans older than `oldest_ns`, then the oldest tenth while the file is too big;
+    the number of spans dropped."""
+    dropped = _drop_before(db, oldest_ns)
+    while _size_bytes(db) > max_bytes:
+        count = db.execute("SELECT count(*) FROM spans").fetchone()[0]
+        if count == 0:
+            break
+        cut = db.execute(
+            "SELECT start_ns FROM spans ORDER BY start_ns LIMIT 1 OFFSET ?", (max(1, count // 10),)
+        ).fetchone()
+        dropped += _drop_before(db, cut[0] if cut else time.time_ns())
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.execute("VACUUM")
+    return dropped
+
+
+def _drop_before(db: sqlite3.Connection, start_ns: int) -> int:
+    with _transaction(db):
+        dropped = db.execute("DELETE FROM spans WHERE start_ns < ?", (start_ns,)).rowcount
+        db.execute("DELETE FROM span_links WHERE start_ns < ?", (start_ns,))
+    return int(dropped)
+
+
+def _size_bytes(db: sqlite3.Connection) -> int:
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    free = db.execute("PRAGMA freelist_count").fetchone()[0]
+    return int((pages - free) * db.execute("PRAGMA page_size").fetchone()[0])
+
+
+class _transaction:
+    """BEGIN IMMEDIATE ... COMMIT (or ROLLBACK): one writer's batch at a time."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class SpanStore:
+    """Read side, for the dashboard and tests."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _connect(self) -> sqlite3.Connection:
+        db = connect(self.path)
+        db.row_factory = sqlite3.Row
+        return db
+
+    def search(
+        self,
+        *,
+        topic: str | None = None,
+        key: str | None = None,
+        trace_id: str | None = None,
+        min_duration_ms: float | None = None,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+        limit: int = 50,
+    ) -> list[TraceSummary]:
+        """Traces with a span matching every filter given, newest first."""
+        where, args = _filters(topic, key, trace_id, since_ns, until_ns)
+        db = self._connect()
+        try:
+            found = db.execute(
+                f"SELECT trace_id, max(start_ns) AS newest FROM spans {where} "
+                "GROUP BY trace_id ORDER BY newest DESC LIMIT ?",
+                (*args, limit * 4 if min_duration_ms else limit),
+            ).fetchall()
+            summaries = [self._summary(db, row["trace_id"]) for row in found]
+        finally:
+            db.close()
+        out = [s for s in summaries if s is not None]
+        if min_duration_ms is not None:
+            out = [s for s in out if s.duration_ns >= min_duration_ms * 1e6]
+        return out[:limit]
+
+    def trace(self, trace_id: str) -> list[StoredSpan]:
+        """The trace's own spans and every span linking into it, by start time."""
+        db = self._connect()
+        try:
+            return _trace_spans(db, trace_id.lower())
+        finally:
+            db.close()
+
+    def count(self) -> int:
+        db = self._connect()
+        try:
+            return int(db.execute("SELECT count(*) FROM spans").fetchone()[0])
+        finally:
+            db.close()
+
+    def _summary(self, db: sqlite3.Connection, trace_id: str) -> TraceSummary | None:
+        spans = _trace_spans(db, trace_id)
+        own = [s for s in spans if s.trace_id == trace_id]
+        if not own:
+            return None
+        first = min(own, key=lambda s: s.start_ns)
+        topic = next(
+            (s.attributes.get(TOPIC_ATTRIBUTE) for s in own if TOPIC_ATTRIBUTE in s.attributes),
+            None,
+        )
+        key = next(
+            (s.attributes.get(KEY_ATTRIBUTE) for s in own if KEY_ATTRIBUTE in s.attributes), None
+        )
+        return TraceSummary(
+            trace_id=trace_id,
+            root_name=first.name,
+            start_ns=min(s.start_ns for s in spans),
+            end_ns=max(s.end_ns for s in spans),
+            span_count=len(spans),
+            services=tuple(sorted({s.service for s in spans})),
+            regions=tuple(sorted({s.region for s in spans if s.region})),
+            topic=None if topic is None else str(topic),
+            message_key=None if key is None else str(key),
+        )
+
+
+def _filters(
+    topic: str | None,
+    key: str | None,
+    trace_id: str | None,
+    since_ns: int | None,
+    until_ns: int | None,
+) -> tuple[str, tuple[Any, ...]]:
+    clauses: list[str] = []
+    args: list[Any] = []
+    for clause, value in (
+        ("topic = ?", topic),
+        ("message_key = ?", key),
+        ("trace_id = ?", trace_id.lower() if trace_id else None),
+        ("start_ns >= ?", since_ns),
+        ("start_ns <= ?", until_ns),
+    ):
+        if value is not None:
+            clauses.append(clause)
+            args.append(value)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(args)
+
+
+def _trace_spans(db: sqlite3.Connection, trace_id: str) -> list[StoredSpan]:
+    db.row_factory = sqlite3.Row
+    rows = db.execute(
+        "SELECT * FROM spans WHERE trace_id = ? UNION "
+        "SELECT s.* FROM spans s JOIN span_links l ON s.trace_id = l.trace_id "
+        "AND s.span_id = l.span_id WHERE l.linked_trace_id = ? ORDER BY start_ns",
+        (trace_id, trace_id),
+    ).fetchall()
+    return [_stored(row) for row in rows]
+
+
+def _stored(row: Mapping[str, Any]) -> StoredSpan:
+    return StoredSpan(
+        trace_id=row["trace_id"],
+        span_id=row["span_id"],
+        parent_id=row["parent_id"],
+        name=row["name"],
+        kind=row["kind"],
+        service=row["service"],
+        region=row["region"],
+        start_ns=row["start_ns"],
+        end_ns=row["end_ns"],
+        status=row["status"],
+        attributes=json.loads(row["attributes"]),
+        links=tuple(SpanLink(**link) for link in json.loads(row["links"])),
+        events=tuple(json.loads(row["events"])),
+    )

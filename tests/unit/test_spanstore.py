@@ -1,0 +1,67 @@
+"""The built-in span store: what the SDK finishes is found by topic and key, links included."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.trace import Link, SpanKind, format_trace_id
+
+from broker.spanstore import SpanStore, SqliteSpanExporter, connect, prune
+
+
+def _provider(path: Path, service: str, region: str) -> TracerProvider:
+    resource = Resource.create({"service.name": service, "regionlink.region": region})
+    provider = TracerProvider(resource=resource)
+    provider.add_span_processor(SimpleSpanProcessor(SqliteSpanExporter(path, service)))
+    return provider
+
+
+def test_a_record_is_found_by_key_and_its_trace_takes_in_the_spans_that_link_to_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "spans.db"
+    app = _provider(path, "orders-app", "us-east").get_tracer("t")
+    broker = _provider(path, "regionlink-broker", "eu-west").get_tracer("t")
+    attributes = {"messaging.destination.name": "orders", "messaging.kafka.message.key": "k7"}
+    with app.start_as_current_span(
+        "send orders", kind=SpanKind.PRODUCER, attributes=attributes
+    ) as sent:
+        context = sent.get_span_context()
+    with broker.start_as_current_span("append orders", kind=SpanKind.SERVER, links=[Link(context)]):
+        time.sleep(0.01)
+    store = SpanStore(path)
+    (found,) = store.search(topic="orders", key="k7")
+    assert found.trace_id == format_trace_id(context.trace_id)
+    assert found.span_count == 2 and found.regions == ("eu-west", "us-east")
+    assert found.services == ("orders-app", "regionlink-broker")
+    assert found.root_name == "send orders" and found.message_key == "k7"
+    spans = store.trace(found.trace_id)
+    assert [s.name for s in spans] == ["send orders", "append orders"]
+    assert spans[1].links[0].trace_id == found.trace_id and spans[1].kind == "SERVER"
+    assert store.search(key="nope") == []
+    assert store.search(min_duration_ms=5_000) == []
+    assert store.search(trace_id=found.trace_id.upper())[0].trace_id == found.trace_id
+
+
+def test_the_store_stays_within_its_age_and_size(tmp_path: Path) -> None:
+    path = tmp_path / "spans.db"
+    tracer = _provider(path, "svc", "r").get_tracer("t")
+    for i in range(3000):
+        with tracer.start_as_current_span(
+            "s", attributes={"messaging.kafka.message.key": f"k{i}" * 20}
+        ):
+            pass
+    store = SpanStore(path)
+    assert store.count() == 3000
+    db = connect(path)
+    assert prune(db, max_bytes=200_000, oldest_ns=0) > 0
+    left = store.count()
+    assert 0 < left < 3000
+    newest = store.search(limit=1)[0]
+    assert newest.message_key == "k2999" * 20  # the oldest went first
+    assert prune(db, max_bytes=1 << 30, oldest_ns=time.time_ns() + 1) == left
+    assert store.count() == 0
