@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.abc import TaskStatus
 
-from broker import links, telemetry
+from broker import links
 from broker.clock import now_ms
 from broker.config import CLIENT_LISTENER, BrokerConfig
 from broker.groups import GroupCoordinator
@@ -294,7 +294,6 @@ class Broker:
 
     # -- lifecycle ------------------------------------------------------------------------
     async def run(self, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
-        telemetry.configure(self.config.trace_file)
         try:
             async with anyio.create_task_group() as tasks:
                 self.port = await tasks.start(

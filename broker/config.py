@@ -51,7 +51,6 @@ class BrokerConfig:
     default_partitions: int = 1
     group_initial_rebalance_delay_ms: int = 100
     maintenance_interval_s: float = 5.0
-    trace_file: Path | None = None
     # Multi-broker region: the controller quorum {node_id: (host, port)}; None = single node.
     controllers: dict[int, tuple[str, int]] | None = None
     heartbeat_interval_ms: int = 250

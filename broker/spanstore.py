@@ -6,8 +6,10 @@ nothing else installed; OTLP export to Jaeger or Tempo is configured beside it, 
 Several processes append at once: sqlite in WAL mode with a busy timeout serialises them,
 and each exporter writes a whole batch in one transaction.
 
-The store stays bounded by age and size: every exporter prunes, now and then, spans older
-than `max_age_s`, and the oldest tenth while the file is larger than `max_bytes`.
+The store stays bounded by age and size: after each export that leaves the store larger
+than `max_bytes`, the exporter drops the oldest tenth of the spans until it is not (and spans
+older than `max_age_s`); it drops spans past their age every `PRUNE_EVERY_EXPORTS` exports
+too. An exporter runs in the SDK's batch processor thread, one export at a time.
 
 Why not the JSON-lines files: a dashboard asks "the traces of key k on topic t in the last
 hour, longer than 500 ms", which wants indexes, and many writers want transactions.
@@ -161,10 +163,14 @@ class TraceSummary:
         }
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection to the store (created if missing) that waits for other writers."""
+def connect(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
+    """A connection to the store (created if missing) that waits for other writers.
+    `check_same_thread=False` for an exporter: made in one thread, it exports in the batch
+    processor's and is closed in whichever thread shuts the provider down."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    db = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=check_same_thread
+    )
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.executescript(_SCHEMA)
@@ -236,7 +242,7 @@ class SqliteSpanExporter(SpanExporter):
         self.service = service
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
-        self._db = connect(path)
+        self._db = connect(path, check_same_thread=False)
         self._exports = 0
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -248,7 +254,7 @@ class SqliteSpanExporter(SpanExporter):
         try:
             write(self._db, rows, link_rows)
             self._exports += 1
-            if self._exports % PRUNE_EVERY_EXPORTS == 1:
+            if self._exports % PRUNE_EVERY_EXPORTS == 1 or size_bytes(self._db) > self.max_bytes:
                 prune(self._db, self.max_bytes, time.time_ns() - int(self.max_age_s * 1e9))
         except sqlite3.Error:
             return SpanExportResult.FAILURE
@@ -270,7 +276,7 @@ def prune(db: sqlite3.Connection, max_bytes: int, oldest_ns: int) -> int:
     """Drop spans older than `oldest_ns`, then the oldest tenth while the file is too big;
     the number of spans dropped."""
     dropped = _drop_before(db, oldest_ns)
-    while _size_bytes(db) > max_bytes:
+    while size_bytes(db) > max_bytes:
         count = db.execute("SELECT count(*) FROM spans").fetchone()[0]
         if count == 0:
             break
@@ -290,7 +296,8 @@ def _drop_before(db: sqlite3.Connection, start_ns: int) -> int:
     return int(dropped)
 
 
-def _size_bytes(db: sqlite3.Connection) -> int:
+def size_bytes(db: sqlite3.Connection) -> int:
+    """The bytes the store's pages in use take (the bound `max_bytes` is about)."""
     pages = db.execute("PRAGMA page_count").fetchone()[0]
     free = db.execute("PRAGMA freelist_count").fetchone()[0]
     return int((pages - free) * db.execute("PRAGMA page_size").fetchone()[0])
@@ -356,6 +363,13 @@ class SpanStore:
         db = self._connect()
         try:
             return _trace_spans(db, trace_id.lower())
+        finally:
+            db.close()
+
+    def size_bytes(self) -> int:
+        db = self._connect()
+        try:
+            return size_bytes(db)
         finally:
             db.close()
 

@@ -1,75 +1,215 @@
-"""OpenTelemetry setup shared by broker, mirror and chaos (the lowest layer that needs it).
+"""OpenTelemetry tracing for every regionlink process, set up the standard way.
 
-Tracing is off by default: the API's no-op tracer costs one attribute lookup per
-span. `configure(path)` installs an SDK provider that appends spans as JSON lines
-to `path`, which the dashboard reads.
+`configure()` runs once per process (broker, mirror worker, the demo's and drills'
+clients). It reads the standard `OTEL_*` variables, so Jaeger, Tempo or any collector
+works unchanged:
+
+- `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES` name the process (`regionlink up` adds
+  `regionlink.region=<region>` to the latter for each process it starts);
+- `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` pick the sampler (the SDK's own parsing;
+  default `parentbased_always_on`);
+- `OTEL_TRACES_EXPORTER` (`otlp`, `console`, `none`, comma-separated) picks exporters; when
+  it is unset, OTLP is on exactly when `OTEL_EXPORTER_OTLP_ENDPOINT` or
+  `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set — unlike the SDK's own default, a process
+  with no collector configured does not retry a connection to localhost:4318 forever;
+- `OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL` picks `http/protobuf` (default) or `grpc`; the
+  exporters read their endpoint, headers, timeout and compression themselves;
+- `OTEL_SDK_DISABLED=true` turns tracing off.
+
+Beside those, the built-in span store (broker/spanstore.py) receives the spans when a path
+is given (`--span-store`, or `REGIONLINK_SPAN_STORE`), bounded by
+`REGIONLINK_SPAN_STORE_MAX_MB` and `REGIONLINK_SPAN_STORE_MAX_AGE_H`.
+
+With no exporter at all, tracing stays off: no provider is installed, the API's no-op
+tracer answers, and the data path does not look for trace contexts in record batches
+(`tracing_enabled()`), so it costs nearly nothing.
 """
 
 from __future__ import annotations
 
-import json
+import os
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.context import Context
+from opentelemetry.sdk.resources import OTELResourceDetector, Resource
+from opentelemetry.sdk.trace import TracerProvider, sampling
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
+    ConsoleSpanExporter,
     SpanExporter,
-    SpanExportResult,
 )
+from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace.span import TraceState
+from opentelemetry.util.types import Attributes
+
+from broker.spanstore import DEFAULT_MAX_AGE_S, DEFAULT_MAX_BYTES, SqliteSpanExporter
 
 TRACER_NAME = "regionlink"
-_enabled = False
+REGION_ATTRIBUTE = "regionlink.region"
+SPAN_STORE_ENV = "REGIONLINK_SPAN_STORE"
+SPAN_STORE_MAX_MB_ENV = "REGIONLINK_SPAN_STORE_MAX_MB"
+SPAN_STORE_MAX_AGE_H_ENV = "REGIONLINK_SPAN_STORE_MAX_AGE_H"
+_ENDPOINT_ENVS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+_PROTOCOL_ENVS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+
+_provider: TracerProvider | None = None
 
 
-class JsonLinesSpanExporter(SpanExporter):
-    """Writes one JSON object per span; simple to tail, grep and load into a dashboard."""
-
-    def __init__(self, path: Path) -> None:
-        self._file: IO[str] = open(path, "a", buffering=1)  # noqa: SIM115 - lives as long as the exporter
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        for span in spans:
-            self._file.write(span.to_json(indent=None) + "\n")
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        self._file.close()
+class TelemetryError(ValueError):
+    """An `OTEL_*` or `REGIONLINK_SPAN_STORE*` variable this process cannot honour."""
 
 
-def configure(trace_file: Path | None, service_name: str = "regionlink-broker") -> None:
-    global _enabled
-    if trace_file is None or _enabled:
-        return
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
-    provider.add_span_processor(BatchSpanProcessor(JsonLinesSpanExporter(trace_file)))
-    trace.set_tracer_provider(provider)
-    _enabled = True
+@dataclass(frozen=True)
+class SpanStoreSettings:
+    path: Path
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_age_s: float = DEFAULT_MAX_AGE_S
+
+    @classmethod
+    def from_env(cls, path: Path | None) -> SpanStoreSettings | None:
+        """`path` (a command-line option) or `REGIONLINK_SPAN_STORE`, with the bounds the
+        environment gives; None when neither names a store."""
+        named = os.environ.get(SPAN_STORE_ENV)
+        store = path or (Path(named) if named else None)
+        if store is None:
+            return None
+        max_mb = _positive(SPAN_STORE_MAX_MB_ENV, DEFAULT_MAX_BYTES / 2**20)
+        max_age_h = _positive(SPAN_STORE_MAX_AGE_H_ENV, DEFAULT_MAX_AGE_S / 3600)
+        return cls(store, int(max_mb * 2**20), max_age_h * 3600)
+
+
+def _positive(name: str, default: float) -> float:
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise TelemetryError(f"{name} must be a number, got {text!r}") from None
+    if value <= 0:
+        raise TelemetryError(f"{name} must be > 0, got {text!r}")
+    return value
+
+
+class FollowLinks(sampling.Sampler):
+    """Parent-based sampling carried across batches: a span without a parent that links to a
+    sampled context is sampled; every other decision is the configured sampler's.
+
+    The broker's and the mirror's spans have no parent (a batch holds records of many
+    traces) and link to the contexts in the records. Without this, at 1 % sampling a sampled
+    record's trace would show its broker and mirror hops only 1 % of the time.
+    """
+
+    def __init__(self, delegate: sampling.Sampler) -> None:
+        self.delegate = delegate
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> sampling.SamplingResult:
+        parent = trace.get_current_span(parent_context).get_span_context()
+        if not parent.is_valid and any(link.context.trace_flags.sampled for link in links or ()):
+            return sampling.SamplingResult(sampling.Decision.RECORD_AND_SAMPLE, attributes)
+        return self.delegate.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"FollowLinks{{{self.delegate.get_description()}}}"
+
+
+def sampler_from_env() -> sampling.Sampler:
+    """The SDK's sampler for `OTEL_TRACES_SAMPLER[_ARG]`, made to follow sampled links when
+    it is parent-based (a plain ratio or always_on/off keeps its own meaning)."""
+    configured = sampling._get_from_env_or_default()  # what TracerProvider() itself uses
+    return FollowLinks(configured) if isinstance(configured, sampling.ParentBased) else configured
+
+
+def resource_for(service_name: str) -> Resource:
+    """`service.name` = `service_name` unless `OTEL_SERVICE_NAME` or
+    `OTEL_RESOURCE_ATTRIBUTES` say otherwise; the rest of those variables are added."""
+    from_env = OTELResourceDetector().detect().attributes
+    return Resource.create({"service.name": service_name, **from_env})
+
+
+def exporters_from_env() -> list[SpanExporter]:
+    """The exporters `OTEL_TRACES_EXPORTER` names (default: OTLP iff an endpoint is set)."""
+    names = os.environ.get("OTEL_TRACES_EXPORTER")
+    if names is None:
+        names = "otlp" if any(os.environ.get(name) for name in _ENDPOINT_ENVS) else "none"
+    exporters: list[SpanExporter] = []
+    for name in (n.strip().lower() for n in names.split(",")):
+        if name == "otlp":
+            exporters.append(_otlp_exporter())
+        elif name == "console":
+            exporters.append(ConsoleSpanExporter())
+        elif name not in ("none", ""):
+            raise TelemetryError(
+                f"OTEL_TRACES_EXPORTER: unknown exporter {name!r} (otlp, console or none)"
+            )
+    return exporters
+
+
+def _otlp_exporter() -> SpanExporter:
+    protocol = next((p for n in _PROTOCOL_ENVS if (p := os.environ.get(n))), "http/protobuf")
+    if protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter()
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcSpanExporter,
+        )
+
+        return GrpcSpanExporter()
+    raise TelemetryError(
+        f"OTEL_EXPORTER_OTLP_PROTOCOL: {protocol!r} is not supported (http/protobuf or grpc)"
+    )
+
+
+def build_provider(service_name: str, span_store: Path | None = None) -> TracerProvider | None:
+    """A tracer provider exporting to every destination the environment (and `span_store`)
+    names, or None when there is none (or `OTEL_SDK_DISABLED=true`): tracing stays off."""
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    exporters = exporters_from_env()
+    store = SpanStoreSettings.from_env(span_store)
+    if store is not None:
+        exporters.append(
+            SqliteSpanExporter(store.path, service_name, store.max_bytes, store.max_age_s)
+        )
+    if not exporters:
+        return None
+    provider = TracerProvider(resource=resource_for(service_name), sampler=sampler_from_env())
+    for exporter in exporters:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
+
+
+def configure(service_name: str, span_store: Path | None = None) -> TracerProvider | None:
+    """Install this process's tracer provider (once; later calls return the first one).
+    The provider flushes its spans at exit; the caller may `shutdown()` it sooner."""
+    global _provider
+    if _provider is None:
+        _provider = build_provider(service_name, span_store)
+        if _provider is not None:
+            trace.set_tracer_provider(_provider)
+    return _provider
 
 
 def tracing_enabled() -> bool:
-    return _enabled
+    """Whether spans go anywhere: the data path looks for trace contexts only then."""
+    return _provider is not None
 
 
 def tracer() -> trace.Tracer:
     return trace.get_tracer(TRACER_NAME)
-
-
-def read_spans(trace_file: Path) -> list[dict[str, object]]:
-    """Load spans written by JsonLinesSpanExporter (for tests and the dashboard)."""
-    with open(trace_file) as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
-def span(name: str, attributes: dict[str, str | int]) -> AbstractContextManager[object]:
-    """A current span when tracing is on; a shared null context (nearly free) when off."""
-    if not _enabled:
-        return _NULL
-    return tracer().start_as_current_span(name, attributes=attributes)
-
-
-_NULL: AbstractContextManager[object] = nullcontext()

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from broker import telemetry
 from broker.handlers import handles
 from broker.log import OffsetOutOfRange
 from broker.protocol.codec import Request
@@ -160,13 +159,4 @@ async def fetch(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
             await arrived.wait()
     if deadline.cancelled_caught:
         topics, total_bytes = _read_all(broker, body)
-    with telemetry.span(
-        "receive",
-        {
-            "messaging.system": "kafka",
-            "messaging.operation.type": "receive",
-            "messaging.batch.message_count": -1,
-            "messaging.message.body.size": total_bytes,
-        },
-    ):
-        return _response(build, topics)
+    return _response(build, topics)

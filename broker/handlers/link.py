@@ -13,12 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
+
+from opentelemetry.trace import StatusCode
 
 from broker import links
 from broker.clock import now_ms
 from broker.handlers import handles
+from broker.handlers.spans import append_span
 from broker.log import OffsetMismatch, RecordTooLarge
+from broker.messaging_spans import OFFSET
 from broker.partitions import SINGLE_NODE, Partition
 from broker.protocol.batch import InvalidBatch, iter_headers
 from broker.protocol.codec import Request
@@ -103,6 +108,25 @@ def _append(partition: Partition, request: LinkAppendPartition, outcome: _Outcom
     outcome.end_offset = log.log_end_offset
 
 
+def _traced_append(
+    broker: Broker,
+    source_region: str,
+    partition: Partition,
+    request: LinkAppendPartition,
+    outcome: _Outcome,
+) -> None:
+    """`_append` inside the broker's send span (broker/handlers/spans.py)."""
+    records = request.records or b""
+    with append_span(
+        broker, ApiKey.LINK_APPEND, partition.topic, partition.index, records, source_region
+    ) as span:
+        _append(partition, request, outcome)
+        if span is not None:
+            span.set_attribute(OFFSET, request.expected_next_offset)
+            if outcome.error:
+                span.set_status(StatusCode.ERROR, outcome.message or f"error {outcome.error}")
+
+
 def _truncate(partition: Partition, request: LinkTruncatePartition, outcome: _Outcome) -> None:
     if partition.leader_id != SINGLE_NODE:
         # Followers would keep what the leader cut (they truncate only on a new leader epoch)
@@ -149,7 +173,7 @@ def _response(per_topic: list[tuple[str, list[_Outcome]]]) -> LinkResponse:
 @handles(ApiKey.LINK_APPEND)
 async def link_append(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     body = request.body
-    per_topic = _each_partition(broker, body, _append)
+    per_topic = _each_partition(broker, body, partial(_traced_append, broker, body.source_region))
     waiting = [
         (o, (o.partition, o.end_offset, o.leader_epoch))
         for _, outcomes in per_topic

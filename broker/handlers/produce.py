@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from broker import links, telemetry
+from broker import links
 from broker.clock import now_ms
 from broker.handlers import handles
+from broker.handlers.spans import append_span
 from broker.log import RecordTooLarge
+from broker.messaging_spans import OFFSET
 from broker.partitions import Partition
 from broker.producer_state import ProducerFenced
 from broker.protocol.batch import BatchHeader, InvalidBatch, iter_headers
@@ -113,16 +115,11 @@ def _produce_partition(
         return outcome
     outcome.partition, outcome.leader_epoch = partition, partition.leader_epoch
     try:
-        with telemetry.span(
-            f"publish {topic}",
-            {
-                "messaging.system": "kafka",
-                "messaging.operation.type": "publish",
-                "messaging.destination.name": topic,
-                "messaging.destination.partition.id": str(index),
-            },
-        ):
-            _append(partition, records or b"", outcome)
+        data = records or b""
+        with append_span(broker, ApiKey.PRODUCE, topic, index, data) as span:
+            _append(partition, data, outcome)
+            if span is not None:
+                span.set_attribute(OFFSET, outcome.base_offset)
     except InvalidBatch as exc:
         outcome.error, outcome.message = ErrorCode.corrupt_message, str(exc)
     except RecordTooLarge as exc:

@@ -33,6 +33,27 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+SpanStore = Annotated[
+    Path | None,
+    typer.Option(
+        "--span-store",
+        "--trace-file",
+        help="Also keep this process's spans in this span store (sqlite; the dashboard reads "
+        "it). Default: $REGIONLINK_SPAN_STORE. OTLP export follows the OTEL_* variables.",
+    ),
+]
+
+
+def _start_tracing(service_name: str, span_store: Path | None) -> None:
+    """Tracing for this process, as OTEL_* and the span store say (off when neither does)."""
+    from broker import telemetry
+
+    try:
+        telemetry.configure(service_name, span_store)
+    except telemetry.TelemetryError as exc:
+        raise CliError(str(exc)) from exc
+
+
 def _first(exc: BaseException, kind: type[OSError]) -> OSError | None:
     """The first `kind` in an exception or (anyio's) exception group, if any."""
     if isinstance(exc, kind):
@@ -68,9 +89,7 @@ def broker(
     advertised_host: Annotated[
         str | None, typer.Option(help="Host name clients should use, if not the listen host.")
     ] = None,
-    trace_file: Annotated[
-        Path | None, typer.Option(help="Write OpenTelemetry spans as JSON lines here.")
-    ] = None,
+    span_store: SpanStore = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     maintenance_interval_s: Annotated[
         float, typer.Option(help="Seconds between retention and compaction passes.")
@@ -179,7 +198,6 @@ def broker(
         port=port,
         node_id=node_id,
         advertised_host=advertised_host,
-        trace_file=trace_file,
         maintenance_interval_s=maintenance_interval_s,
         controllers=quorum,
         heartbeat_interval_ms=heartbeat_interval_ms,
@@ -188,6 +206,7 @@ def broker(
         lease_s=lease_s,
         lease_peers=peers,
     )
+    _start_tracing("regionlink-broker", span_store)
     try:
         run_broker(config)
     except (OSError, BaseExceptionGroup) as exc:
@@ -302,10 +321,7 @@ def worker(
     metrics_file: Annotated[
         Path | None, typer.Option(help="Append OpenTelemetry metrics here as JSON lines.")
     ] = None,
-    trace_file: Annotated[
-        Path | None,
-        typer.Option(help="Write a span per mirrored batch (linked to record traceparents)."),
-    ] = None,
+    span_store: SpanStore = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run a mirror worker for every flow in --config until SIGTERM.
@@ -318,12 +334,11 @@ def worker(
         return
     if config is None:
         raise CliError("regionlink worker needs --config FILE (see regionlink worker --help)")
-    from broker import telemetry
     from mirror.worker.main import WorkerOptions, run_worker_process
 
     _setup_logging(log_level)
     loaded = _load_config(config)
-    telemetry.configure(trace_file, service_name="regionlink-mirror")
+    _start_tracing("regionlink-mirror", span_store)
     options = WorkerOptions(worker_id, control_listen, metrics_file)
     try:
         run_worker_process(loaded, options)

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
+from opentelemetry.trace import Span
 
 from broker import telemetry
 from broker.client import KafkaClient, KafkaConnectionError, KafkaError
@@ -29,11 +32,12 @@ from broker.client.data import (
     produce,
     produce_pipelined,
 )
+from broker.messaging_spans import NO_SPAN
 from broker.protocol.batch import InvalidBatch
 from broker.protocol.errors import ErrorCode
 from mirror.backoff import Backoff
 from mirror.copy.fetcher import Chunk, FeedItem, SourceFetcher
-from mirror.copy.tracing import mirror_span
+from mirror.copy.tracing import copy_span
 from mirror.copy.transfer import OutgoingBatch, ProducerSession, TransferPlan, plan_transfer
 from mirror.offsets.offset_map import MirrorCursor
 from mirror.offsets.store import OffsetMapStore
@@ -119,6 +123,21 @@ class CopierBase:
         self.fetcher.taken(self.source_tp, item)
         return item
 
+    async def _span(
+        self,
+        batches: Sequence[bytes | bytearray | memoryview],
+        first_source_offset: int,
+        record_count: int,
+    ) -> AbstractContextManager[Span | None]:
+        """The span around writing one chunk to the target (mirror/copy/tracing.py)."""
+        if not batches or not telemetry.tracing_enabled():
+            return NO_SPAN
+        leader = await self.target.leader_for(*self.target_tp)
+        server = self.target.view.brokers.get(leader)
+        return copy_span(
+            batches, self.source_tp, self.target_tp, first_source_offset, record_count, server
+        )
+
     async def _offset(self, client: KafkaClient, tp: TopicPartition, which: int) -> int:
         leader = await client.leader_for(*tp)
         if which == LATEST:  # checked against Fetch's high watermark (see latest_offsets)
@@ -165,7 +184,10 @@ class PartitionCopier(CopierBase):
                 )
                 if plan.new_runs:
                     await self.store.append(self.source_tp, plan.new_runs)
-                await self._produce_all(plan.batches)
+                first_offset = plan.batches[0].source_first_offset if plan.batches else 0
+                data = [batch.data for batch in plan.batches]
+                with await self._span(data, first_offset, plan.record_count):
+                    await self._produce_all(plan.batches)
                 self._offer_syncs(plan, cursor)
                 self._account(plan, cursor, fetched.high_watermark)
                 backoff.reset()
@@ -214,17 +236,6 @@ class PartitionCopier(CopierBase):
 
     async def _produce_all(self, batches: list[OutgoingBatch]) -> None:
         """Pipeline up to PIPELINE_DEPTH produce requests; resend from the first failure."""
-        if telemetry.tracing_enabled():  # one span around each produce
-            for batch in batches:
-                with mirror_span(
-                    batch.data,
-                    self.source_tp,
-                    self.target_tp,
-                    batch.source_first_offset,
-                    batch.record_count,
-                ):
-                    await self._produce(batch)
-            return
         index = 0
         while index < len(batches):
             window = batches[index : index + PIPELINE_DEPTH]

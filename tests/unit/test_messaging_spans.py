@@ -1,0 +1,47 @@
+"""Finding the sampled trace contexts records carry, in plain and compressed batches."""
+
+from __future__ import annotations
+
+import os
+
+from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
+
+from broker.messaging_spans import batch_span, sampled_contexts
+from broker.protocol.records import LZ4, NewRecord, build_batch
+
+
+def _traceparent(sampled: bool) -> tuple[str, bytes]:
+    trace_id, span_id = os.urandom(16).hex(), os.urandom(8).hex()
+    return trace_id, f"00-{trace_id}-{span_id}-{'01' if sampled else '00'}".encode()
+
+
+def _batch(headers: list[bytes | None], compression: int = 0) -> bytes:
+    records = [
+        NewRecord(b"k", b"v" * 100, (("traceparent", h),) if h is not None else ()) for h in headers
+    ]
+    return build_batch(records, compression=compression)
+
+
+def test_sampled_contexts_of_every_batch_once_each_unsampled_ones_left_out() -> None:
+    sampled = [_traceparent(True) for _ in range(3)]
+    unsampled = [_traceparent(False) for _ in range(2)]
+    first = _batch([sampled[0][1], unsampled[0][1], None, sampled[1][1], sampled[0][1]])
+    second = _batch([unsampled[1][1], sampled[2][1]], compression=LZ4)
+    contexts = sampled_contexts([first, second])
+    assert [format_trace_id(c.trace_id) for c in contexts] == [t for t, _ in sampled]
+    assert all(c.trace_flags.sampled and c.is_remote for c in contexts)
+    header = sampled[1][1].decode()
+    assert format_span_id(contexts[1].span_id) == header.split("-")[2]
+    assert len(sampled_contexts([first, second], limit=2)) == 2
+
+
+def test_a_malformed_batch_ends_the_search_without_an_error() -> None:
+    good = _batch([_traceparent(True)[1]])
+    assert len(sampled_contexts([good + b"\x00" * 30, good])) == 1
+    assert sampled_contexts([b"not a batch at all, but long enough to look at" * 2]) == []
+
+
+def test_with_tracing_off_a_batch_span_is_nothing() -> None:
+    batch = _batch([_traceparent(True)[1]])
+    with batch_span("send orders", SpanKind.SERVER, {}, [batch]) as span:
+        assert span is None
