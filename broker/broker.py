@@ -215,7 +215,7 @@ class Broker:
 
     # -- groups ---------------------------------------------------------------------------
     def advertised_for(self, listener: str) -> tuple[str, int]:
-        """The address clients that came in on `listener` should use (single node)."""
+        """The address clients that came in on `listener` should use to reach this broker."""
         for named in self.config.listeners:
             if named.name == listener:
                 return named.advertised
@@ -238,7 +238,7 @@ class Broker:
         placement = self.cluster.image.partition(info.topic_id, 0) if info else None
         if placement is None or placement.leader < 0:
             return None
-        for node, address in self.cluster.live_brokers():
+        for node, address in self.cluster.live_brokers(listener):
             if node == placement.leader:
                 return node, address
         return None

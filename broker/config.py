@@ -65,7 +65,8 @@ class BrokerConfig:
     lease_peers: tuple[tuple[str, int], ...] = ()
     # Named extra listeners, as Kafka's `listeners` / `advertised.listeners`: clients that
     # connect to one are told its advertised address (e.g. a WAN link's fault proxy in front
-    # of it), so they keep coming through it. Single-node regions only, for now.
+    # of it), so they keep coming through it. Registered with the controllers in a
+    # multi-broker region, so that every broker can advertise every other one's.
     listeners: tuple[Listener, ...] = ()
 
     @property

@@ -112,11 +112,11 @@ async def metadata(broker: Broker, request: Request, info: ConnectionInfo) -> An
 
 
 def _brokers(broker: Broker, info: ConnectionInfo) -> list[tuple[int, tuple[str, int]]]:
-    """The brokers clients may use: this one (at the address of the listener the client
-    came in on), or every live broker of the region."""
+    """The brokers clients may use, at their addresses for the listener the client came in
+    on: this one, or every live broker of the region."""
     if broker.cluster is None:
         return [(broker.config.node_id, broker.advertised_for(info.listener))]
-    return broker.cluster.live_brokers()
+    return broker.cluster.live_brokers(info.listener)
 
 
 def _controller_id(broker: Broker) -> int:

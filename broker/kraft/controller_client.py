@@ -88,10 +88,20 @@ class ControllerClient:
     # ------------------------------------------------------------------ the calls
 
     async def register_broker(
-        self, broker_id: int, incarnation_id: str, host: str, port: int
+        self,
+        broker_id: int,
+        incarnation_id: str,
+        host: str,
+        port: int,
+        listeners: Mapping[str, str] | None = None,
     ) -> int:
+        """Register (fenced) at `host:port`, with named listeners (name -> "host:port")."""
         request = pb.RegisterBrokerRequest(
-            broker_id=broker_id, incarnation_id=incarnation_id, host=host, port=port
+            broker_id=broker_id,
+            incarnation_id=incarnation_id,
+            host=host,
+            port=port,
+            listeners=listeners or {},
         )
         reply = await self._call(lambda s: s.RegisterBroker, request)
         return int(reply.broker_epoch)

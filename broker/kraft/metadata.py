@@ -11,9 +11,11 @@ a snapshot passes the same checks as the log. Pure code: no I/O, no clock.
 
 Semantics:
 
-* A broker registers fenced. Re-registering an existing broker needs a higher epoch and fences
-  it again. Fence, unfence and unregister must carry the broker's current epoch; fencing a
-  fenced broker (or unfencing an unfenced one) is a no-op.
+* A broker registers fenced, with its named listeners (name -> advertised "host:port", as
+  Kafka's advertised.listeners; its `host`/`port` are the default listener's). Records
+  written before listeners existed decode with none. Re-registering an existing broker needs
+  a higher epoch and fences it again. Fence, unfence and unregister must carry the broker's
+  current epoch; fencing a fenced broker (or unfencing an unfenced one) is a no-op.
 * Topic names and topic ids are unique. `DeleteTopic` drops the topic with its partitions.
 * A partition's replicas are distinct non-negative broker ids; its ISR is a duplicate-free
   subset of them; its leader is in the ISR, or -1 (no leader).
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
@@ -55,6 +57,7 @@ class RegisterBroker:
     host: str
     port: int
     epoch: int
+    listeners: dict[str, str] = field(default_factory=dict)  # name -> advertised "host:port"
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +163,7 @@ _FIELD_KINDS: dict[str, dict[str, str]] = {
         "host": "str",
         "port": "int",
         "epoch": "int",
+        "listeners": "str_map",
     },
     "UnregisterBroker": {"broker_id": "int", "epoch": "int"},
     "FenceBroker": {"broker_id": "int", "epoch": "int"},
@@ -186,6 +190,10 @@ _FIELD_KINDS: dict[str, dict[str, str]] = {
     "SetConfig": {"resource": "str", "key": "str", "value": "str?"},
     "ProducerIdsBlock": {"broker_id": "int", "first_id": "int", "count": "int"},
 }
+
+# Fields added after records were first written, with the value a record written without them
+# means: metadata logs and snapshots on disk from earlier versions must still decode.
+_ADDED_FIELDS: dict[str, dict[str, object]] = {"RegisterBroker": {"listeners": {}}}
 
 
 def _is_int(value: object) -> bool:
@@ -238,6 +246,7 @@ def _from_dict(obj: object) -> MetadataRecord:
     if not isinstance(type_name, str) or type_name not in _RECORD_TYPES:
         raise MetadataError(f"unknown metadata record type: {type_name!r}")
     kinds = _FIELD_KINDS[type_name]
+    obj = {**_ADDED_FIELDS.get(type_name, {}), **obj}
     given = set(obj) - {"type"}
     if given != set(kinds):
         missing = sorted(set(kinds) - given)
@@ -265,6 +274,22 @@ def decode(data: bytes) -> MetadataRecord:
 # --------------------------------------------------------------------------- image
 
 
+def parse_address(text: str) -> tuple[str, int]:
+    """`host:port` (a registered listener's address); MetadataError if it is not one."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise MetadataError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def check_listeners(listeners: Mapping[str, str]) -> None:
+    """MetadataError unless every named listener has a name and a `host:port` address."""
+    for name, address in listeners.items():
+        if not name:
+            raise MetadataError(f"a listener without a name (at {address!r})")
+        parse_address(address)
+
+
 @dataclass(frozen=True, slots=True)
 class BrokerInfo:
     broker_id: int
@@ -273,6 +298,12 @@ class BrokerInfo:
     port: int
     epoch: int
     fenced: bool
+    listeners: Mapping[str, str] = field(default_factory=dict)  # name -> advertised address
+
+    def listener_address(self, name: str) -> tuple[str, int] | None:
+        """Where clients that came in on listener `name` reach this broker, if it has one."""
+        address = self.listeners.get(name)
+        return None if address is None else parse_address(address)
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,6 +457,7 @@ class MetadataImage:
             raise MetadataError(f"negative broker id or epoch: {record!r}")
         if not 0 < record.port < 65536:
             raise MetadataError(f"invalid port: {record!r}")
+        check_listeners(record.listeners)
         current = self._brokers.get(record.broker_id)
         if current is not None and record.epoch <= current.epoch:
             raise MetadataError(
@@ -433,7 +465,13 @@ class MetadataImage:
                 f"current epoch is {current.epoch}"
             )
         self._brokers[record.broker_id] = BrokerInfo(
-            record.broker_id, record.incarnation_id, record.host, record.port, record.epoch, True
+            record.broker_id,
+            record.incarnation_id,
+            record.host,
+            record.port,
+            record.epoch,
+            True,
+            MappingProxyType(dict(record.listeners)),
         )
 
     def _current_broker(self, broker_id: int, epoch: int, what: str) -> BrokerInfo:
@@ -537,7 +575,11 @@ class MetadataImage:
         out: list[MetadataRecord] = []
         for broker_id in sorted(self._brokers):
             b = self._brokers[broker_id]
-            out.append(RegisterBroker(b.broker_id, b.incarnation_id, b.host, b.port, b.epoch))
+            out.append(
+                RegisterBroker(
+                    b.broker_id, b.incarnation_id, b.host, b.port, b.epoch, dict(b.listeners)
+                )
+            )
             if not b.fenced:
                 out.append(UnfenceBroker(b.broker_id, b.epoch))
         for topic_id in sorted(self._topics_by_id):

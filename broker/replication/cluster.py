@@ -21,6 +21,7 @@ from anyio.abc import TaskStatus
 
 from broker.client.client import KafkaClient
 from broker.clock import now_ms
+from broker.config import CLIENT_LISTENER
 from broker.kraft.controller_client import (
     ControllerClient,
     ControllerError,
@@ -29,6 +30,7 @@ from broker.kraft.controller_client import (
 )
 from broker.kraft.metadata import (
     CLUSTER_RESOURCE,
+    BrokerInfo,
     MetadataError,
     MetadataImage,
     effective_topic_configs,
@@ -90,12 +92,18 @@ class ClusterLink:
             task_status.started()
 
     async def _register(self) -> None:
+        """Register with the default listener's address and every named listener's, so that
+        any broker can tell a client the addresses of the listener it came in on."""
         host, port = self.broker.config.advertised_host_port(self.broker.port)
+        listeners = {
+            named.name: f"{named.advertised[0]}:{named.advertised[1]}"
+            for named in self.broker.config.listeners
+        }
         incarnation = uuid.uuid4().hex
         while True:
             try:
                 self.broker_epoch = await self.controllers.register_broker(
-                    self.local_id, incarnation, host, port
+                    self.local_id, incarnation, host, port, listeners
                 )
                 log.info("broker %d registered, epoch %d", self.local_id, self.broker_epoch)
                 return
@@ -203,12 +211,22 @@ class ClusterLink:
         info = self.image.broker(broker_id)
         return info is not None and not info.fenced
 
-    def live_brokers(self) -> list[tuple[int, tuple[str, int]]]:
-        """Unfenced brokers with their addresses (just this one while none is unfenced)."""
-        live = [
-            (b.broker_id, (b.host, b.port)) for b in self.image.brokers.values() if not b.fenced
-        ]
-        own = (self.local_id, self.broker.config.advertised_host_port(self.broker.port))
+    def live_brokers(self, listener: str = CLIENT_LISTENER) -> list[tuple[int, tuple[str, int]]]:
+        """Unfenced brokers at their addresses for clients that came in on `listener` (just
+        this one while none is unfenced).
+
+        A live broker without that listener is left out, as Kafka does, rather than given at
+        its default address: a client that came in on a named listener (through a WAN link's
+        proxy) is in another network, where that address does not route or, all on one
+        machine, routes around the link and the faults a drill puts on it. The client sees
+        that broker's partitions without a reachable leader and asks again: a broker started
+        without the listener shows as unavailable instead of silently bypassing the link."""
+        live = []
+        for info in self.image.brokers.values():
+            address = _address(info, listener)
+            if not info.fenced and address is not None:
+                live.append((info.broker_id, address))
+        own = (self.local_id, self.broker.advertised_for(listener))
         return sorted(live) or [own]
 
     async def wait_for(
@@ -357,3 +375,10 @@ def _partition_count(broker: Broker, name: str) -> int:
 def _has_configs(broker: Broker, name: str, configs: Mapping[str, str]) -> bool:
     info = broker.topics.get(name)
     return info is not None and all(info.configs.get(k) == v for k, v in configs.items())
+
+
+def _address(info: BrokerInfo, listener: str) -> tuple[str, int] | None:
+    """A registered broker's address for `listener`; None if it has no such listener."""
+    if listener == CLIENT_LISTENER:
+        return info.host, info.port
+    return info.listener_address(listener)

@@ -163,18 +163,23 @@ class Deployment:
         status = self.run("failover", "status")
         return [(f["source"], f["target"]) for f in status["flows"]]
 
-    def link_proxies(self, names: list[str]) -> list[Any]:
-        """The fault proxies (toxiproxy-python objects) of the named link directions."""
+    def link_proxies(self, directions: list[str]) -> list[Any]:
+        """The fault proxies (toxiproxy-python objects) of the named link directions ("a->b"):
+        all of them, one per broker of the direction's target region."""
         from mirror.runtime.state import StateDB
-        from mirror.runtime.wan import toxiproxy_server
+        from mirror.runtime.wan import in_direction, toxiproxy_server
 
         wan = StateDB(self.state_dir).meta().get("wan")
         if not isinstance(wan, dict):
             raise DeploymentError("the topology has no WAN links ([links] in its file)")
-        proxies = toxiproxy_server(wan["api"]).proxies()
-        missing = [name for name in names if name not in proxies]
+        planned = [proxy["name"] for proxy in wan["proxies"]]
+        names = [name for d in directions for name in planned if in_direction(name, d)]
+        missing = [d for d in directions if not any(in_direction(n, d) for n in names)]
         if missing:
-            raise DeploymentError(f"no WAN link {', '.join(missing)}; links: {', '.join(proxies)}")
+            raise DeploymentError(f"no WAN link {', '.join(missing)}; links: {', '.join(planned)}")
+        proxies = toxiproxy_server(wan["api"]).proxies()
+        if gone := [name for name in names if name not in proxies]:
+            raise DeploymentError(f"the fault proxy has lost {', '.join(gone)}")
         return [proxies[name] for name in names]
 
     def thaw(self) -> None:

@@ -189,7 +189,8 @@ def _link_name(link: str | None) -> bool:
 
 
 def link_directions(link: str) -> list[str]:
-    """The proxy names ("a->b") a link step acts on: one, or both for "a:b"."""
+    """The link directions ("a->b") a link step acts on: one, or both for "a:b"; each is
+    carried by a proxy per broker of its target region."""
     if "->" in link:
         return [link]
     a, _, b = link.partition(":")

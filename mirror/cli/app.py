@@ -139,7 +139,8 @@ def broker(
         typer.Option(
             help="A named extra listener, NAME=HOST:PORT,ADVERTISED_HOST:PORT (repeatable): "
             "clients that connect to it are told the advertised address, e.g. a WAN link's "
-            "fault proxy in front of it. Single-node brokers only."
+            "fault proxy in front of it. With --controllers, registered with them, so that "
+            "every broker of the region tells such clients each other's address for NAME."
         ),
     ] = None,
 ) -> None:
@@ -189,8 +190,6 @@ def broker(
         listeners = tuple(Listener.parse(text) for text in listener or ())
     except ValueError as exc:
         raise CliError(f"--listener: {exc}") from exc
-    if listeners and quorum is not None:
-        raise CliError("--listener is for single-node brokers (without --controllers) for now")
     config = BrokerConfig(
         listeners=listeners,
         data_dir=data_dir,

@@ -43,13 +43,18 @@ def controller_spec(
 
 
 def broker_spec(
-    state_dir: Path, region: str, index: int, port: int, quorum: str | None = None
+    state_dir: Path,
+    region: str,
+    index: int,
+    port: int,
+    quorum: str | None = None,
+    listeners: tuple[str, ...] = (),
 ) -> ChildSpec:
-    """Broker `index` of `region`: single-node without `quorum`, else registered with it."""
+    """Broker `index` of `region`: single-node without `quorum`, else registered with it;
+    `listeners` are its `--listener` arguments (WAN links' proxies in front of it)."""
     cluster = ("--controllers", quorum) if quorum else ()
-    return _node_spec(
-        state_dir, region, "broker", index, ("--listen", f"127.0.0.1:{port}", *cluster)
-    )
+    args = ("--listen", f"127.0.0.1:{port}", *cluster, *listeners)
+    return _node_spec(state_dir, region, "broker", index, args)
 
 
 def _node_spec(

@@ -43,7 +43,8 @@ def status_view(status: dict[str, Any]) -> RenderableType:
 
 
 def links_view(links: list[dict[str, Any]]) -> Table:
-    """WAN links: each direction's proxy, up or cut, and its toxics (conditions and faults)."""
+    """WAN links: each proxy (a direction, to one broker of a region with several), up or
+    cut, and its toxics (conditions and faults)."""
     table = Table(title="WAN links")
     for column in ("link", "via", "state", "toxics"):
         table.add_column(column)

@@ -129,7 +129,8 @@ class Supervisor:
         self.state.set_meta(status="failed", error=reason)
 
     async def _start_wan(self, tg: anyio.abc.TaskGroup) -> None:
-        """The fault proxy and a proxy per direction of each link, before any broker."""
+        """The fault proxy and the links' proxies (per direction and broker), before any
+        broker."""
         api = self.topology.chaos.toxiproxy_url or await self._start_fault_proxy(tg)
         self.wan = plan_proxies(self.topology, self._port)
         try:
@@ -159,7 +160,8 @@ class Supervisor:
             addresses = []
             for index in range(1, (config.brokers or 1) + 1):
                 port = self._port(f"{region}/broker-{index}")
-                spec = broker_spec(self.state_dir, region, index, port, quorum)
+                listeners = listener_args(self.wan, region, index)
+                spec = broker_spec(self.state_dir, region, index, port, quorum, listeners)
                 addresses.append(await self._start_ready(tg, spec))
             bootstraps[region] = ",".join(addresses)
         return bootstraps
@@ -272,8 +274,7 @@ class Supervisor:
         with its write lease on the other region of the failover pair, if there is one."""
         if spec.kind != "broker":
             return ()
-        listeners = listener_args(self.wan, spec.region)
-        return self._startup_role(spec.region) + self._lease_args(spec.region) + listeners
+        return self._startup_role(spec.region) + self._lease_args(spec.region)
 
     def _startup_role(self, region: str) -> tuple[str, ...]:
         if region not in self.links.roles:

@@ -267,11 +267,11 @@ class TopologyConfig(BaseModel):
                     problems.append(
                         (("links", key), f"unknown region {alias!r}; regions are: {known}")
                     )
-                elif not region.single_node:
+                elif not region.managed:  # its brokers' listeners are not ours to set
                     problems.append(
                         (
                             ("links", key),
-                            f"WAN links need single-node regions for now; {alias} is not",
+                            f"WAN links need regions regionlink runs; {alias} is external",
                         )
                     )
         return problems

@@ -201,6 +201,15 @@ def test_register_uses_the_index_as_epoch_and_starts_fenced() -> None:
     assert isinstance(logic.register_broker(image, 7, "inc", "h", 9092, 42), logic.Rejected)
 
 
+def test_register_records_named_listeners_and_refuses_bad_ones() -> None:
+    image = MetadataImage()
+    listeners = {"from-us-east": "127.0.0.1:9300"}
+    decision = logic.register_broker(image, 7, "inc", "h", 9092, 42, listeners)
+    assert decision == [RegisterBroker(7, "inc", "h", 9092, 42, listeners)]
+    bad = logic.register_broker(image, 7, "inc", "h", 9092, 42, {"from-us-east": "9300"})
+    assert isinstance(bad, logic.Rejected) and bad.error_code == ErrorCode.invalid_request
+
+
 def test_reregistration_moves_the_old_incarnations_leaderships() -> None:
     image = cluster(3)
     create(image, logic.TopicRequest("a", 1, 3))

@@ -38,7 +38,9 @@ _strs = st.text(max_size=12)
 _int_tuples = st.lists(_ints, max_size=5).map(tuple)
 
 records: st.SearchStrategy[MetadataRecord] = st.one_of(
-    st.builds(RegisterBroker, _ints, _strs, _strs, _ints, _ints),
+    st.builds(
+        RegisterBroker, _ints, _strs, _strs, _ints, _ints, st.dictionaries(_strs, _strs, max_size=3)
+    ),
     st.builds(UnregisterBroker, _ints, _ints),
     st.builds(FenceBroker, _ints, _ints),
     st.builds(UnfenceBroker, _ints, _ints),
@@ -69,6 +71,7 @@ def test_encode_decode_round_trip(record: MetadataRecord) -> None:
 
 EXAMPLES: list[MetadataRecord] = [
     RegisterBroker(1, "inc-1", "h1", 9092, 3),
+    RegisterBroker(1, "inc-1", "h1", 9092, 3, {"from-us-east": "127.0.0.1:9300"}),
     UnregisterBroker(1, 3),
     FenceBroker(1, 3),
     UnfenceBroker(1, 3),
@@ -109,11 +112,39 @@ def test_every_record_type_round_trips(record: MetadataRecord) -> None:
         b'{"type":"ChangePartition","topic_id":"x","partition":0,"isr":[1,"2"],'
         b'"leader":null,"leader_epoch":0,"partition_epoch":1}',
         b'{"type":"SetConfig","resource":"r","key":"k","value":3}',
+        b'{"type":"RegisterBroker","broker_id":1,"incarnation_id":"i","host":"h","port":1,'
+        b'"epoch":1,"listeners":{"from-us":9300}}',
     ],
 )
 def test_decode_rejects_malformed(data: bytes) -> None:
     with pytest.raises(MetadataError):
         decode(data)
+
+
+def test_a_registration_written_before_listeners_existed_decodes_without_them() -> None:
+    """Metadata logs and snapshots of earlier versions hold RegisterBroker records with no
+    `listeners` field: they decode to a broker with none, and snapshot again with them."""
+    old = b'{"broker_id":1,"epoch":3,"host":"h1","incarnation_id":"inc-1","port":9092,'
+    old += b'"type":"RegisterBroker"}'
+    record = decode(old)
+    assert record == RegisterBroker(1, "inc-1", "h1", 9092, 3, {})
+    snapshot = json.dumps({"version": 1, "records": [json.loads(old)]}).encode()
+    image = MetadataImage.from_snapshot(snapshot)
+    assert image.broker(1) == BrokerInfo(1, "inc-1", "h1", 9092, 3, True)
+    assert json.loads(image.snapshot())["records"][0]["listeners"] == {}
+
+
+def test_a_broker_registers_its_listeners_and_snapshots_keep_them() -> None:
+    image = MetadataImage()
+    listeners = {"from-us-east": "127.0.0.1:9300", "from-ap-south": "proxy.example:19092"}
+    image.apply(RegisterBroker(2, "inc-2", "127.0.0.1", 9092, 5, listeners))
+    broker = image.broker(2)
+    assert broker is not None and broker.listeners == listeners
+    assert broker.listener_address("from-us-east") == ("127.0.0.1", 9300)
+    assert broker.listener_address("from-ap-south") == ("proxy.example", 19092)
+    assert broker.listener_address("from-eu-west") is None
+    restored = MetadataImage.from_snapshot(image.snapshot())
+    assert restored == image and restored.broker(2) == broker
 
 
 def test_encode_rejects_non_records_and_bad_types() -> None:
@@ -215,6 +246,9 @@ BAD_RECORDS: list[tuple[str, MetadataRecord]] = [
     ("register stale epoch", RegisterBroker(1, "x", "h", 9092, 9)),
     ("register bad port", RegisterBroker(7, "x", "h", 0, 1)),
     ("register negative id", RegisterBroker(-1, "x", "h", 9092, 1)),
+    ("register listener not host:port", RegisterBroker(7, "x", "h", 9092, 1, {"from-a": "h"})),
+    ("register listener bad port", RegisterBroker(7, "x", "h", 9092, 1, {"from-a": "h:0"})),
+    ("register unnamed listener", RegisterBroker(7, "x", "h", 9092, 1, {"": "h:9300"})),
     ("duplicate topic name", CreateTopic("orders", "tid-other", {})),
     ("duplicate topic id", CreateTopic("other", TID, {})),
     ("empty topic name", CreateTopic("", "tid-x", {})),

@@ -68,9 +68,10 @@ def cli_problems(path: Path) -> list[str]:
     return lines
 
 
-def test_there_are_eight_examples() -> None:
+def test_there_are_nine_examples() -> None:
     assert [path.name for path in EXAMPLES] == [
         "active-active.toml",
+        "active-passive-rf3-wan.toml",
         "active-passive-rf3.toml",
         "active-passive-wan.toml",
         "active-passive.toml",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -14,7 +15,12 @@ from broker.config import Listener
 from broker.lease import WriteLease, keep_lease, probe
 from mirror.errors import ConfigError
 from mirror.runtime.topology import LinkConfig, load_topology
-from mirror.runtime.wan import listener_args, plan_proxies, remote_bootstrap
+from mirror.runtime.wan import (
+    in_direction,
+    listener_args,
+    plan_proxies,
+    remote_bootstrap,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,8 +28,7 @@ TWO_REGIONS = """\
 name = "t"
 [regions.us-east]
 [regions.eu-west]
-brokers = {brokers}
-{controllers}
+{eu_west}
 [[flows]]
 source = "us-east"
 target = "eu-west"
@@ -33,11 +38,16 @@ bandwidth_kbps = 8000
 """
 
 
-def _topology(tmp_path: Path, link: str = "us-east:eu-west", brokers: int = 1) -> Path:
-    controllers = "controllers = 3" if brokers > 1 else ""
+def _topology(tmp_path: Path, link: str = "us-east:eu-west", eu_west: str = "") -> Path:
     path = tmp_path / "t.toml"
-    path.write_text(TWO_REGIONS.format(link=link, brokers=brokers, controllers=controllers))
+    path.write_text(TWO_REGIONS.format(link=link, eu_west=eu_west))
     return path
+
+
+def _ports() -> tuple[dict[str, int], Callable[[str], int]]:
+    """Ports by key, as the supervisor keeps them: the same key, the same port."""
+    ports: dict[str, int] = {}
+    return ports, lambda key: ports.setdefault(key, 30_000 + len(ports))
 
 
 def test_the_wan_topology_plans_a_proxy_per_direction() -> None:
@@ -48,9 +58,52 @@ def test_the_wan_topology_plans_a_proxy_per_direction() -> None:
     forward = proxies[0]
     assert remote_bootstrap(proxies, "us-east", "eu-west") == forward.listen
     assert remote_bootstrap(proxies, "eu-west", "eu-west") is None
-    assert listener_args(proxies, "eu-west") == (
+    assert listener_args(proxies, "eu-west", 1) == (
         "--listener", f"from-us-east={forward.upstream},{forward.listen}",
     )  # fmt: skip
+
+
+def test_single_node_proxies_keep_their_names_and_ports() -> None:
+    """State directories of earlier runs keep their ports by key, drills name the proxies."""
+    ports, port = _ports()
+    plan_proxies(load_topology(ROOT / "topologies" / "active-passive-wan.toml"), port)
+    assert set(ports) == {
+        "wan/us-east->eu-west", "eu-west/broker-1/from-us-east",
+        "wan/eu-west->us-east", "us-east/broker-1/from-eu-west",
+    }  # fmt: skip
+
+
+def test_a_region_of_three_brokers_is_entered_through_a_proxy_per_broker() -> None:
+    topology = load_topology(ROOT / "topologies" / "active-passive-rf3-wan.toml")
+    ports, port = _ports()
+    proxies = plan_proxies(topology, port)
+    assert [p.name for p in proxies] == [
+        "us-east->eu-west",
+        "eu-west->us-east@broker-1",
+        "eu-west->us-east@broker-2",
+        "eu-west->us-east@broker-3",
+    ]
+    assert plan_proxies(topology, port) == proxies, "the same ports at every start"
+    assert len(set(ports.values())) == len(ports) == 8
+    into_us = proxies[1:]
+    assert {p.to_json()["link"] for p in into_us} == {"eu-west->us-east"}
+    for node, proxy in enumerate(into_us, start=1):
+        assert proxy.broker == node
+        assert listener_args(proxies, "us-east", node) == (
+            "--listener", f"from-eu-west={proxy.upstream},{proxy.listen}",
+        )  # fmt: skip
+    assert remote_bootstrap(proxies, "eu-west", "us-east") == ",".join(p.listen for p in into_us)
+    assert remote_bootstrap(proxies, "us-east", "eu-west") == proxies[0].listen
+    assert listener_args(proxies, "eu-west", 1) == (
+        "--listener", f"from-us-east={proxies[0].upstream},{proxies[0].listen}",
+    )  # fmt: skip
+
+
+def test_a_link_direction_is_all_its_proxies_and_only_those() -> None:
+    assert in_direction("us-east->eu-west", "us-east->eu-west")
+    assert in_direction("us-east->eu-west@broker-3", "us-east->eu-west")
+    assert not in_direction("us-east->eu-west-2", "us-east->eu-west")
+    assert not in_direction("eu-west->us-east@broker-1", "us-east->eu-west")
 
 
 def test_a_link_becomes_toxics_on_both_streams() -> None:
@@ -64,19 +117,28 @@ def test_a_link_becomes_toxics_on_both_streams() -> None:
 
 
 @pytest.mark.parametrize(
-    ("link", "brokers", "needle"),
+    ("link", "eu_west", "needle"),
     [
-        ("us-east:mars", 1, "unknown region 'mars'"),
-        ("us-east-eu-west", 1, 'name a link "REGION:REGION"'),
-        ("us-east:eu-west", 3, "WAN links need single-node regions for now; eu-west is not"),
+        ("us-east:mars", "", "unknown region 'mars'"),
+        ("us-east-eu-west", "", 'name a link "REGION:REGION"'),
+        (
+            "us-east:eu-west",
+            'bootstrap = "127.0.0.1:19092"',
+            "WAN links need regions regionlink runs; eu-west is external",
+        ),
     ],
 )
 def test_bad_links_are_refused_by_file_line_and_key(
-    tmp_path: Path, link: str, brokers: int, needle: str
+    tmp_path: Path, link: str, eu_west: str, needle: str
 ) -> None:
     with pytest.raises(ConfigError) as caught:
-        load_topology(_topology(tmp_path, link, brokers))
+        load_topology(_topology(tmp_path, link, eu_west))
     assert needle in str(caught.value) and "links" in str(caught.value), caught.value
+
+
+def test_a_link_may_join_regions_of_several_brokers(tmp_path: Path) -> None:
+    topology = load_topology(_topology(tmp_path, eu_west="brokers = 3\ncontrollers = 1"))
+    assert topology.link_between("eu-west", "us-east") is not None
 
 
 def test_a_broker_listener_parses_and_refuses_bad_text() -> None:

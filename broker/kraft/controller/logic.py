@@ -34,6 +34,7 @@ from broker.kraft.metadata import (
     CreateTopic,
     DeleteTopic,
     FenceBroker,
+    MetadataError,
     MetadataImage,
     MetadataRecord,
     PartitionInfo,
@@ -41,6 +42,7 @@ from broker.kraft.metadata import (
     RegisterBroker,
     SetConfig,
     UnfenceBroker,
+    check_listeners,
     topic_resource,
 )
 from broker.protocol.errors import ErrorCode
@@ -293,17 +295,29 @@ def _current_broker(image: MetadataImage, broker_id: int, epoch: int) -> BrokerI
 
 
 def register_broker(
-    image: MetadataImage, broker_id: int, incarnation_id: str, host: str, port: int, epoch: int
+    image: MetadataImage,
+    broker_id: int,
+    incarnation_id: str,
+    host: str,
+    port: int,
+    epoch: int,
+    listeners: Mapping[str, str] | None = None,
 ) -> Decision:
-    """Register (fenced) at `epoch`, the Raft index the record will have. A re-registration
-    first moves the old incarnation's leaderships away, as fencing would."""
+    """Register (fenced) at `epoch`, the Raft index the record will have, with its named
+    listeners (name -> advertised "host:port"). A re-registration first moves the old
+    incarnation's leaderships away, as fencing would."""
     if broker_id < 0 or not host or not 0 < port < 65536:
         return _reject(ErrorCode.invalid_request, f"bad registration {broker_id}@{host}:{port}")
+    named = dict(listeners or {})
+    try:
+        check_listeners(named)
+    except MetadataError as exc:
+        return _reject(ErrorCode.invalid_request, f"broker {broker_id}: {exc}")
     current = image.broker(broker_id)
     if current is not None and epoch <= current.epoch:
         return _reject(ErrorCode.invalid_request, f"epoch {epoch} <= {current.epoch}")
     moves = fence_records(image, broker_id)[1:] if current is not None else []
-    return [*moves, RegisterBroker(broker_id, incarnation_id, host, port, epoch)]
+    return [*moves, RegisterBroker(broker_id, incarnation_id, host, port, epoch, named)]
 
 
 def _leaderless_to(image: MetadataImage, broker_id: int) -> list[MetadataRecord]:

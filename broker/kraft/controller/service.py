@@ -114,9 +114,13 @@ class Controller:
 
     # ------------------------------------------------------------------ brokers
 
-    async def register_broker(self, broker_id: int, incarnation: str, host: str, port: int) -> int:
+    async def register_broker(
+        self, broker_id: int, incarnation: str, host: str, port: int, listeners: dict[str, str]
+    ) -> int:
         def decide(image: MetadataImage, index: int) -> tuple[int, list[MetadataRecord]]:
-            decision = logic.register_broker(image, broker_id, incarnation, host, port, index)
+            decision = logic.register_broker(
+                image, broker_id, incarnation, host, port, index, listeners
+            )
             if isinstance(decision, logic.Rejected):
                 raise Failure.of(decision)
             return index, decision
@@ -342,7 +346,11 @@ class Servicer(controller_pb2_grpc.ControllerQuorumServicer):
     ) -> pb.RegisterBrokerReply:
         try:
             epoch = await self._controller.register_broker(
-                request.broker_id, request.incarnation_id, request.host, request.port
+                request.broker_id,
+                request.incarnation_id,
+                request.host,
+                request.port,
+                dict(request.listeners),
             )
         except Failure as exc:
             return pb.RegisterBrokerReply(error=exc.proto())
