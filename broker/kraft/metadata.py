@@ -33,11 +33,22 @@ Semantics:
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any, TypeAlias
+
+from broker.security.acl import (
+    AclBinding,
+    AclError,
+    Operation,
+    PatternType,
+    Permission,
+    ResourceType,
+)
+from broker.security.scram import MAX_ITERATIONS, MIN_ITERATIONS, ScramCredential, ScramMechanism
 
 NO_LEADER = -1
 FIRST_PRODUCER_ID = 1000
@@ -125,6 +136,83 @@ class ProducerIdsBlock:
     count: int
 
 
+@dataclass(frozen=True, slots=True)
+class CreateAcl:
+    """An ACL binding (broker/security/acl.py), its enums as Kafka's wire values."""
+
+    resource_type: int
+    resource_name: str
+    pattern_type: int
+    principal: str
+    host: str
+    operation: int
+    permission: int
+
+    def binding(self) -> AclBinding:
+        try:
+            return AclBinding(
+                ResourceType(self.resource_type),
+                self.resource_name,
+                PatternType(self.pattern_type),
+                self.principal,
+                self.host,
+                Operation(self.operation),
+                Permission(self.permission),
+            ).validate()
+        except (ValueError, AclError) as exc:
+            raise MetadataError(f"invalid ACL {self!r}: {exc}") from None
+
+    @classmethod
+    def of(cls, binding: AclBinding) -> CreateAcl:
+        return cls(*_acl_fields(binding))
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteAcl:
+    resource_type: int
+    resource_name: str
+    pattern_type: int
+    principal: str
+    host: str
+    operation: int
+    permission: int
+
+    @classmethod
+    def of(cls, binding: AclBinding) -> DeleteAcl:
+        return cls(*_acl_fields(binding))
+
+
+def _acl_fields(binding: AclBinding) -> tuple[int, str, int, str, str, int, int]:
+    return (
+        int(binding.resource_type),
+        binding.resource_name,
+        int(binding.pattern_type),
+        binding.principal,
+        binding.host,
+        int(binding.operation),
+        int(binding.permission),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SetScramCredential:
+    """A user's SCRAM credential for one mechanism (Kafka's ScramMechanism type); the
+    binary fields in base64. Never a password."""
+
+    user: str
+    mechanism: int
+    salt: str
+    iterations: int
+    stored_key: str
+    server_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteScramCredential:
+    user: str
+    mechanism: int
+
+
 MetadataRecord: TypeAlias = (
     RegisterBroker
     | UnregisterBroker
@@ -136,6 +224,10 @@ MetadataRecord: TypeAlias = (
     | ChangePartition
     | SetConfig
     | ProducerIdsBlock
+    | CreateAcl
+    | DeleteAcl
+    | SetScramCredential
+    | DeleteScramCredential
 )
 
 _RECORD_TYPES: dict[str, type[Any]] = {
@@ -151,7 +243,21 @@ _RECORD_TYPES: dict[str, type[Any]] = {
         ChangePartition,
         SetConfig,
         ProducerIdsBlock,
+        CreateAcl,
+        DeleteAcl,
+        SetScramCredential,
+        DeleteScramCredential,
     )
+}
+
+_ACL_FIELD_KINDS = {
+    "resource_type": "int",
+    "resource_name": "str",
+    "pattern_type": "int",
+    "principal": "str",
+    "host": "str",
+    "operation": "int",
+    "permission": "int",
 }
 
 # Field kinds used by the decoder: "int", "str", "ints" (tuple of int), "str_map", and an
@@ -189,6 +295,17 @@ _FIELD_KINDS: dict[str, dict[str, str]] = {
     },
     "SetConfig": {"resource": "str", "key": "str", "value": "str?"},
     "ProducerIdsBlock": {"broker_id": "int", "first_id": "int", "count": "int"},
+    "CreateAcl": _ACL_FIELD_KINDS,
+    "DeleteAcl": _ACL_FIELD_KINDS,
+    "SetScramCredential": {
+        "user": "str",
+        "mechanism": "int",
+        "salt": "str",
+        "iterations": "int",
+        "stored_key": "str",
+        "server_key": "str",
+    },
+    "DeleteScramCredential": {"user": "str", "mechanism": "int"},
 }
 
 # Fields added after records were first written, with the value a record written without them
@@ -337,8 +454,34 @@ class MetadataImage:
         self._partitions: dict[str, dict[int, PartitionInfo]] = {}
         self._configs: dict[str, dict[str, str]] = {}
         self._next_producer_id = FIRST_PRODUCER_ID
+        self._acls: set[AclBinding] = set()
+        self._scram: dict[tuple[str, int], SetScramCredential] = {}
 
     # ----------------------------------------------------------------- reads
+
+    @property
+    def acls(self) -> frozenset[AclBinding]:
+        return frozenset(self._acls)
+
+    def scram_credential(self, mechanism: ScramMechanism, user: str) -> ScramCredential | None:
+        record = self._scram.get((user, mechanism.kafka_type))
+        if record is None:
+            return None
+        return ScramCredential(
+            base64.b64decode(record.salt),
+            record.iterations,
+            base64.b64decode(record.stored_key),
+            base64.b64decode(record.server_key),
+        )
+
+    def scram_users(self) -> dict[str, list[tuple[ScramMechanism, int]]]:
+        """Every user with a credential: its mechanisms and iterations (DescribeUserScram)."""
+        out: dict[str, list[tuple[ScramMechanism, int]]] = {}
+        for (user, kafka_type), record in sorted(self._scram.items()):
+            mechanism = ScramMechanism.of_type(kafka_type)
+            assert mechanism is not None  # checked when applied
+            out.setdefault(user, []).append((mechanism, record.iterations))
+        return out
 
     @property
     def next_producer_id(self) -> int:
@@ -388,11 +531,21 @@ class MetadataImage:
         image._partitions = {t: dict(ps) for t, ps in self._partitions.items()}
         image._configs = {r: dict(c) for r, c in self._configs.items()}
         image._next_producer_id = self._next_producer_id
+        image._acls = set(self._acls)
+        image._scram = dict(self._scram)
         return image
 
     def _state(self) -> tuple[object, ...]:
         topics = {t: (info.name, dict(info.configs)) for t, info in self._topics_by_id.items()}
-        return (self._brokers, topics, self._partitions, self._configs, self._next_producer_id)
+        return (
+            self._brokers,
+            topics,
+            self._partitions,
+            self._configs,
+            self._next_producer_id,
+            self._acls,
+            self._scram,
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MetadataImage):
@@ -449,6 +602,19 @@ class MetadataImage:
                         f"{self._next_producer_id} or is empty"
                     )
                 self._next_producer_id = record.first_id + record.count
+            case CreateAcl():
+                self._acls.add(record.binding())
+            case DeleteAcl():
+                binding = CreateAcl(*_acl_fields_of(record)).binding()
+                if binding not in self._acls:
+                    raise MetadataError(f"no such ACL: {record!r}")
+                self._acls.remove(binding)
+            case SetScramCredential():
+                _check_scram(record)
+                self._scram[(record.user, record.mechanism)] = record
+            case DeleteScramCredential():
+                if self._scram.pop((record.user, record.mechanism), None) is None:
+                    raise MetadataError(f"no such SCRAM credential: {record!r}")
             case _:
                 raise MetadataError(f"not a metadata record: {record!r}")
 
@@ -604,6 +770,8 @@ class MetadataImage:
         if self._next_producer_id > FIRST_PRODUCER_ID:
             used = self._next_producer_id - FIRST_PRODUCER_ID
             out.append(ProducerIdsBlock(NO_LEADER, FIRST_PRODUCER_ID, used))
+        out.extend(CreateAcl.of(binding) for binding in sorted(self._acls))
+        out.extend(self._scram[key] for key in sorted(self._scram))
         return out
 
     def snapshot(self) -> bytes:
@@ -630,6 +798,36 @@ class MetadataImage:
         for obj in body["records"]:
             image.apply(_from_dict(obj))
         return image
+
+
+def _acl_fields_of(record: DeleteAcl) -> tuple[int, str, int, str, str, int, int]:
+    return tuple(getattr(record, f.name) for f in fields(record))
+
+
+def _check_scram(record: SetScramCredential) -> None:
+    if not record.user or ScramMechanism.of_type(record.mechanism) is None:
+        raise MetadataError(f"invalid SCRAM user or mechanism: {record!r}")
+    if not MIN_ITERATIONS <= record.iterations <= MAX_ITERATIONS:
+        raise MetadataError(f"SCRAM iterations out of range: {record!r}")
+    try:
+        for text in (record.salt, record.stored_key, record.server_key):
+            base64.b64decode(text, validate=True)
+    except ValueError:
+        raise MetadataError(f"SCRAM credential fields must be base64: {record.user}") from None
+
+
+def scram_record(
+    user: str, mechanism: ScramMechanism, credential: ScramCredential
+) -> SetScramCredential:
+    """The metadata record that stores `credential`."""
+    return SetScramCredential(
+        user,
+        mechanism.kafka_type,
+        base64.b64encode(credential.salt).decode(),
+        credential.iterations,
+        base64.b64encode(credential.stored_key).decode(),
+        base64.b64encode(credential.server_key).decode(),
+    )
 
 
 CLUSTER_RESOURCE = "cluster"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -388,3 +389,45 @@ def test_effective_topic_configs_overlay_overrides_on_create_configs() -> None:
     assert effective_topic_configs(image, "orders") == expected
     with pytest.raises(MetadataError):
         effective_topic_configs(image, "missing")
+
+
+def test_acls_and_scram_credentials_live_in_the_metadata_and_its_snapshots() -> None:
+    from broker.kraft.metadata import (
+        CreateAcl,
+        DeleteAcl,
+        DeleteScramCredential,
+        scram_record,
+    )
+    from broker.security.acl import AclBinding, Operation, PatternType, Permission, ResourceType
+    from broker.security.scram import ScramMechanism, make_credential
+
+    read_orders = AclBinding(
+        ResourceType.TOPIC, "orders", PatternType.LITERAL, "User:alice", "*",
+        Operation.READ, Permission.ALLOW,
+    )  # fmt: skip
+    credential = make_credential(ScramMechanism.SHA_512, "wonderland", b"salt", 4096)
+    image = MetadataImage()
+    for record in (
+        CreateAcl.of(read_orders),
+        scram_record("alice", ScramMechanism.SHA_512, credential),
+    ):
+        image.apply(decode(encode(record)))
+    assert image.acls == {read_orders}
+    assert image.scram_credential(ScramMechanism.SHA_512, "alice") == credential
+    assert image.scram_credential(ScramMechanism.SHA_256, "alice") is None
+    assert image.scram_users() == {"alice": [(ScramMechanism.SHA_512, 4096)]}
+    assert MetadataImage.from_snapshot(image.snapshot()) == image
+    assert b"wonderland" not in image.snapshot()
+    for bad in (
+        DeleteAcl.of(replace(read_orders, principal="User:bob")),  # no such ACL
+        CreateAcl(2, "orders", 9, "User:a", "*", 3, 3),  # no such pattern type
+        CreateAcl(2, "orders", 3, "alice", "*", 3, 3),  # not TYPE:NAME
+        DeleteScramCredential("alice", 1),
+        replace(scram_record("bob", ScramMechanism.SHA_256, credential), iterations=10),
+        replace(scram_record("bob", ScramMechanism.SHA_256, credential), salt="!!"),
+    ):
+        with pytest.raises(MetadataError):
+            image.copy().apply(bad)
+    image.apply(DeleteAcl.of(read_orders))
+    image.apply(DeleteScramCredential("alice", ScramMechanism.SHA_512.kafka_type))
+    assert image.acls == set() and image.scram_users() == {}
