@@ -21,6 +21,7 @@ from broker.handlers import HANDLERS
 from broker.handlers.api_versions import unsupported_api_versions_response
 from broker.lease import WriteLease, keep_lease, refusal_message
 from broker.log import LogConfig
+from broker.metrics.traffic import Traffic
 from broker.offsets_topic import OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIGS, build_group_coordinator
 from broker.partitions import Partition, PartitionManager
 from broker.protocol.codec import Frame, decode_header, decode_request, encode_response_frame
@@ -58,6 +59,7 @@ class Broker:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.cluster_id = _load_cluster_id(config)
         self.partitions = PartitionManager(config.data_dir)
+        self.traffic = Traffic()  # what it appended and served, for its metrics
         self.port = config.port
         self.groups: GroupCoordinator | None = None
         self._groups_epoch = -1

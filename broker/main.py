@@ -1,4 +1,5 @@
-"""Run a broker process until SIGTERM/SIGINT, then flush and close its logs."""
+"""Run a broker process until SIGTERM/SIGINT, then flush and close its logs; with
+`metrics_listen`, serve its Prometheus metrics meanwhile."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import anyio
 
 from broker.broker import Broker
 from broker.config import BrokerConfig
+from broker.metrics.broker_metrics import observe_broker
+from broker.metrics.endpoint import MetricsEndpoint
 
 log = logging.getLogger("regionlink.broker")
 
@@ -22,15 +25,26 @@ async def _stop_on_signal(broker: Broker, scope: anyio.CancelScope) -> None:
             return
 
 
-async def run_until_signalled(config: BrokerConfig) -> None:
+async def run_until_signalled(
+    config: BrokerConfig, metrics_listen: tuple[str, int] | None = None
+) -> None:
     broker = Broker(config)
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(_stop_on_signal, broker, tasks.cancel_scope)
-        await tasks.start(broker.run)
-        print(
-            f"regionlink broker {config.node_id} ready on {config.host}:{broker.port}", flush=True
-        )
+    metrics = None
+    if metrics_listen is not None:
+        metrics = MetricsEndpoint("broker", f"broker-{config.node_id}", metrics_listen)
+        observe_broker(metrics.meter, broker)
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_stop_on_signal, broker, tasks.cancel_scope)
+            await tasks.start(broker.run)
+            print(
+                f"regionlink broker {config.node_id} ready on {config.host}:{broker.port}",
+                flush=True,
+            )
+    finally:
+        if metrics is not None:
+            metrics.close()
 
 
-def run_broker(config: BrokerConfig) -> None:
-    anyio.run(run_until_signalled, config, backend="asyncio")
+def run_broker(config: BrokerConfig, metrics_listen: tuple[str, int] | None = None) -> None:
+    anyio.run(run_until_signalled, config, metrics_listen, backend="asyncio")

@@ -159,4 +159,7 @@ async def fetch(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
             await arrived.wait()
     if deadline.cancelled_caught:
         topics, total_bytes = _read_all(broker, body)
+    for name, reads in topics:
+        for read in reads:
+            broker.traffic.fetched(name, len(read.records), replica=body.replica_id >= 0)
     return _response(build, topics)

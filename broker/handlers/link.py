@@ -53,6 +53,7 @@ class _Outcome:
     partition: Partition | None = None
     end_offset: int = -1  # the high watermark the append waits for
     leader_epoch: int = -1
+    records: int = 0  # appended
 
     def result(self) -> LinkPartitionResult:
         end = self.partition.log.log_end_offset if self.partition is not None else -1
@@ -101,11 +102,14 @@ def _append(partition: Partition, request: LinkAppendPartition, outcome: _Outcom
     except RecordTooLarge as exc:
         outcome.error, outcome.message = ErrorCode.message_too_large, str(exc)
         return
+    appended = 0
     for header in iter_headers(records):  # as a follower: a promoted mirror keeps dedup
+        appended += header.records_count
         if header.has_producer_id:
             partition.producers.record(header, header.base_offset, header.last_offset)
     partition.notify_appended()
     outcome.end_offset = log.log_end_offset
+    outcome.records = appended
 
 
 def _traced_append(
@@ -174,6 +178,10 @@ def _response(per_topic: list[tuple[str, list[_Outcome]]]) -> LinkResponse:
 async def link_append(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     body = request.body
     per_topic = _each_partition(broker, body, partial(_traced_append, broker, body.source_region))
+    for name, outcomes in per_topic:
+        for outcome in outcomes:
+            if outcome.records:
+                broker.traffic.linked(name, outcome.records)
     waiting = [
         (o, (o.partition, o.end_offset, o.leader_epoch))
         for _, outcomes in per_topic

@@ -54,8 +54,9 @@ class _Outcome:
         )
 
 
-def _append(partition: Partition, records: bytes | memoryview, outcome: _Outcome) -> None:
-    """Append one partition's batches (or find the earlier append a retry repeats)."""
+def _append(partition: Partition, records: bytes | memoryview, outcome: _Outcome) -> int:
+    """Append one partition's batches (or find the earlier append a retry repeats); the
+    number of records appended (0 for a retry)."""
     headers = list(iter_headers(records))
     if not headers:
         raise InvalidBatch("no record batch in produce request")
@@ -63,7 +64,7 @@ def _append(partition: Partition, records: bytes | memoryview, outcome: _Outcome
         earlier = partition.producers.check(headers[0])
         if earlier is not None:  # a retry of an append that already happened
             outcome.base_offset, outcome.end_offset = earlier.first_offset, earlier.last_offset + 1
-            return
+            return 0
     else:
         for header in headers:
             partition.producers.check(header)
@@ -74,6 +75,7 @@ def _append(partition: Partition, records: bytes | memoryview, outcome: _Outcome
     outcome.base_offset = appended.first_offset
     outcome.log_append_time_ms = appended.log_append_time_ms
     outcome.end_offset = appended.last_offset + 1
+    return sum(header.records_count for header in headers)
 
 
 def _remember_producers(
@@ -117,7 +119,8 @@ def _produce_partition(
     try:
         data = records or b""
         with append_span(broker, ApiKey.PRODUCE, topic, index, data) as span:
-            _append(partition, data, outcome)
+            if appended := _append(partition, data, outcome):
+                broker.traffic.produced(topic, appended, len(data))
             if span is not None:
                 span.set_attribute(OFFSET, outcome.base_offset)
     except InvalidBatch as exc:

@@ -54,6 +54,21 @@ def _start_tracing(service_name: str, span_store: Path | None) -> None:
         raise CliError(str(exc)) from exc
 
 
+MetricsListen = Annotated[
+    str | None,
+    typer.Option(help="HOST:PORT to serve Prometheus metrics on, at /metrics (port 0 = any)."),
+]
+
+
+def _metrics_listen(value: str | None) -> tuple[str, int] | None:
+    if value is None:
+        return None
+    try:
+        return parse_listen(value)
+    except typer.BadParameter as exc:
+        raise CliError(f"--metrics-listen: {exc}") from exc
+
+
 def _first(exc: BaseException, kind: type[OSError]) -> OSError | None:
     """The first `kind` in an exception or (anyio's) exception group, if any."""
     if isinstance(exc, kind):
@@ -143,6 +158,7 @@ def broker(
             "every broker of the region tells such clients each other's address for NAME."
         ),
     ] = None,
+    metrics_listen: MetricsListen = None,
 ) -> None:
     """Run a Kafka-compatible broker: a single-node region, or one broker of a region.
 
@@ -164,6 +180,7 @@ def broker(
 
     _setup_logging(log_level)
     host, port = parse_listen(listen)
+    metrics_address = _metrics_listen(metrics_listen)
     startup_topology = None
     if topology_epoch is not None:
         try:
@@ -207,7 +224,7 @@ def broker(
     )
     _start_tracing("regionlink-broker", span_store)
     try:
-        run_broker(config)
+        run_broker(config, metrics_address)
     except (OSError, BaseExceptionGroup) as exc:
         os_error = _first(exc, OSError)
         if os_error is None:
@@ -236,6 +253,7 @@ def controller(
         int, typer.Option(help="Replicas of a topic created with replication factor -1.")
     ] = 3,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    metrics_listen: MetricsListen = None,
 ) -> None:
     """Run one member of a region's controller quorum (KRaft-style).
 
@@ -275,10 +293,11 @@ def controller(
         )
     except ValueError as exc:
         raise CliError(str(exc)) from exc
+    metrics_address = _metrics_listen(metrics_listen)
     _setup_logging(log_level)
     config = ControllerConfig(node_id, data_dir, host, port, members, policy=policy)
     try:
-        run_controller(config)
+        run_controller(config, metrics_address)
     except (OSError, BaseExceptionGroup) as exc:
         os_error = _first(exc, OSError)
         if os_error is None:
@@ -322,6 +341,7 @@ def worker(
     ] = None,
     span_store: SpanStore = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    metrics_listen: MetricsListen = None,
 ) -> None:
     """Run a mirror worker for every flow in --config until SIGTERM.
 
@@ -338,7 +358,9 @@ def worker(
     _setup_logging(log_level)
     loaded = _load_config(config)
     _start_tracing("regionlink-mirror", span_store)
-    options = WorkerOptions(worker_id, control_listen, metrics_file)
+    options = WorkerOptions(
+        worker_id, control_listen, metrics_file, metrics_listen=_metrics_listen(metrics_listen)
+    )
     try:
         run_worker_process(loaded, options)
     except OSError as exc:

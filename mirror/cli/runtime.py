@@ -242,11 +242,14 @@ def link_resume(
 
 
 def register(app: typer.Typer) -> None:
+    from mirror.cli.metrics import metrics_app
+
     app.command()(up)
     app.command()(down)
     app.command()(status)
     app.command()(lag)
     app.add_typer(link_app, name="link")
+    app.add_typer(metrics_app, name="metrics")
 
 
 __all__ = ["register"]

@@ -37,6 +37,7 @@ from broker.protocol.batch import InvalidBatch
 from broker.protocol.errors import ErrorCode
 from mirror.backoff import Backoff
 from mirror.copy.fetcher import Chunk, FeedItem, SourceFetcher
+from mirror.copy.latency import ReplicationLatency
 from mirror.copy.tracing import copy_span
 from mirror.copy.transfer import OutgoingBatch, ProducerSession, TransferPlan, plan_transfer
 from mirror.offsets.offset_map import MirrorCursor
@@ -66,6 +67,7 @@ class CopyError(Exception):
 class CopySettings:
     start_from: str = "earliest"
     produce_timeout_ms: int = 30_000
+    latency: ReplicationLatency | None = None  # the flow's, when the worker has metrics
 
 
 class CopierBase:
@@ -302,6 +304,8 @@ class PartitionCopier(CopierBase):
     def _account(self, plan: TransferPlan, cursor: MirrorCursor, high_watermark: int) -> None:
         status = self.status
         batches = plan.batches
+        if self.settings.latency is not None:
+            self.settings.latency.acked(b.max_timestamp_ms for b in batches)
         status.count(plan.record_count, plan.byte_count)
         status.source_position = cursor.source_position
         status.target_end = cursor.target_end

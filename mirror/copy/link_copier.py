@@ -135,6 +135,8 @@ class LinkCopier(CopierBase):
 
     def _account_link(self, plan: LinkPlan, high_watermark: int) -> None:
         status = self.status
+        if self.settings.latency is not None:
+            self.settings.latency.acked(b.max_timestamp_ms for b in plan.batches if b.record_count)
         status.count(plan.record_count, plan.byte_count)
         status.source_position = status.target_end = plan.next_offset
         status.lag_records = max(0, high_watermark - plan.next_offset)

@@ -15,9 +15,12 @@ orchestrator writes, as with `state.db` (`mirror/runtime/state.py`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -384,6 +387,21 @@ class Journal:
             )
             for id, kind, source, target, epoch, state, started_ms, finished_ms, plan in rows
         ]
+
+
+def count_operations(state_dir: Path) -> Counter[tuple[OperationKind, Outcome]]:
+    """Operations by kind and state, for the supervisor's metrics: read-only (a scrape must
+    not create the journal) on a connection of its own, so any thread may call it."""
+    path = state_dir / DB_NAME
+    if not path.exists():
+        return Counter()
+    query = "SELECT kind, state, count(*) FROM operations GROUP BY kind, state"
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
+        try:
+            rows = db.execute(query).fetchall()
+        except sqlite3.OperationalError:  # created a moment ago, its tables not yet
+            return Counter()
+    return Counter({(OperationKind(kind), Outcome(state)): n for kind, state, n in rows})
 
 
 def _next_entry(

@@ -39,7 +39,10 @@ def status_view(status: dict[str, Any]) -> RenderableType:
     parts: list[RenderableType] = [regions, flows_view(status["flows"])]
     if status.get("links"):
         parts.append(links_view(status["links"]))
-    return Group(*parts, processes_view(status["processes"]))
+    processes = processes_view(status["processes"])
+    if supervisor.get("metrics_url"):
+        processes.caption = f"supervisor metrics: {supervisor['metrics_url']}"
+    return Group(*parts, processes)
 
 
 def links_view(links: list[dict[str, Any]]) -> Table:
@@ -96,12 +99,18 @@ def flows_view(flows: list[dict[str, Any]]) -> RenderableType:
 
 def processes_view(processes: list[dict[str, Any]]) -> Table:
     table = Table(title="processes")
-    for column in ("process", "state", "pid", "address", "restarts", "last exit"):
+    for column in ("process", "state", "pid", "address", "metrics", "restarts", "last exit"):
         table.add_column(column)
     for p in processes:
         state = p["state"] if p["alive"] or p["state"] != "running" else "gone"
         table.add_row(
-            p["name"], state, str(p["pid"]), p["address"], str(p["restarts"]), p["last_exit"]
+            p["name"],
+            state,
+            str(p["pid"]),
+            p["address"],
+            p.get("metrics_url") or "-",
+            str(p["restarts"]),
+            p["last_exit"],
         )
     return table
 

@@ -31,6 +31,7 @@ class ProcessRow:
     state: str  # starting, running, restarting, stopped, failed
     restarts: int
     last_exit: str
+    metrics_url: str = ""  # its Prometheus endpoint, http://HOST:PORT/metrics
 
 
 class StateDB:
@@ -59,7 +60,7 @@ class StateDB:
 
     def upsert_process(self, row: ProcessRow) -> None:
         record = dict(row.__dict__, updated_ms=int(time.time() * 1000))
-        self.db["processes"].upsert(record, pk="name")  # type: ignore[union-attr]
+        self.db["processes"].upsert(record, pk="name", alter=True)  # type: ignore[union-attr]
 
     def delete_process(self, name: str) -> None:
         if "processes" in self.db.table_names():

@@ -54,6 +54,7 @@ def collect(state_dir: Path) -> dict[str, Any]:
             "pid": supervisor_pid,
             "alive": pid_alive(supervisor_pid),
             "status": meta.get("status", "unknown"),
+            "metrics_url": meta.get("metrics_url") or "",
         },
         "regions": _regions(topology, rows, links),
         "flows": _flows(running_flows(topology, links), workers, live, state.paused_flows()),

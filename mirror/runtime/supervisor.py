@@ -22,6 +22,7 @@ import anyio
 from anyio.abc import Process
 
 from broker.client import KafkaClient, KafkaConnectionError, KafkaError
+from broker.metrics.endpoint import MetricsEndpoint
 from broker.ports import free_port
 from broker.topology import Topology
 from mirror.backoff import Backoff
@@ -36,6 +37,7 @@ from mirror.runtime.children import (
 )
 from mirror.runtime.links import encode, initial_links, load_links, running_flows
 from mirror.runtime.state import ProcessRow, StateDB
+from mirror.runtime.supervisor_metrics import observe_supervisor
 from mirror.runtime.topology import RegionConfig, TopologyConfig, load_topology
 from mirror.runtime.wan import (
     WanProxy,
@@ -57,6 +59,8 @@ MAX_REPLICATION_FACTOR = 3  # replicas of a topic created without one, if the re
 LINKS_POLL_S = 0.25  # how soon a failover's flow changes are applied
 RETIRE_GRACE_S = 3.0  # a retired worker's SIGTERM, then SIGKILL
 ROLES_POLL_S = 1.0  # a region back from an outage learns its role within about this
+METRICS_HOST = "127.0.0.1"
+METRICS_KINDS = ("controller", "broker", "worker")  # the children that serve /metrics
 
 
 @dataclass
@@ -105,6 +109,16 @@ class Supervisor:
             (self.state_dir / folder).mkdir(parents=True, exist_ok=True)
         self.state.set_meta(status="starting", topology=self.topology.name)
         self.state.clear_processes()  # rows of an earlier run would read as current
+        listen = (METRICS_HOST, self._port("supervisor/metrics"))
+        metrics = MetricsEndpoint("supervisor", self.topology.name, listen)
+        observe_supervisor(metrics.meter, self)
+        self.state.set_meta(metrics_url=metrics.url)
+        try:
+            await self._run()
+        finally:
+            metrics.close()
+
+    async def _run(self) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watch_signals, tg.cancel_scope)
             try:
@@ -276,6 +290,20 @@ class Supervisor:
             return ()
         return self._startup_role(spec.region) + self._lease_args(spec.region)
 
+    def _metrics_address(self, spec: ChildSpec) -> str:
+        """Where a child serves its metrics, HOST:PORT (a port kept across restarts), or ""."""
+        if spec.kind not in METRICS_KINDS:
+            return ""
+        return f"{METRICS_HOST}:{self._port(f'{spec.name}/metrics')}"
+
+    def _metrics_args(self, spec: ChildSpec) -> tuple[str, ...]:
+        address = self._metrics_address(spec)
+        return ("--metrics-listen", address) if address else ()
+
+    def _metrics_url(self, spec: ChildSpec) -> str:
+        address = self._metrics_address(spec)
+        return f"http://{address}/metrics" if address else ""
+
     def _startup_role(self, region: str) -> tuple[str, ...]:
         if region not in self.links.roles:
             return ()
@@ -357,7 +385,7 @@ class Supervisor:
         spec = child.spec
         with open(spec.log_path, "ab") as log_file:
             child.process = await anyio.open_process(
-                [*spec.argv, *self._role_args(spec)],
+                [*spec.argv, *self._role_args(spec), *self._metrics_args(spec)],
                 stdout=-1,
                 stderr=log_file,
                 start_new_session=True,
@@ -413,6 +441,7 @@ class Supervisor:
                 state,
                 child.restarts,
                 child.last_exit,
+                self._metrics_url(spec),
             )
         )
 

@@ -1,7 +1,7 @@
 """`regionlink worker`: run a Worker as an OS process until SIGTERM/SIGINT.
 
 Besides the flows, the process serves the gRPC control API (status, pause, resume) and,
-if asked, exports OpenTelemetry metrics as JSON lines.
+if asked, its Prometheus metrics (`/metrics`) and the same metrics as JSON lines.
 """
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ from pathlib import Path
 
 import anyio
 
+from broker.metrics import catalog
+from broker.metrics.endpoint import MetricsEndpoint
+from broker.metrics.instruments import histogram
 from mirror.config import MirrorConfig
-from mirror.control.metrics import JsonLinesMetricExporter, install_metrics
+from mirror.control.metrics import json_lines_reader, observe_worker
 from mirror.control.server import ControlServer
-from mirror.worker.runner import Worker
+from mirror.worker.runner import Worker, worker_names
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +30,23 @@ class WorkerOptions:
     control_listen: str | None = None  # overrides [worker].control_listen
     metrics_file: Path | None = None
     metrics_interval_s: float = 5.0
+    metrics_listen: tuple[str, int] | None = None
 
 
-async def _serve(worker: Worker, config: MirrorConfig, options: WorkerOptions) -> None:
-    provider = None
+def _metrics(config: MirrorConfig, options: WorkerOptions) -> MetricsEndpoint:
+    readers = []
     if options.metrics_file is not None:
-        exporter = JsonLinesMetricExporter(options.metrics_file)
-        provider = install_metrics(worker.status, exporter, options.metrics_interval_s)
+        readers.append(json_lines_reader(options.metrics_file, options.metrics_interval_s))
+    worker_id, _ = worker_names(config, options.worker_id)
+    return MetricsEndpoint("worker", worker_id, options.metrics_listen, readers)
+
+
+async def _serve(config: MirrorConfig, options: WorkerOptions) -> None:
+    metrics = _metrics(config, options)
+    worker = Worker(
+        config, options.worker_id, histogram(metrics.meter, catalog.REPLICATION_LATENCY)
+    )
+    observe_worker(metrics.meter, worker.status)
     control = ControlServer(worker.status, worker.pause, worker.resume)
     listen = options.control_listen or config.worker.control_listen
     port = await control.start(listen)
@@ -53,9 +66,8 @@ async def _serve(worker: Worker, config: MirrorConfig, options: WorkerOptions) -
     finally:
         with anyio.CancelScope(shield=True):
             await control.stop(1.0)
-        if provider is not None:
-            provider.shutdown()
+        metrics.close()
 
 
 def run_worker_process(config: MirrorConfig, options: WorkerOptions) -> None:
-    anyio.run(_serve, Worker(config, options.worker_id), config, options)
+    anyio.run(_serve, config, options)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import anyio
 from anyio.abc import TaskGroup
+from opentelemetry.metrics import Histogram
 
 from broker.client import KafkaClient, KafkaConnectionError, KafkaError
 from broker.client.data import TopicPartition
@@ -23,6 +24,7 @@ from broker.links import HEARTBEATS_TOPIC, MIRROR_SOURCE, REMOTE_SOURCE
 from mirror.config import FlowConfig, MirrorConfig
 from mirror.copy.copier import CopierBase, CopySettings, PartitionCopier
 from mirror.copy.fetcher import FetcherPool, FetchSettings
+from mirror.copy.latency import ReplicationLatency
 from mirror.copy.link_copier import LinkCopier
 from mirror.copy.policy import ReplicationPolicy
 from mirror.copy.topic_sync import MirroredTopic, discover, ensure_remote_topics
@@ -62,10 +64,12 @@ class FlowRunner:
         status: FlowStatus,
         worker_id: str,
         instance_id: str | None = None,
+        latency: Histogram | None = None,
     ) -> None:
         self.config = config
         self.flow = flow
         self.status = status
+        self.latency = ReplicationLatency(latency, status.name) if latency is not None else None
         self.worker_id = worker_id
         self.instance_id = instance_id
         self.policy = ReplicationPolicy.for_flow(flow, config.aliases)
@@ -190,7 +194,7 @@ class FlowRunner:
         status = self.status.partitions.get(tp)
         if status is None:
             status = self.status.partitions[tp] = PartitionStatus(tp[0], tp[1], topic.target_topic)
-        settings = CopySettings(start_from=self.flow.start_from)
+        settings = CopySettings(start_from=self.flow.start_from, latency=self.latency)
         fetcher = self.fetchers.for_partition(tp)
         copier: CopierBase
         if self.store is None:
@@ -291,21 +295,33 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class Worker:
-    """Every enabled flow of one config file, with pause/resume per flow."""
+def worker_names(config: MirrorConfig, worker_id: str | None) -> tuple[str, str | None]:
+    """(the worker's id, its static group instance id): a worker named by the option or the
+    config is a static group member, one without a name goes by host and pid."""
+    instance_id = worker_id or config.worker.worker_id
+    return instance_id or default_worker_id(), instance_id
 
-    def __init__(self, config: MirrorConfig, worker_id: str | None = None) -> None:
+
+class Worker:
+    """Every enabled flow of one config file, with pause/resume per flow. `latency`, if
+    given, records each flow's end-to-end replication latency."""
+
+    def __init__(
+        self,
+        config: MirrorConfig,
+        worker_id: str | None = None,
+        latency: Histogram | None = None,
+    ) -> None:
         self.config = config
         # A named worker is a static group member: when it restarts (same name) it takes
         # its partitions back at once instead of waiting for its old session to expire.
-        instance_id = worker_id or config.worker.worker_id
-        worker_id = instance_id or default_worker_id()
+        worker_id, instance_id = worker_names(config, worker_id)
         self.status = WorkerStatus(worker_id, int(time.time() * 1000))
         self.runners: dict[tuple[str, str], FlowRunner] = {}
         for flow in config.flows:
             if flow.enabled:
                 flow_status = self.status.flows[flow.name] = FlowStatus(flow.source, flow.target)
-                runner = FlowRunner(config, flow, flow_status, worker_id, instance_id)
+                runner = FlowRunner(config, flow, flow_status, worker_id, instance_id, latency)
                 self.runners[(flow.source, flow.target)] = runner
 
     async def run(self) -> None:

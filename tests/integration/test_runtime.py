@@ -66,7 +66,7 @@ def test_up_status_restart_pause_and_down(state_dir: Path) -> None:
     assert flow["records_copied"] == 500 and flow["state"] == "running"
     metrics = state_dir / "metrics" / "us-east-eu-west-1.jsonl"
     wait_until(
-        lambda: metrics.exists() and "regionlink.mirror.lag.records" in metrics.read_text(),
+        lambda: metrics.exists() and "regionlink_mirror_lag_records" in metrics.read_text(),
         15,
         "OpenTelemetry metrics from the worker",
     )

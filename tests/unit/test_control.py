@@ -14,8 +14,9 @@ import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from rich.console import Console
 
+from broker.metrics.endpoint import MetricsEndpoint
 from mirror.control.client import ControlUnavailable, fetch_status, pause_flow, resume_flow
-from mirror.control.metrics import JsonLinesMetricExporter, install_metrics
+from mirror.control.metrics import json_lines_reader, observe_worker
 from mirror.control.render import render_status
 from mirror.control.server import ControlServer
 from mirror.status import FlowStatus, LostRange, PartitionState, PartitionStatus, WorkerStatus
@@ -174,18 +175,23 @@ def test_render_keeps_1000_partitions_short(status: WorkerStatus) -> None:
 
 def test_metrics_observe_the_status(status: WorkerStatus) -> None:
     reader = InMemoryMetricReader()
-    provider = install_metrics(status, readers=[reader])
+    endpoint = MetricsEndpoint("worker", status.worker_id, readers=[reader])
+    observe_worker(endpoint.meter, status)
     try:
         points = collect(reader)
     finally:
-        provider.shutdown()
+        endpoint.close()
     p0 = {"flow": "us->eu", "topic": "orders", "partition": 0}
     p1 = {"flow": "us->eu", "topic": "orders", "partition": 1}
-    assert points["regionlink.mirror.lag.records"] == {key(p0): 4_121, key(p1): 0}
-    assert points["regionlink.mirror.lag.ms"] == {key(p0): 9_876, key(p1): 0}
-    assert points["regionlink.mirror.throughput.records_per_s"][key(p0)] == 123.456
-    assert points["regionlink.mirror.records.copied"] == {key(p0): 1_150, key(p1): 700}
-    assert points["regionlink.mirror.records.lost"] == {key(p0): 50, key(p1): 0}
+    assert points["regionlink_mirror_lag_records"] == {key(p0): 4_121, key(p1): 0}
+    assert points["regionlink_mirror_lag_seconds"] == {key(p0): 9.876, key(p1): 0}
+    assert points["regionlink_mirror_records_total"] == {key(p0): 1_150, key(p1): 700}
+    assert points["regionlink_mirror_bytes_total"] == {key(p0): 115_000, key(p1): 70_000}
+    assert points["regionlink_mirror_records_lost_total"] == {key(p0): 50, key(p1): 0}
+    assert points["regionlink_mirror_partitions"] == {
+        key({"flow": "us->eu", "state": "copying"}): 1,
+        key({"flow": "us->eu", "state": "retrying"}): 1,
+    }
 
 
 def key(attributes: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
@@ -207,9 +213,10 @@ def collect(reader: InMemoryMetricReader) -> dict[str, dict[tuple[tuple[str, Any
 
 def test_json_lines_exporter_writes_parseable_lines(status: WorkerStatus, tmp_path: Path) -> None:
     path = tmp_path / "metrics.jsonl"
-    provider = install_metrics(status, JsonLinesMetricExporter(path), interval_s=60)
-    provider.force_flush()
-    provider.shutdown()  # exports once more
+    endpoint = MetricsEndpoint("worker", status.worker_id, readers=[json_lines_reader(path, 60)])
+    observe_worker(endpoint.meter, status)
+    endpoint.provider.force_flush()
+    endpoint.close()  # exports once more
     lines = path.read_text().splitlines()
     assert len(lines) >= 2
     for line in lines:
@@ -219,7 +226,7 @@ def test_json_lines_exporter_writes_parseable_lines(status: WorkerStatus, tmp_pa
             for scope in resource["scope_metrics"]
             for metric in scope["metrics"]
         }
-        assert "regionlink.mirror.lag.records" in names
+        assert "regionlink_mirror_lag_records" in names
 
 
 def test_a_paused_partition_keeps_its_lag_true_from_the_source_ends() -> None:

@@ -1,5 +1,6 @@
 """The `regionlink controller` process: WAL, Raft driver, peer senders and the gRPC server on
-one port, until SIGTERM/SIGINT. It stays up when peers are down (Raft just has no quorum)."""
+one port, until SIGTERM/SIGINT. It stays up when peers are down (Raft just has no quorum).
+With `metrics_listen` it also serves its Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import signal
 import anyio
 import grpc
 from anyio.abc import TaskStatus
+from opentelemetry.metrics import Meter
 
 from broker.kraft.controller import controller_pb2_grpc
 from broker.kraft.controller.config import ControllerConfig
@@ -17,6 +19,8 @@ from broker.kraft.controller.service import Controller, Servicer
 from broker.kraft.controller.state import MetadataState
 from broker.kraft.controller.transport import RaftTransport
 from broker.kraft.controller.wal import RaftWal
+from broker.metrics.controller_metrics import observe_controller
+from broker.metrics.endpoint import MetricsEndpoint
 
 log = logging.getLogger("regionlink.controller")
 
@@ -29,13 +33,19 @@ SERVER_OPTIONS = [
 
 
 async def serve(
-    config: ControllerConfig, *, task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED
+    config: ControllerConfig,
+    meter: Meter | None = None,
+    *,
+    task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the controller until cancelled; reports the bound port once serving."""
+    """Run the controller until cancelled; reports the bound port once serving. With
+    `meter`, its metrics are observed from the Raft node and the metadata image."""
     wal, persisted = await anyio.to_thread.run_sync(RaftWal.open, config.data_dir / WAL_NAME)
     state = MetadataState()
     transport = RaftTransport(config.peers)
     driver = RaftDriver(config, wal, persisted, transport, state)
+    if meter is not None:
+        observe_controller(meter, driver, state)
     await driver.tick()  # replays the snapshot and committed entries before serving
     controller = Controller(config, driver, state)
     server = grpc.aio.server(options=SERVER_OPTIONS)
@@ -70,12 +80,24 @@ async def _stop_on_signal(scope: anyio.CancelScope) -> None:
             return
 
 
-async def run_until_signalled(config: ControllerConfig) -> None:
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(_stop_on_signal, tasks.cancel_scope)
-        port = await tasks.start(serve, config)
-        print(f"regionlink controller {config.node_id} ready on {config.host}:{port}", flush=True)
+async def run_until_signalled(
+    config: ControllerConfig, metrics_listen: tuple[str, int] | None = None
+) -> None:
+    metrics = None
+    if metrics_listen is not None:
+        metrics = MetricsEndpoint("controller", f"controller-{config.node_id}", metrics_listen)
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_stop_on_signal, tasks.cancel_scope)
+            port = await tasks.start(serve, config, metrics.meter if metrics else None)
+            print(
+                f"regionlink controller {config.node_id} ready on {config.host}:{port}",
+                flush=True,
+            )
+    finally:
+        if metrics is not None:
+            metrics.close()
 
 
-def run_controller(config: ControllerConfig) -> None:
-    anyio.run(run_until_signalled, config, backend="asyncio")  # grpc.aio needs asyncio
+def run_controller(config: ControllerConfig, metrics_listen: tuple[str, int] | None = None) -> None:
+    anyio.run(run_until_signalled, config, metrics_listen, backend="asyncio")  # grpc.aio: asyncio
