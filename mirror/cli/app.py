@@ -492,6 +492,7 @@ PROCESS_COMMANDS = frozenset({"broker", "controller", "worker"})
 
 def _mount_runtime() -> None:
     from mirror.cli.chaos import chaos_app
+    from mirror.cli.dashboard import register as register_dashboard
     from mirror.cli.drill import drill_app
     from mirror.cli.failover import register as register_failover
     from mirror.cli.runtime import register
@@ -502,6 +503,7 @@ def _mount_runtime() -> None:
     app.add_typer(drill_app, name="drill")
     register(app)
     register_failover(app)
+    register_dashboard(app)
 
 
 def main() -> None:
