@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TANSU := .tansu/tansu
 
-.PHONY: system-deps setup demo demo-down test lint typecheck unit integration bench bench-mirror drills protos clean
+.PHONY: system-deps setup demo demo-down test lint typecheck unit integration bench bench-mirror drills protos screenshots clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## system-deps: kcat and nftables for the tests (apt-get as root, else the exact command to run)
+## system-deps: kcat, nftables and chromium for the tests (apt-get as root, else the exact command to run)
 system-deps:
 	@tools/system-deps
 
@@ -62,6 +62,10 @@ drills: $(STAMP)
 ## bench-mirror: mirror worker vs direct ingest and a naive consumer/producer loop, plus lag
 bench-mirror: $(STAMP)
 	$(PY) -m bench.mirror_bench
+
+## screenshots: the dashboard's browser tests, saving their screenshots into docs/img/
+screenshots: system-deps $(STAMP)
+	REGIONLINK_SCREENSHOTS=docs/img $(PY) -m pytest -q tests/integration/test_dashboard.py
 
 ## protos: regenerate the gRPC modules from the .proto files (generated code kept in the repo)
 protos: $(STAMP)

@@ -37,3 +37,10 @@ def test_process_commands_do_not_import_the_operator_commands(command: str) -> N
 def test_the_operator_commands_are_mounted_for_everything_else() -> None:
     modules = _imported("failover")
     assert "mirror.cli.failover" in modules and "mirror.cli.chaos" in modules
+
+
+@pytest.mark.parametrize("command", ["broker", "worker", "failover", "status"])
+def test_only_the_dashboard_command_loads_the_web_stack(command: str) -> None:
+    modules = _imported(command)
+    loaded = sorted(m for m in modules if m.startswith(("mirror.dashboard", "jinja2")))
+    assert not loaded, f"`regionlink {command}` imports {loaded}"
