@@ -42,15 +42,20 @@ def check_topic_configs(configs: Mapping[str, str]) -> None:
         raise ValueError(f"a topic cannot have both {MIRROR_SOURCE} and {REMOTE_SOURCE}")
 
 
-def exempt_from_standby_fence(topic: str, configs: Mapping[str, str]) -> bool:
-    """Internal topics (group offsets, heartbeats, checkpoints, offset syncs) and remote
-    topics stay writable on a standby: the links and groups need them."""
-    internal = (
+def is_internal(topic: str) -> bool:
+    """A topic of the regions' and links' own bookkeeping (group offsets, heartbeats,
+    checkpoints, offset syncs, source ends), not an application's."""
+    return (
         topic.startswith("__")
         or topic.endswith((".internal", "-internal"))
         or topic == HEARTBEATS_TOPIC
     )
-    return internal or REMOTE_SOURCE in configs
+
+
+def exempt_from_standby_fence(topic: str, configs: Mapping[str, str]) -> bool:
+    """Internal topics and remote topics stay writable on a standby: the links and groups
+    need them."""
+    return is_internal(topic) or REMOTE_SOURCE in configs
 
 
 def client_write_refusal(

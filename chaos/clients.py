@@ -23,11 +23,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from chaos.endpoint import Endpoint
 from chaos.history import HistoryWriter
 from chaos.model import EventKind, SendStatus
+from mirror.client_tracing import TracedProducer, process_span, traced_producer
 
 MOVE_FLUSH_S = 5.0  # a moving producer waits this long for answers from the old region
 PURGE_REPORT_S = 1.0
@@ -192,19 +193,19 @@ class ProducerClient(Client):
         finally:
             self._finish(producer, self.spec.delivery_timeout_s)
 
-    def _connect(self) -> Producer:
-        return Producer(
-            {
-                "bootstrap.servers": self.endpoint.bootstrap,
-                "acks": self.spec.acks,
-                "enable.idempotence": self.spec.idempotence,
-                "linger.ms": 5,
-                "message.timeout.ms": int(self.spec.delivery_timeout_s * 1000),
-                "on_delivery": self._delivered,
-            }
-        )
+    def _connect(self) -> TracedProducer:
+        """A producer whose records carry trace contexts (mirror/client_tracing.py)."""
+        config = {
+            "bootstrap.servers": self.endpoint.bootstrap,
+            "acks": self.spec.acks,
+            "enable.idempotence": self.spec.idempotence,
+            "linger.ms": 5,
+            "message.timeout.ms": int(self.spec.delivery_timeout_s * 1000),
+            "on_delivery": self._delivered,
+        }
+        return traced_producer(config, self.endpoint.region)
 
-    def _send(self, producer: Producer, n: int) -> None:
+    def _send(self, producer: TracedProducer, n: int) -> None:
         topic = self.endpoint.topic(self.spec.topic)
         key, value = f"k{n % self.spec.keys}", f"{self.history.run_id}:{self.name}:{n}"
         self.history.send(self.name, self.endpoint.region, topic, key, value)
@@ -230,9 +231,9 @@ class ProducerClient(Client):
         known = partition if partition is not None and partition >= 0 else None
         self.history.failed(value, status, str(error), known)
 
-    def _finish(self, producer: Producer, timeout_s: float) -> None:
+    def _finish(self, producer: TracedProducer, timeout_s: float) -> None:
         producer.flush(timeout_s)
-        if len(producer):
+        if len(producer.original_producer()):  # the instrumentation's proxy has no len()
             producer.purge(in_queue=True, in_flight=True)  # reported as _PURGE_QUEUE/_INFLIGHT
             producer.flush(PURGE_REPORT_S)
 
@@ -297,16 +298,17 @@ class ConsumerClient(Client):
         if message.error() is not None or topic is None or partition is None or offset is None:
             return  # librdkafka reports transient errors this way and retries by itself
         key = message.key()
-        self.history.poll(
-            self.name,
-            self.spec.group,
-            self.endpoint.region,
-            topic,
-            partition,
-            offset,
-            None if key is None else key.decode(errors="replace"),
-            (message.value() or b"").decode(errors="replace"),
-        )
+        with process_span(message, self.spec.group, self.endpoint.region, self.endpoint.bootstrap):
+            self.history.poll(
+                self.name,
+                self.spec.group,
+                self.endpoint.region,
+                topic,
+                partition,
+                offset,
+                None if key is None else key.decode(errors="replace"),
+                (message.value() or b"").decode(errors="replace"),
+            )
         self._positions[(topic, partition)] = offset + 1
         self._progress.read(self.spec.group, topic, partition, offset)
 

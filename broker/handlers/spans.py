@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from opentelemetry.trace import Span, SpanKind
 
-from broker import telemetry
+from broker import links, telemetry
 from broker.messaging_spans import (
     BATCH_COUNT,
     NO_SPAN,
@@ -40,8 +40,9 @@ def append_span(
     batches: bytes | bytearray | memoryview,
     source_region: str | None = None,
 ) -> AbstractContextManager[Span | None]:
-    """The span around appending `batches` to `topic`[`partition`] (None with tracing off)."""
-    if not telemetry.tracing_enabled():
+    """The span around appending `batches` to `topic`[`partition`]; None with tracing off,
+    and for internal topics, whose bookkeeping records no application's trace passes."""
+    if not telemetry.tracing_enabled() or links.is_internal(topic):
         return NO_SPAN
     host, port = broker.config.advertised_host_port(broker.port)
     attributes = messaging_attributes("send", topic, partition)

@@ -15,6 +15,7 @@ exit, an interrupt included.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -25,6 +26,7 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from broker import telemetry
 from chaos.checks.mirrors import MirrorPair
 from chaos.contents import end_offsets, read_topics
 from chaos.drill.deployment import Deployment, DeploymentError
@@ -35,6 +37,8 @@ from chaos.history import HistoryWriter, read_history
 from chaos.model import EventKind
 from chaos.verifier import Scope, Verdict, verify
 from chaos.workload import Workload
+from mirror.runtime.topology import load_topology
+from mirror.runtime.tracing_env import tracing_environment
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +99,7 @@ class DrillRunner:
     def _run(self) -> None:
         self.progress(f"regionlink up {self.drill.topology_path.name}")
         bootstraps = self.deployment.up(self.drill.topology_path)
+        self._start_tracing()
         primary = Endpoint.from_json(self.deployment.endpoints())
         self._create_topics(primary.bootstrap)
         history_path = self.result.run_dir / "history.db"
@@ -120,6 +125,13 @@ class DrillRunner:
         self.progress("verifying")
         scope = Scope(invariants=self.model.parsed_invariants(), mirrors=mirrors)
         self.result.verdict = verify(read_history(history_path), scope)
+
+    def _start_tracing(self) -> None:
+        """The workload's clients trace into the topology's span store, as its processes do
+        (the first drill of a process decides: a tracer provider is process-wide)."""
+        tracing = load_topology(self.drill.topology_path).tracing
+        os.environ.update(tracing_environment(tracing, self.deployment.state_dir, os.environ))
+        telemetry.configure("regionlink-drill")
 
     def _create_topics(self, bootstrap: str) -> None:
         admin = AdminClient({"bootstrap.servers": bootstrap})

@@ -20,7 +20,7 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 from opentelemetry.trace import Span
 
-from broker import telemetry
+from broker import links, telemetry
 from broker.client import KafkaClient, KafkaConnectionError, KafkaError
 from broker.client.admin import init_producer_id
 from broker.client.data import (
@@ -132,7 +132,7 @@ class CopierBase:
         record_count: int,
     ) -> AbstractContextManager[Span | None]:
         """The span around writing one chunk to the target (mirror/copy/tracing.py)."""
-        if not batches or not telemetry.tracing_enabled():
+        if not batches or not telemetry.tracing_enabled() or links.is_internal(self.source_tp[0]):
             return NO_SPAN
         leader = await self.target.leader_for(*self.target_tp)
         server = self.target.view.brokers.get(leader)

@@ -39,6 +39,7 @@ from mirror.runtime.links import encode, initial_links, load_links, running_flow
 from mirror.runtime.state import ProcessRow, StateDB
 from mirror.runtime.supervisor_metrics import observe_supervisor
 from mirror.runtime.topology import RegionConfig, TopologyConfig, load_topology
+from mirror.runtime.tracing_env import child_environment
 from mirror.runtime.wan import (
     WanProxy,
     create_proxies,
@@ -389,6 +390,9 @@ class Supervisor:
                 stdout=-1,
                 stderr=log_file,
                 start_new_session=True,
+                env=child_environment(
+                    self.topology.tracing, self.state_dir, spec.region, os.environ
+                ),
             )
             child.ready = False
             self._record(child, "starting")

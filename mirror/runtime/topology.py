@@ -178,6 +178,20 @@ class ChaosConfig(BaseModel):
         return address
 
 
+class TracingConfig(BaseModel):
+    """`[tracing]`: where the spans of the processes `regionlink up` starts go, besides any
+    OTLP collector the `OTEL_*` environment names (docs/observability.md)."""
+
+    model_config = _MODEL_CONFIG
+
+    store: bool = True  # the built-in span store, <state dir>/spans.db, read by the dashboard
+    # Parent-based: a record's own sampled flag wins, and a span without a parent is kept
+    # when a record it carries was sampled. None: OTEL_TRACES_SAMPLER[_ARG] as set, else all.
+    sample_ratio: float | None = Field(default=None, ge=0.0, le=1.0)
+    max_mb: float = Field(default=256.0, gt=0)  # the span store's size bound
+    max_age_h: float = Field(default=24.0, gt=0)  # spans older than this are dropped
+
+
 class TopologyConfig(BaseModel):
     """A topology file: named regions, the flows between them, and an optional failover pair."""
 
@@ -189,6 +203,7 @@ class TopologyConfig(BaseModel):
     failover: FailoverConfig | None = None
     links: dict[str, LinkConfig] = Field(default_factory=dict)
     chaos: ChaosConfig = Field(default_factory=ChaosConfig)
+    tracing: TracingConfig = Field(default_factory=TracingConfig)
 
     _source_path: Path | None = PrivateAttr(default=None)
 

@@ -295,7 +295,8 @@ def test_unknown_key_in_a_region(tmp_path: Path) -> None:
     path = write(tmp_path, EXAMPLE.replace("brokers = 1\n[regions.legacy]", "brokerz = 1\n[x.y]"))
     assert cli_problems(path) == [
         f"{path}:5: regions.eu-west.brokerz: unknown key 'brokerz' (did you mean 'brokers'?)",
-        f"{path}:6: x: unknown key 'x'; known keys: name, regions, flows, failover, links, chaos",
+        f"{path}:6: x: unknown key 'x'; known keys: name, regions, flows, failover, links, "
+        "chaos, tracing",
     ]
 
 
