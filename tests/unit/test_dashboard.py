@@ -5,6 +5,9 @@ served by the real app (Starlette's test client) over a run saved by the drill c
 from __future__ import annotations
 
 import dataclasses
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -29,6 +32,7 @@ from mirror.dashboard.series import FlowSeries
 from mirror.dashboard.views.drills import run_dir
 from mirror.dashboard.views.traces import parse_query
 from mirror.dashboard.waterfall import layout
+from mirror.runtime.state import StateDB
 from tests.unit.history_sim import build, simulate
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -209,3 +213,29 @@ def test_with_a_token_every_request_needs_it(tmp_path: Path) -> None:
     welcome = client.get("/drills?token=t0k&x=1", follow_redirects=False)
     assert welcome.status_code == 303 and welcome.headers["location"] == "/drills?x=1"
     assert client.get("/drills").status_code == 200  # the cookie it set
+
+
+def _dashboard(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mirror.cli", "dashboard", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _one_line(done: subprocess.CompletedProcess[str], needle: str) -> None:
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert done.stderr.strip().count("\n") == 0 and needle in done.stderr, done.stderr
+
+
+def test_what_cannot_be_served_is_said_in_one_line(tmp_path: Path) -> None:
+    _one_line(_dashboard("--state-dir", str(tmp_path)), f"no topology in {tmp_path}")
+    StateDB(tmp_path).db.close()  # the state database `regionlink up` leaves
+    _one_line(_dashboard("--state-dir", str(tmp_path), "--listen", "8080"), "--listen")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _dashboard("--state-dir", str(tmp_path), "--listen", f"127.0.0.1:{port}")
+    _one_line(done, f"cannot listen on 127.0.0.1:{port}")
