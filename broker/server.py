@@ -22,11 +22,16 @@ log = logging.getLogger("regionlink.broker.server")
 RECEIVE_CHUNK_BYTES = 1 << 20
 
 
+ANONYMOUS = "User:ANONYMOUS"
+"""Kafka's principal for a connection that has not authenticated (KafkaPrincipal.ANONYMOUS)."""
+
+
 @dataclass(frozen=True)
 class ConnectionInfo:
     peer_host: str
     peer_port: int
     listener: str = "client"  # the named listener the connection came in on
+    principal: str = ANONYMOUS  # who the authorizer checks: "User:<name>" once authenticated
 
 
 # Returns the framed response (size prefix included) as segments, or None for no response.
