@@ -3,8 +3,9 @@
 One topology (topologies/active-passive.toml under `regionlink up`) and one dashboard serve
 the whole module; Playwright drives Debian's chromium (no browser download) and every check
 is on what a person sees: both regions and the flow on the map, the lag chart gaining points
-while an application writes, a record traced in us-east found by its key with a waterfall
-that ends in eu-west, and a switchover appearing on the failover timeline without a reload.
+while an application writes, a record produced in us-east by the instrumented application
+found by its key, with a waterfall of every hop from us-east's producer to eu-west's
+consumer, and a switchover appearing on the failover timeline without a reload.
 
 Screenshots (1280x800 PNGs) go to $REGIONLINK_SCREENSHOTS when set — `make screenshots`
 points it at docs/img — else to the test's temporary directory.
@@ -30,14 +31,15 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.integration.dashboard_harness import Dashboard, TracedApp
+from broker.spanstore import SPANS_FILE, SpanStore
+from tests.integration.dashboard_harness import Dashboard, traced_app
 from tests.integration.failover_harness import (
     ACTIVE_PASSIVE,
-    TOPIC,
     AppProducer,
     Deployment,
     create_orders,
 )
+from tests.integration.mirror_harness import create_topic, end_offsets, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -45,6 +47,15 @@ CHROMIUM = "/usr/bin/chromium"
 VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 MAX_SCREENSHOT_BYTES = 200_000
 UPDATE_TIMEOUT_MS = 20_000
+TRACED_TOPIC = "traced-orders"
+# A record's path, as its waterfall lists it: (region, span kind) of each hop.
+HOPS = [
+    ("us-east", "producer"),  # the application's send
+    ("us-east", "server"),  # us-east's broker: Produce
+    ("us-east", "client"),  # the mirror worker (it runs in its source region)
+    ("eu-west", "server"),  # eu-west's broker: LinkAppend
+    ("eu-west", "consumer"),  # the application's process, continuing the trace
+]
 
 
 @pytest.fixture(scope="module")
@@ -177,33 +188,50 @@ def test_the_lag_chart_gains_points_while_records_flow(
 def test_a_traced_record_is_found_by_key_and_its_waterfall_crosses_both_regions(
     page: Page, deployed: Deployment, screenshots: Path
 ) -> None:
-    producer = TracedApp(deployed.state_dir, "orders-app", "us-east")
-    consumer = TracedApp(deployed.state_dir, "billing", "eu-west")
-    key = f"traced-{secrets.token_hex(4)}"
-    try:
-        sent = producer.send(deployed.bootstraps["us-east"], TOPIC, key, b"a traced order")
-        consumer.receive(deployed.bootstraps["eu-west"], TOPIC, sent, timeout_s=30)
-    finally:
-        producer.close()
-        consumer.close()
+    us, eu = deployed.bootstraps["us-east"], deployed.bootstraps["eu-west"]
+    create_topic(us, TRACED_TOPIC, 1)
+    wait_until(lambda: bool(end_offsets(eu, TRACED_TOPIC)), 30, "the mirror topic in eu-west")
+    prefix = f"traced-{secrets.token_hex(4)}-"
+    (key,) = traced_app(deployed.state_dir, "produce", us, TRACED_TOPIC, "1", "us-east", prefix)
+    assert traced_app(deployed.state_dir, "consume", eu, TRACED_TOPIC, "1", "eu-west") == [key]
+    store = SpanStore(deployed.state_dir / SPANS_FILE)
+
+    def every_hop_stored() -> bool:  # brokers and workers export their spans every 5 s
+        found = store.search(key=key)
+        return len(found) == 1 and len(store.trace(found[0].trace_id)) >= len(HOPS)
+
+    wait_until(every_hop_stored, 30, "the spans of every hop")
 
     page.goto(f"/traces?key={key}")
     results = page.locator("#traces tbody tr")
     expect(results).to_have_count(1)
     expect(results).to_contain_text("eu-west, us-east")
-    results.get_by_role("link", name=sent.trace_id).click()
-    expect(page).to_have_url(re.compile(f"/traces/{sent.trace_id}$"))
+    trace_id = str(results.get_by_role("link").first.text_content())
+    results.get_by_role("link", name=trace_id).click()
+    expect(page).to_have_url(re.compile(f"/traces/{trace_id}$"))
 
     spans = page.locator("#waterfall tr.span")
-    regions = [str(spans.nth(i).get_attribute("data-region")) for i in range(spans.count())]
-    # us-east's hops first, then eu-west's: the record's path, in time order.
-    assert regions[0] == "us-east" and regions[-1] == "eu-west", regions
-    assert regions == sorted(regions, key=lambda region: region != "us-east"), regions
-    expect(spans.first).to_contain_text("send orders")
-    expect(spans.last).to_contain_text("process orders")
-    expect(spans.last.locator(".hop")).to_contain_text(re.compile(r"\+[\d.,]+ (ms|µs)"))
+    shown = [
+        (
+            str(spans.nth(i).get_attribute("data-region")),
+            str(spans.nth(i).locator(".kind").text_content()),
+        )
+        for i in range(spans.count())
+    ]
+    assert shown == HOPS, shown  # producer → broker → mirror → target broker → consumer
+    expect(spans.first).to_contain_text("send traced-orders")
+    expect(spans.last).to_contain_text("process traced-orders")
+    for i in range(1, spans.count()):
+        expect(spans.nth(i).locator(".hop")).to_contain_text(re.compile(r"\+[\d.,]+ (ms|µs)"))
+    # The brokers' and the mirror's spans belong to their batches' traces and link into this
+    # one: each offers its own trace to follow.
+    own = spans.nth(1).get_by_role("link", name=re.compile("^own "))
+    expect(own).to_be_visible()
     expect(page.locator("main")).to_contain_text("regions in order: us-east → eu-west")
     shoot(page, screenshots, "dashboard-trace.png")
+    own.click()
+    expect(page).to_have_url(re.compile(r"/traces/[0-9a-f]{32}$"))
+    expect(page.locator("#waterfall")).to_contain_text(trace_id[:8])  # the link back
 
 
 def test_a_switchover_appears_on_the_failover_timeline(
