@@ -25,6 +25,7 @@ from mirror.dashboard.health import regions_health
 from mirror.dashboard.latency import LatencyWindow, histogram_buckets, merge, scrape
 from mirror.dashboard.series import FlowSeries, Value
 from mirror.runtime.status import collect
+from mirror.runtime.topology import LinkConfig
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,12 @@ HISTORY_POINTS = 900  # 15 minutes at one sample a second
 SUBSCRIBER_BUFFER = 8  # samples a slow page may fall behind before it misses some
 
 Sample = dict[str, Any]
+
+# The toxics a [links] table itself puts on a link (its latency, jitter, bandwidth); any
+# other toxic on a link's proxy is a fault someone added (a drill, `regionlink chaos`).
+LINK_CONDITIONS = frozenset(
+    str(t["name"]) for t in LinkConfig(latency_ms=1, jitter_ms=1, bandwidth_kbps=8).toxics()
+)
 
 
 def flow_id(flow: dict[str, Any]) -> str:
@@ -94,6 +101,9 @@ class Sampler:
     def _read(self, t: float) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """The blocking part of a sample (sqlite, gRPC and HTTP calls), in a worker thread."""
         status = collect(self.state_dir)
+        for link in status["links"]:
+            for toxic in link["toxics"] or []:
+                toxic["fault"] = toxic["name"] not in LINK_CONDITIONS
         for flow in status["flows"]:
             self._scrape_latency(flow_id(flow), status["processes"], t)
         return status, journal.latest(self.state_dir)

@@ -113,7 +113,11 @@
     const rows = sample.links.map((link) => {
       const state = link.enabled === null ? "unknown" : link.enabled ? "up" : "cut";
       const toxics = (link.toxics || []).map((t) =>
-        el("span", { class: "badge fault" }, `${t.type} ${t.stream} ${JSON.stringify(t.attributes)}`));
+        el(
+          "span",
+          { class: `badge ${t.fault ? "fault" : "condition"}`, title: t.name },
+          `${t.fault ? "fault" : "link"}: ${t.type} ${t.stream} ${JSON.stringify(t.attributes)}`,
+        ));
       return el(
         "tr",
         { "data-link": link.name },
@@ -123,7 +127,7 @@
       );
     });
     box.replaceChildren(
-      el("table", { class: "grid" }, el("thead", {}, el("tr", {}, el("th", {}, "direction"), el("th", {}, "state"), el("th", {}, "toxics (faults)"))), el("tbody", {}, ...rows)),
+      el("table", { class: "grid" }, el("thead", {}, el("tr", {}, el("th", {}, "direction"), el("th", {}, "state"), el("th", {}, "toxics: the link's conditions, and faults added to it"))), el("tbody", {}, ...rows)),
     );
   }
 
