@@ -7,6 +7,7 @@ the public protocol, so it works against any Kafka-compatible cluster.
 from __future__ import annotations
 
 import random
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -95,14 +96,17 @@ class KafkaClient:
         request_timeout_s: float = 30.0,
         connect_timeout_s: float = 10.0,
         local_host: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        """`local_host` binds outgoing connections to one of this host's addresses."""
+        """`local_host` binds outgoing connections to one of this host's addresses;
+        `ssl_context` makes them TLS (the broker's replica fetches to an SSL listener)."""
         assert bootstrap, "a client needs at least one bootstrap address"
         self.bootstrap = list(bootstrap)
         self.client_id = client_id
         self.request_timeout_s = request_timeout_s
         self.connect_timeout_s = connect_timeout_s
         self.local_host = local_host
+        self.ssl_context = ssl_context
         self.view = ClusterView()
         # Keyed by (address, lane): brokers answer a connection's requests in order, so
         # long-polling fetches get their own lane and never delay admin or group requests.
@@ -154,7 +158,12 @@ class KafkaClient:
                 return existing
             assert self._task_group is not None, "use KafkaClient as an async context manager"
             connection = await KafkaConnection.open(
-                address, self.client_id, self._task_group, self.connect_timeout_s, self.local_host
+                address,
+                self.client_id,
+                self._task_group,
+                self.connect_timeout_s,
+                self.local_host,
+                self.ssl_context,
             )
             self._connections[key] = connection
             return connection

@@ -8,12 +8,13 @@ may still arrive and the byte stream can no longer be trusted (librdkafka does t
 from __future__ import annotations
 
 import logging
+import ssl
 import struct
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from anyio.abc import SocketStream, TaskGroup
+from anyio.abc import ByteStream, TaskGroup
 
 from broker.protocol.codec import RequestHeader, decode_response, encode_request_frame
 from broker.protocol.framing import FrameReader
@@ -41,7 +42,7 @@ class Pending:
 class KafkaConnection:
     """Requests may be issued concurrently; responses come back in order of sending."""
 
-    def __init__(self, stream: SocketStream, address: tuple[str, int], client_id: str) -> None:
+    def __init__(self, stream: ByteStream, address: tuple[str, int], client_id: str) -> None:
         self.address = address
         self._stream = stream
         self._client_id = client_id
@@ -59,12 +60,25 @@ class KafkaConnection:
         task_group: TaskGroup,
         timeout_s: float,
         local_host: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> KafkaConnection:
+        """Connect (with TLS when `ssl_context` is given: the server's certificate must
+        name `host`) and negotiate API versions."""
         host, port = address
         try:
             with anyio.fail_after(timeout_s):
-                stream = await anyio.connect_tcp(host, port, local_host=local_host)
-        except (OSError, TimeoutError) as exc:
+                stream: ByteStream = (
+                    await anyio.connect_tcp(host, port, local_host=local_host)
+                    if ssl_context is None
+                    else await anyio.connect_tcp(
+                        host,
+                        port,
+                        local_host=local_host,
+                        ssl_context=ssl_context,
+                        tls_standard_compatible=False,
+                    )
+                )
+        except (OSError, TimeoutError, ssl.SSLError) as exc:
             raise KafkaConnectionError(f"cannot connect to {host}:{port}: {exc}") from exc
         connection = cls(stream, address, client_id)
         task_group.start_soon(connection._read_loop)

@@ -75,18 +75,23 @@ class SaslSession:
         self.principal: str | None = None  # "User:<name>" once authenticated
         self._scram: ScramServer | None = None
         self._scram_started = False
+        # After a SaslHandshake v0 the client sends the mechanism's tokens as bare frames,
+        # not inside SaslAuthenticate requests (KIP-152); the driver feeds them here.
+        self.raw_tokens = False
 
     def allows(self, api_key: int) -> bool:
         """May a request of this kind be served now? (If not, close the connection.)"""
         return self.state is State.AUTHENTICATED or api_key in BEFORE_AUTHENTICATION
 
-    def handshake(self, mechanism: str) -> Answer:
+    def handshake(self, mechanism: str, *, raw_tokens: bool = False) -> Answer:
+        """`raw_tokens`: the handshake was v0, so tokens follow as bare frames."""
         if self.state is not State.HANDSHAKE:
             return self._fail(ErrorCode.illegal_sasl_state, "SaslHandshake was already done")
         if mechanism not in self.enabled:
             # Kafka lists the enabled mechanisms and lets the client close.
             return Answer(ErrorCode.unsupported_sasl_mechanism, f"{mechanism} is not enabled")
         self.mechanism, self.state = mechanism, State.AUTHENTICATE
+        self.raw_tokens = raw_tokens
         scram = ScramMechanism.named(mechanism)
         if scram is not None:
             self._scram = ScramServer(

@@ -7,8 +7,8 @@ exist are kept, so a restart keeps its identities; rotating means issuing new fi
 restarting process by process (docs/security.md).
 
 Kafka names a client that presents a certificate by the certificate's subject, in RFC 2253
-form (`User:CN=worker,O=regionlink`); `principal_of` does the same from what Python's ssl
-module reports, so ACLs written for Kafka carry over.
+form (`User:CN=worker,O=regionlink`); `principal_of` (broker/security/tls.py, where the
+broker uses it) does the same from what Python's ssl module reports.
 
 Uses the `cryptography` package; ECDSA P-256 keys (fast handshakes, small certificates).
 """
@@ -26,6 +26,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from broker.security.tls import principal_of
+
+__all__ = ["CertificateFiles", "ensure_ca", "ensure_leaf", "principal_of"]
 
 ORGANIZATION = "regionlink"
 CA_DAYS = 3650
@@ -105,26 +109,6 @@ def ensure_leaf(
     )
     _write(files, cert, key)
     return files
-
-
-def principal_of(peer_subject: Sequence[Sequence[tuple[str, str]]]) -> str:
-    """Kafka's principal for a client certificate, from `SSLSocket.getpeercert()["subject"]`:
-    the subject in RFC 2253 order (most specific first), e.g. `User:CN=worker,O=regionlink`."""
-    short = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU",
-             "countryName": "C", "stateOrProvinceName": "ST", "localityName": "L"}  # fmt: skip
-    parts = [
-        f"{short.get(key, key)}={_escape(value)}"
-        for rdn in reversed(peer_subject)
-        for key, value in rdn
-    ]
-    return "User:" + ",".join(parts)
-
-
-def _escape(value: str) -> str:
-    out = "".join("\\" + c if c in ',+"\\<>;=' else c for c in value)
-    if out.startswith((" ", "#")):
-        out = "\\" + out
-    return out[:-1] + "\\ " if out.endswith(" ") else out
 
 
 def _name(common_name: str) -> x509.Name:

@@ -1,0 +1,142 @@
+"""How a listener secures each connection: the TLS handshake before any Kafka byte (bounded
+in time, so a silent or garbage-sending peer costs one task for a few seconds), the
+principal a client certificate names, and the SASL policy — a session per connection,
+the delay a failed authentication costs, and the sources refused for failing too often.
+
+The connection driver (broker/server.py) asks; nothing here reads or writes Kafka frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import ssl
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import anyio
+from anyio.abc import ByteStream
+from anyio.streams.tls import TLSAttribute, TLSStream
+
+from broker.security.listeners import SecurityConfig, SecurityProtocol
+from broker.security.sasl import Credentials, FailureLimiter, SaslSession
+from broker.security.tls import principal_of_certificate, server_context
+
+log = logging.getLogger("regionlink.broker.security")
+
+ANONYMOUS = "User:ANONYMOUS"
+TLS_HANDSHAKE_TIMEOUT_S = 10.0
+NONCE_BYTES = 24
+
+
+class HandshakeFailed(Exception):
+    """The TLS handshake failed or timed out: close the connection, serve nothing."""
+
+
+@dataclass
+class SaslPolicy:
+    """A broker's SASL rules, shared by its SASL listeners; the failure counts are per
+    source host, across listeners and connections."""
+
+    mechanisms: tuple[str, ...]
+    credentials: Credentials
+    limiter: FailureLimiter
+    delay_s: float
+    clock: Callable[[], float] = time.monotonic
+    _blocked: set[str] = field(default_factory=set)
+
+    def session(self) -> SaslSession:
+        return SaslSession(self.mechanisms, self.credentials, _nonce)
+
+    def refuses(self, host: str) -> bool:
+        """Has `host` failed too often lately? Then its connections are closed unserved."""
+        blocked = self.limiter.blocked(host, self.clock())
+        if not blocked:
+            self._blocked.discard(host)
+        return blocked
+
+    async def failed(self, host: str) -> None:
+        """Count a failed authentication, then wait Kafka's
+        connection.failed.authentication.delay.ms before the caller closes."""
+        now = self.clock()
+        self.limiter.record_failure(host, now)
+        if self.limiter.blocked(host, now) and host not in self._blocked:
+            self._blocked.add(host)  # one line per episode, not per connection
+            log.warning(
+                "%s failed to authenticate %d times within %.0f s: refusing its SASL "
+                "connections until then",
+                host,
+                self.limiter.max_failures,
+                self.limiter.window_s,
+            )
+        await anyio.sleep(self.delay_s)
+
+
+@dataclass(frozen=True)
+class ListenerSecurity:
+    """What one listener does to a connection before serving it."""
+
+    protocol: SecurityProtocol = SecurityProtocol.PLAINTEXT
+    ssl_context: ssl.SSLContext | None = None
+    sasl: SaslPolicy | None = None
+
+    async def handshake(self, stream: ByteStream) -> tuple[ByteStream, str | None]:
+        """The stream to speak Kafka over and the client certificate's principal (None
+        without TLS or without a certificate); HandshakeFailed says why not."""
+        if self.ssl_context is None:
+            return stream, None
+        try:
+            with anyio.fail_after(TLS_HANDSHAKE_TIMEOUT_S):
+                tls = await TLSStream.wrap(
+                    stream,
+                    server_side=True,
+                    ssl_context=self.ssl_context,
+                    standard_compatible=False,
+                )
+        except TimeoutError:
+            raise HandshakeFailed(
+                f"no TLS handshake within {TLS_HANDSHAKE_TIMEOUT_S:g} s"
+            ) from None
+        except (ssl.SSLError, anyio.BrokenResourceError, anyio.EndOfStream, OSError) as exc:
+            raise HandshakeFailed(f"TLS handshake failed: {_reason(exc)}") from None
+        return tls, principal_of_certificate(tls.extra(TLSAttribute.peer_certificate, None))
+
+
+def _nonce() -> str:
+    return secrets.token_urlsafe(NONCE_BYTES)
+
+
+def _reason(exc: BaseException) -> str:
+    cause = exc.__cause__ if isinstance(exc, anyio.BrokenResourceError) else exc
+    if isinstance(cause, ssl.SSLError):
+        return cause.reason or str(cause)
+    return str(cause) or type(cause).__name__
+
+
+def listener_securities(
+    config: SecurityConfig, listeners: Iterable[str], credentials: Credentials
+) -> dict[str, ListenerSecurity]:
+    """Each listener's security, by name; one TLS context and one SASL policy (with its
+    failure counts) shared by all. TlsConfigError if the PEM files cannot be used."""
+    names = list(listeners)
+    protocols = {name: config.protocol_of(name) for name in names}
+    context = None
+    if config.tls is not None and any(p.tls for p in protocols.values()):
+        context = server_context(config.tls)
+    policy = SaslPolicy(
+        config.sasl_mechanisms,
+        credentials,
+        FailureLimiter(
+            config.max_failed_authentications, config.failed_authentication_window_ms / 1000
+        ),
+        config.failed_authentication_delay_ms / 1000,
+    )
+    return {
+        name: ListenerSecurity(
+            protocol,
+            context if protocol.tls else None,
+            policy if protocol.sasl else None,
+        )
+        for name, protocol in protocols.items()
+    }

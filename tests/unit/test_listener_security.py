@@ -1,0 +1,184 @@
+"""Listener security settings (Kafka's names) and the TLS handshake a listener does first:
+real handshakes over loopback, in one event loop."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import anyio
+import pytest
+from anyio.abc import SocketStream
+
+from broker.security.connection import (
+    HandshakeFailed,
+    ListenerSecurity,
+    SaslPolicy,
+    listener_securities,
+)
+from broker.security.listeners import (
+    ClientAuth,
+    SecurityConfig,
+    SecurityProtocol,
+    TlsFiles,
+    parse_mechanisms,
+    parse_protocol_map,
+)
+from broker.security.sasl import FailureLimiter
+from broker.security.tls import TlsConfigError, client_context, server_context
+from mirror.runtime.pki import CertificateFiles, ensure_ca, ensure_leaf
+
+
+def test_the_protocol_map_reads_kafkas_syntax_and_names_compare_case_insensitively() -> None:
+    mapping = parse_protocol_map("CLIENT:SASL_SSL, wan:ssl")
+    config = SecurityConfig(protocol_map=mapping)
+    assert config.protocol_of("client") is SecurityProtocol.SASL_SSL
+    assert config.protocol_of("WAN") is SecurityProtocol.SSL
+    assert config.protocol_of("replication") is SecurityProtocol.PLAINTEXT  # not mapped
+    assert config.protocol_of("sasl_plaintext") is SecurityProtocol.SASL_PLAINTEXT  # by name
+    for bad in ("CLIENT", "CLIENT:TLS", ":SSL", "A:SSL,a:PLAINTEXT"):
+        with pytest.raises(ValueError):
+            parse_protocol_map(bad)
+
+
+def test_mechanisms_are_kafkas_names() -> None:
+    assert parse_mechanisms("scram-sha-512, PLAIN") == ("SCRAM-SHA-512", "PLAIN")
+    for bad in ("GSSAPI", "", "OAUTHBEARER,PLAIN"):
+        with pytest.raises(ValueError):
+            parse_mechanisms(bad)
+
+
+def _files(tmp_path: Path, client_auth: ClientAuth = ClientAuth.NONE) -> TlsFiles:
+    ca = ensure_ca(tmp_path)
+    leaf = ensure_leaf(ca, tmp_path, "broker-1")
+    return TlsFiles(leaf.cert, leaf.key, ca.cert, client_auth)
+
+
+def test_settings_are_checked_against_the_listeners(tmp_path: Path) -> None:
+    names = ("client", "replication")
+    ok = SecurityConfig(parse_protocol_map("CLIENT:SASL_SSL"), _files(tmp_path))
+    ok.check(names, "client", clustered=False)
+    with pytest.raises(ValueError, match="not listeners"):
+        SecurityConfig(parse_protocol_map("WAN:SSL")).check(names, "client", clustered=False)
+    with pytest.raises(ValueError, match="certificate"):
+        SecurityConfig(parse_protocol_map("CLIENT:SSL")).check(names, "client", clustered=False)
+    no_ca = TlsFiles(Path("c.pem"), Path("k.pem"), None, ClientAuth.REQUIRED)
+    with pytest.raises(ValueError, match="CA"):
+        SecurityConfig(tls=no_ca).check(names, "client", clustered=False)
+    # replicas do not speak SASL: a region needs another listener for them
+    with pytest.raises(ValueError, match=r"inter\.broker\.listener\.name"):
+        ok.check(names, "client", clustered=True)
+    SecurityConfig(
+        parse_protocol_map("CLIENT:SASL_SSL,REPLICATION:SSL"),
+        _files(tmp_path),
+        inter_broker_listener="replication",
+    ).check(names, "client", clustered=True)
+
+
+def test_unusable_pem_files_are_named(tmp_path: Path) -> None:
+    files = _files(tmp_path)
+    with pytest.raises(TlsConfigError, match=r"missing\.pem"):
+        server_context(TlsFiles(tmp_path / "missing.pem", files.key))
+    other = ensure_leaf(ensure_ca(tmp_path / "other"), tmp_path / "other", "x")
+    with pytest.raises(TlsConfigError, match="with key"):  # a key that is not the cert's
+        server_context(TlsFiles(files.certificate, other.key))
+
+
+def test_one_tls_context_and_one_sasl_policy_serve_all_listeners(tmp_path: Path) -> None:
+    config = SecurityConfig(
+        parse_protocol_map("CLIENT:SASL_SSL,WAN:SSL,LOCAL:SASL_PLAINTEXT"), _files(tmp_path)
+    )
+    by_name = listener_securities(config, ["client", "wan", "local", "plain"], lambda m, u: None)
+    assert by_name["client"].ssl_context is by_name["wan"].ssl_context is not None
+    assert by_name["client"].sasl is by_name["local"].sasl is not None
+    assert by_name["wan"].sasl is None and by_name["local"].ssl_context is None
+    assert by_name["plain"] == ListenerSecurity()
+
+
+async def _handshake(
+    security: ListenerSecurity, dial: ssl.SSLContext | None, send: bytes = b""
+) -> str | HandshakeFailed | None:
+    """Accept one loopback connection through `security`; dial it with `dial` (TLS) or
+    as plain TCP sending `send`. The principal the listener found, or why it refused."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    outcome: list[str | HandshakeFailed | None] = []
+
+    async def accept(stream: SocketStream) -> None:
+        try:
+            secured, principal = await security.handshake(stream)
+            outcome.append(principal)
+            await secured.send(b"x")
+        except HandshakeFailed as exc:
+            outcome.append(exc)
+        await stream.aclose()
+
+    async with listener, anyio.create_task_group() as tasks:
+        tasks.start_soon(listener.serve, accept)
+        with anyio.fail_after(5):
+            try:
+                if dial is None:
+                    plain = await anyio.connect_tcp("127.0.0.1", port)
+                    await plain.send(send)
+                    await plain.send_eof()
+                    await plain.receive()
+                else:
+                    tls = await anyio.connect_tcp(
+                        "127.0.0.1", port, ssl_context=dial, tls_standard_compatible=False
+                    )
+                    await tls.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError, ssl.SSLError, OSError):
+                pass
+            while not outcome:
+                await anyio.sleep(0.01)
+        tasks.cancel_scope.cancel()
+    return outcome[0]
+
+
+def _dial(ca: CertificateFiles, client: CertificateFiles | None = None) -> ssl.SSLContext:
+    return client_context(ca.cert, client.cert if client else None, client.key if client else None)
+
+
+def test_a_client_certificate_names_the_principal_and_required_refuses_strangers(
+    tmp_path: Path,
+) -> None:
+    ca = ensure_ca(tmp_path)
+    server = ensure_leaf(ca, tmp_path, "broker-1")
+    worker = ensure_leaf(ca, tmp_path, "worker")
+    stranger_ca = ensure_ca(tmp_path / "stranger")
+    stranger = ensure_leaf(stranger_ca, tmp_path / "stranger", "worker")
+    required = ListenerSecurity(
+        SecurityProtocol.SSL,
+        server_context(TlsFiles(server.cert, server.key, ca.cert, ClientAuth.REQUIRED)),
+    )
+    requested = ListenerSecurity(
+        SecurityProtocol.SSL,
+        server_context(TlsFiles(server.cert, server.key, ca.cert, ClientAuth.REQUESTED)),
+    )
+    assert anyio.run(_handshake, required, _dial(ca, worker)) == "User:CN=worker,O=regionlink"
+    assert isinstance(anyio.run(_handshake, required, _dial(ca)), HandshakeFailed)
+    assert isinstance(anyio.run(_handshake, required, _dial(ca, stranger)), HandshakeFailed)
+    assert anyio.run(_handshake, requested, _dial(ca)) is None  # anonymous, still served
+
+
+def test_plaintext_and_garbage_on_a_tls_listener_are_refused(tmp_path: Path) -> None:
+    security = ListenerSecurity(SecurityProtocol.SSL, server_context(_files(tmp_path)))
+    api_versions = bytes.fromhex("0000001e00120003000000010007726466616b6100")
+    for sent in (api_versions, b"\x16\x03\x01\x00\x05garbage-garbage", b""):
+        outcome = anyio.run(_handshake, security, None, sent)
+        assert isinstance(outcome, HandshakeFailed), (sent, outcome)
+
+
+def test_a_source_failing_too_often_is_refused_until_its_window_passes() -> None:
+    now = [0.0]
+    policy = SaslPolicy(("PLAIN",), lambda m, u: None, FailureLimiter(2, 10.0), 0.0, lambda: now[0])
+
+    async def fail_twice() -> None:
+        await policy.failed("10.0.0.1")
+        assert not policy.refuses("10.0.0.1")
+        await policy.failed("10.0.0.1")
+
+    anyio.run(fail_twice)
+    assert policy.refuses("10.0.0.1") and not policy.refuses("10.0.0.2")
+    now[0] = 10.5
+    assert not policy.refuses("10.0.0.1")
