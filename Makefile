@@ -46,12 +46,13 @@ unit: $(STAMP)
 integration: system-deps $(STAMP) $(TANSU)
 	$(PY) -m pytest -q tests/integration
 
-## bench: our broker vs Tansu, the mirror bench, RF=3 cost and leader failover, then switchover/failover/failback times (not tests)
+## bench: our broker vs Tansu, the mirror bench, RF=3 cost and leader failover, switchover/failover/failback times, then tracing on vs off (not tests)
 bench: $(STAMP)
 	$(PY) -m bench.broker_bench
 	$(PY) -m bench.mirror_bench
 	$(PY) -m bench.replication_bench
 	$(PY) -m bench.failover_bench
+	$(PY) -m bench.tracing_bench
 
 ## drills: every drill of the library (chaos/drills/), each judged by the verifier; runs kept in .regionlink/drills
 drills: $(STAMP)

@@ -424,10 +424,16 @@ class Options:
     phase_timeout_s: float
     stall_s: float
     mirror_topics: bool = False  # identity naming onto a regionlink target: LinkAppend
+    trace_sampled_ratio: float | None = None  # records carry traceparents (tracing bench)
 
     def remote(self, topic: str) -> str:
         """The topic's name on eu: the same for mirror topics, else MM2's prefix."""
         return topic if self.mirror_topics else f"{SOURCE_ALIAS}.{topic}"
+
+    def producer_options(self) -> dict[str, float]:
+        """What the produce and lag-produce steps are told besides the load itself."""
+        ratio = self.trace_sampled_ratio
+        return {} if ratio is None else {"trace_sampled_ratio": ratio}
 
 
 def produce_step(procs: Processes, name: str, broker: RunningBroker, topic: str, o: Options) -> Any:
@@ -440,6 +446,7 @@ def produce_step(procs: Processes, name: str, broker: RunningBroker, topic: str,
             records=o.records,
             value_bytes=o.value_bytes,
             timeout_s=o.phase_timeout_s,
+            **o.producer_options(),
         ),
     )
     return client_result(child, o.phase_timeout_s, alive_check(broker))
@@ -577,11 +584,13 @@ def lag_phase(
             rate=rate,
             value_bytes=o.value_bytes,
             timeout_s=timeout_s,
+            **o.producer_options(),
         ),
     )
     produced = client_result(producer, timeout_s, check)
     consumed = client_result(consumer, timeout_s, check)
     return {
+        "topic": topic,
         "records": records,
         "target_rate": rate,
         "achieved_rate": produced["achieved_rate"],

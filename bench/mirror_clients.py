@@ -26,6 +26,7 @@ from bench.workload import (
     CONSUMER_CONFIG,
     PRODUCER_CONFIG,
     DeliveryStats,
+    Traceparents,
     assign_from_beginning,
     make_values,
     percentile_ms,
@@ -41,7 +42,13 @@ DRAIN_BATCH = 10_000
 
 def run_produce(args: argparse.Namespace) -> dict[str, Any]:
     """The broker bench's produce step with idempotence (first produce() to flush())."""
-    return workload.run_produce(args, IDEMPOTENT_PRODUCER_CONFIG)
+    return workload.run_produce(args, IDEMPOTENT_PRODUCER_CONFIG, traceparents(args))
+
+
+def traceparents(args: argparse.Namespace) -> Traceparents | None:
+    """--trace-sampled-ratio R: every record carries a traceparent, R of them sampled."""
+    ratio = args.trace_sampled_ratio
+    return None if ratio is None else Traceparents(ratio)
 
 
 def produce_retrying(producer: Producer, topic: str, msg: Message) -> None:
@@ -129,6 +136,7 @@ def run_lag_produce(args: argparse.Namespace) -> dict[str, Any]:
     config["on_delivery"] = stats.on_delivery
     producer = Producer(config)
     values = make_values(args.value_bytes)
+    headers = traceparents(args)
     # One acked record first: the stamped ones must not wait for the producer's own
     # start-up (connect, metadata, InitProducerId), which is not the mirror's latency.
     producer.produce(args.topic, key=WARMUP_KEY, value=b"", partition=0)
@@ -144,8 +152,11 @@ def run_lag_produce(args: argparse.Namespace) -> dict[str, Any]:
         due = min(args.records, int((now_s - started_s) * args.rate) + 1)
         worst_behind_s = max(worst_behind_s, (due - sent - 1) / args.rate)
         while sent < due:
+            value = stamped(values[sent % len(values)])
             try:
-                producer.produce(args.topic, value=stamped(values[sent % len(values)]))
+                producer.produce(
+                    args.topic, value=value, headers=headers(sent) if headers else None
+                )
             except BufferError:
                 producer.poll(0.001)
                 continue
@@ -268,6 +279,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--target-topic", help="naive: topic to write")
     parser.add_argument("--started-at-ns", type=int, default=0, help="naive: harness start")
     parser.add_argument("--rate", type=float, default=1000.0, help="lag-produce: records/s")
+    parser.add_argument(
+        "--trace-sampled-ratio",
+        type=float,
+        help="produce, lag-produce: a traceparent header on every record, this share sampled",
+    )
     return parser.parse_args(argv)
 
 

@@ -80,13 +80,38 @@ class DeliveryStats:
             self.latencies_s.append(latency_s)
 
 
-def produce_all(producer: Producer, topic: str, values: list[bytes], records: int) -> None:
+Headers = list[tuple[str, str | bytes | None]]
+
+
+class Traceparents:
+    """A W3C `traceparent` header per record, each its own trace, every `1 / sampled_ratio`-th
+    flagged sampled: what producers instrumented to sample that share of their records send
+    (the tracing bench). Made from a counter, so a record costs a string format."""
+
+    def __init__(self, sampled_ratio: float) -> None:
+        self.sampled_every = max(1, round(1 / sampled_ratio)) if sampled_ratio > 0 else 0
+        self.base = int.from_bytes(os.urandom(12), "big") << 32
+
+    def __call__(self, n: int) -> Headers:
+        sampled = self.sampled_every and n % self.sampled_every == 0
+        flags = b"01" if sampled else b"00"
+        return [("traceparent", b"00-%032x-%016x-%s" % (self.base + n, n + 1, flags))]
+
+
+def produce_all(
+    producer: Producer,
+    topic: str,
+    values: list[bytes],
+    records: int,
+    headers: Traceparents | None = None,
+) -> None:
     """Queue `records` values, polling for delivery reports and backing off on a full queue."""
     for i in range(records):
         value = values[i % DISTINCT_VALUES]
+        record_headers = headers(i) if headers is not None else None
         while True:
             try:
-                producer.produce(topic, value=value)
+                producer.produce(topic, value=value, headers=record_headers)
                 break
             except BufferError:
                 producer.poll(0.01)
@@ -95,7 +120,9 @@ def produce_all(producer: Producer, topic: str, values: list[bytes], records: in
 
 
 def run_produce(
-    args: argparse.Namespace, producer_config: dict[str, Any] = PRODUCER_CONFIG
+    args: argparse.Namespace,
+    producer_config: dict[str, Any] = PRODUCER_CONFIG,
+    headers: Traceparents | None = None,
 ) -> dict[str, Any]:
     """Produce args.records values of args.value_bytes; time until every report is in."""
     stats = DeliveryStats()
@@ -104,7 +131,7 @@ def run_produce(
     producer = Producer(config)
     values = make_values(args.value_bytes)
     started_s = time.perf_counter()
-    produce_all(producer, args.topic, values, args.records)
+    produce_all(producer, args.topic, values, args.records, headers)
     unflushed = producer.flush(args.timeout_s)
     elapsed_s = time.perf_counter() - started_s
     acked = len(stats.latencies_s)

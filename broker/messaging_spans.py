@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 
+from opentelemetry.sdk.trace import SpanLimits
 from opentelemetry.trace import Link, Span, SpanContext, SpanKind, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
@@ -30,7 +31,7 @@ from broker import telemetry
 from broker.protocol.batch import HEADER_BYTES, InvalidBatch, iter_headers
 from broker.protocol.records import decompress
 
-MAX_LINKS_PER_SPAN = 128  # the SDK's default link limit (OTEL_SPAN_LINK_COUNT_LIMIT)
+MAX_LINKS_PER_SPAN = SpanLimits().max_links or 128  # OTEL_SPAN_LINK_COUNT_LIMIT, else 128
 
 SYSTEM = "messaging.system"
 OPERATION_NAME = "messaging.operation.name"

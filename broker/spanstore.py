@@ -373,6 +373,19 @@ class SpanStore:
         finally:
             db.close()
 
+    def spans(self, *, topic: str, kind: str | None = None) -> list[StoredSpan]:
+        """Every stored span about `topic` (of `kind`, if given), by start time: a hop's
+        spans across traces, as a benchmark or a per-topic view wants them."""
+        db = self._connect()
+        try:
+            rows = db.execute(
+                "SELECT * FROM spans WHERE topic = ? AND (? IS NULL OR kind = ?) ORDER BY start_ns",
+                (topic, kind, kind),
+            ).fetchall()
+        finally:
+            db.close()
+        return [_stored(row) for row in rows]
+
     def count(self) -> int:
         db = self._connect()
         try:

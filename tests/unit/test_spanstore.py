@@ -45,6 +45,8 @@ def test_a_record_is_found_by_key_and_its_trace_takes_in_the_spans_that_link_to_
     assert store.search(key="nope") == []
     assert store.search(min_duration_ms=5_000) == []
     assert store.search(trace_id=found.trace_id.upper())[0].trace_id == found.trace_id
+    assert [s.name for s in store.spans(topic="orders")] == ["send orders"]
+    assert store.spans(topic="orders", kind="SERVER") == []
 
 
 def test_the_store_stays_within_its_age_and_size(tmp_path: Path) -> None:
