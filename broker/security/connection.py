@@ -13,13 +13,13 @@ import secrets
 import ssl
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import anyio
 from anyio.abc import ByteStream
 from anyio.streams.tls import TLSAttribute, TLSStream
 
-from broker.security.listeners import SecurityConfig, SecurityProtocol
+from broker.security.listeners import ClientAuth, SecurityConfig, SecurityProtocol
 from broker.security.sasl import Credentials, FailureLimiter, SaslSession
 from broker.security.tls import principal_of_certificate, server_context
 
@@ -117,13 +117,20 @@ def _reason(exc: BaseException) -> str:
 def listener_securities(
     config: SecurityConfig, listeners: Iterable[str], credentials: Credentials
 ) -> dict[str, ListenerSecurity]:
-    """Each listener's security, by name; one TLS context and one SASL policy (with its
-    failure counts) shared by all. TlsConfigError if the PEM files cannot be used."""
+    """Each listener's security, by name; TLS contexts and one SASL policy (with its
+    failure counts) shared by all. TlsConfigError if the PEM files cannot be used.
+
+    `ssl.client.auth` applies to SSL listeners; a SASL_SSL listener authenticates with
+    SASL and asks for no certificate — Kafka's rule since KIP-684."""
     names = list(listeners)
     protocols = {name: config.protocol_of(name) for name in names}
-    context = None
-    if config.tls is not None and any(p.tls for p in protocols.values()):
-        context = server_context(config.tls)
+    contexts: dict[SecurityProtocol, ssl.SSLContext] = {}
+    if config.tls is not None:
+        for protocol in {p for p in protocols.values() if p.tls}:
+            files = config.tls
+            if protocol is SecurityProtocol.SASL_SSL:
+                files = replace(files, client_auth=ClientAuth.NONE)
+            contexts[protocol] = server_context(files)
     policy = SaslPolicy(
         config.sasl_mechanisms,
         credentials,
@@ -133,10 +140,6 @@ def listener_securities(
         config.failed_authentication_delay_ms / 1000,
     )
     return {
-        name: ListenerSecurity(
-            protocol,
-            context if protocol.tls else None,
-            policy if protocol.sasl else None,
-        )
+        name: ListenerSecurity(protocol, contexts.get(protocol), policy if protocol.sasl else None)
         for name, protocol in protocols.items()
     }

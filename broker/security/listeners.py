@@ -144,6 +144,11 @@ class SecurityConfig:
         replication = self.inter_broker_listener or default_listener
         if replication.upper() not in names:
             raise ValueError(f"inter.broker.listener.name {replication!r} is not a listener")
+        if clustered and self.protocol_of(replication).tls and (not self.tls or not self.tls.ca):
+            raise ValueError(
+                f"replicas fetch through listener {replication!r} over TLS: they need the CA "
+                "certificates (ssl.truststore) to check each other"
+            )
         if clustered and self.protocol_of(replication).sasl:
             raise ValueError(
                 f"replicas fetch through listener {replication!r}, which uses SASL: they do not "

@@ -84,12 +84,18 @@ def test_unusable_pem_files_are_named(tmp_path: Path) -> None:
         server_context(TlsFiles(files.certificate, other.key))
 
 
-def test_one_tls_context_and_one_sasl_policy_serve_all_listeners(tmp_path: Path) -> None:
+def test_listeners_share_tls_contexts_and_one_sasl_policy(tmp_path: Path) -> None:
     config = SecurityConfig(
-        parse_protocol_map("CLIENT:SASL_SSL,WAN:SSL,LOCAL:SASL_PLAINTEXT"), _files(tmp_path)
+        parse_protocol_map("CLIENT:SASL_SSL,WAN:SSL,LOCAL:SASL_PLAINTEXT,MTLS:SSL"),
+        _files(tmp_path, ClientAuth.REQUIRED),
     )
-    by_name = listener_securities(config, ["client", "wan", "local", "plain"], lambda m, u: None)
-    assert by_name["client"].ssl_context is by_name["wan"].ssl_context is not None
+    names = ["client", "wan", "local", "plain", "mtls"]
+    by_name = listener_securities(config, names, lambda m, u: None)
+    assert by_name["wan"].ssl_context is by_name["mtls"].ssl_context is not None
+    assert by_name["wan"].ssl_context.verify_mode == ssl.CERT_REQUIRED
+    # KIP-684: ssl.client.auth is for SSL listeners; SASL_SSL authenticates with SASL
+    sasl_ssl = by_name["client"].ssl_context
+    assert sasl_ssl is not None and sasl_ssl.verify_mode == ssl.CERT_NONE
     assert by_name["client"].sasl is by_name["local"].sasl is not None
     assert by_name["wan"].sasl is None and by_name["local"].ssl_context is None
     assert by_name["plain"] == ListenerSecurity()
