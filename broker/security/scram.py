@@ -165,7 +165,10 @@ class ScramServer:
         attributes = _attributes(text)
         if attributes.get("c") != "biws":  # base64("n,,"): no binding, no authzid
             raise ScramError("channel binding data does not match")
-        if attributes.get("r") != self._nonce:
+        # Kafka checks that the nonce *ends with* its own, and librdkafka before 2.x fixed it
+        # (kcat from Debian: 2.0.2) sends the client nonce twice; the server's fresh part
+        # still binds the proof to this exchange.
+        if not attributes.get("r", "").endswith(self._nonce):
             raise ScramError("the nonce does not match")
         without_proof, _, proof_text = text.rpartition(",p=")
         if not without_proof:

@@ -54,6 +54,22 @@ def test_our_client_reproduces_the_rfc_exchange() -> None:
     client.verify(SERVER_FINAL)
 
 
+def test_librdkafka_2_0_s_doubled_client_nonce_is_accepted_as_kafka_accepts_it() -> None:
+    """librdkafka 2.0.2 (kcat from Debian) sends r=<client nonce><client nonce><server
+    nonce> in its final message; Kafka only checks that it ends with the exchange's nonce."""
+    mechanism = ScramMechanism.SHA_512
+    server = _server({"u": make_credential(mechanism, "pw", b"salt", 4096)}, mechanism)
+    server_first = server.first(b"n,,n=u,r=cnonce").decode()
+    nonce = server_first.split(",")[0][2:]
+    without_proof = f"c=biws,r=cnonce{nonce}"
+    auth = f"n=u,r=cnonce,{server_first},{without_proof}".encode()
+    client_key = mechanism.hmac(mechanism.salted_password("pw", b"salt", 4096), b"Client Key")
+    signature = mechanism.hmac(mechanism.digest(client_key), auth)
+    proof = base64.b64encode(bytes(a ^ b for a, b in zip(client_key, signature, strict=True)))
+    server.final(f"{without_proof},p={proof.decode()}".encode())
+    assert server.user == "u"
+
+
 @pytest.mark.parametrize("mechanism", list(ScramMechanism))
 def test_a_round_trip_and_a_wrong_password(mechanism: ScramMechanism) -> None:
     users = {"a,b=c": make_credential(mechanism, "s3cret", b"salt-bytes", 4096)}
