@@ -30,6 +30,9 @@ from broker.protocol.framing import frame as framed
 from broker.protocol.versions import ApiKey
 from broker.replication import roles
 from broker.replication.waits import replicated
+from broker.security.authz import Access
+from broker.security.guard import Guard
+from broker.security.store import LocalSecurityStore, SecurityStore
 from broker.server import ConnectionInfo, serve
 from broker.topics import TopicError, TopicInfo, TopicRegistry
 from broker.topology import (
@@ -70,15 +73,23 @@ class Broker:
         )
         if config.controllers:
             from broker.replication.cluster import ClusterLink  # gRPC only when clustered
+            from broker.security.cluster_store import ClusterSecurityStore
 
             self.topics = TopicRegistry(None)  # kept by the metadata log
             self.cluster = ClusterLink(self, config.controllers)
+            self.security: SecurityStore = ClusterSecurityStore(self.cluster)
         else:
             self.topics = TopicRegistry(config.data_dir / "topics.json")
+            self.security = LocalSecurityStore(config.data_dir)
             self._apply_startup_topology()
             for info in self.topics.all():
                 self.open_topic(info)
             self.groups = build_group_coordinator(self)
+        self.guard = Guard(config.authorizer, self.security)
+
+    def access(self, info: ConnectionInfo) -> Access | None:
+        """What the connection's principal may do; None with no authorizer (all of it)."""
+        return self.guard.access(info.principal, info.peer_host)
 
     # -- topology -------------------------------------------------------------------------
     @property

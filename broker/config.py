@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from broker.protocol.framing import DEFAULT_MAX_FRAME_BYTES
+from broker.security.guard import AuthorizerSettings
 from broker.topology import Topology
 
 CLIENT_LISTENER = "client"
@@ -68,6 +69,9 @@ class BrokerConfig:
     # of it), so they keep coming through it. Registered with the controllers in a
     # multi-broker region, so that every broker can advertise every other one's.
     listeners: tuple[Listener, ...] = ()
+    # Kafka's `authorizer.class.name` (on with settings, off with None: every request is
+    # allowed), `super.users` and `allow.everyone.if.no.acl.found` (broker/security/guard.py).
+    authorizer: AuthorizerSettings | None = None
 
     @property
     def advertised(self) -> tuple[str, int]:

@@ -28,6 +28,7 @@ def handles(*api_keys: ApiKey) -> Callable[[Handler], Handler]:
 
 def _register_all() -> None:
     from broker.handlers import (  # noqa: F401
+        acls,
         admin,
         api_versions,
         cluster,

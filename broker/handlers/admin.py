@@ -9,6 +9,17 @@ from broker.protocol.codec import Request
 from broker.protocol.errors import ErrorCode
 from broker.protocol.messages import response_builder
 from broker.protocol.versions import ApiKey
+from broker.security.authz import (
+    ALTER_TOPIC,
+    CREATE_CLUSTER,
+    CREATE_TOPIC,
+    DELETE_TOPIC,
+    IDEMPOTENT_WRITE,
+    WRITE_TOPIC,
+    WRITE_TRANSACTIONAL_ID,
+    Access,
+    refused,
+)
 from broker.topics import TopicError
 
 if TYPE_CHECKING:
@@ -40,9 +51,22 @@ async def _create_one(broker: Broker, topic: Any, validate_only: bool) -> tuple[
 async def create_topics(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     build = response_builder(ApiKey.CREATE_TOPICS, request.header.api_version)
     validate_only = getattr(request.body, "validate_only", False)
+    access = broker.access(info)
+    names = [topic.name for topic in request.body.topics]
+    # CREATE on the cluster covers every topic; else each needs CREATE on itself.
+    unauthorized = (
+        refused(access, CREATE_TOPIC, names)
+        if access is not None and not access.allows(CREATE_CLUSTER)
+        else frozenset()
+    )
     results = []
     for topic in request.body.topics:
-        error, message = await _create_one(broker, topic, validate_only)
+        error: int
+        message: str | None
+        if topic.name in unauthorized:
+            error, message = CREATE_TOPIC.error, "Authorization failed."
+        else:
+            error, message = await _create_one(broker, topic, validate_only)
         results.append(
             build.make(
                 "CreatableTopicResult",
@@ -59,8 +83,14 @@ async def create_topics(broker: Broker, request: Request, info: ConnectionInfo) 
 @handles(ApiKey.DELETE_TOPICS)
 async def delete_topics(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     build = response_builder(ApiKey.DELETE_TOPICS, request.header.api_version)
+    unauthorized = refused(broker.access(info), DELETE_TOPIC, request.body.topic_names)
     results = []
     for name in request.body.topic_names:
+        if name in unauthorized:  # before existence: no answer tells whether it exists
+            results.append(
+                build.make("DeletableTopicResult", name=name, error_code=DELETE_TOPIC.error)
+            )
+            continue
         try:
             await broker.delete_topic(name)
             error: int = ErrorCode.none
@@ -73,14 +103,18 @@ async def delete_topics(broker: Broker, request: Request, info: ConnectionInfo) 
 @handles(ApiKey.CREATE_PARTITIONS)
 async def create_partitions(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     build = response_builder(ApiKey.CREATE_PARTITIONS, request.header.api_version)
+    unauthorized = refused(broker.access(info), ALTER_TOPIC, (t.name for t in request.body.topics))
     results = []
     for topic in request.body.topics:
         error: int = ErrorCode.none
         message: str | None = None
         try:
-            await broker.add_partitions(
-                topic.name, topic.count, validate_only=request.body.validate_only
-            )
+            if topic.name in unauthorized:
+                error, message = ALTER_TOPIC.error, "The topic authorization is failed."
+            else:
+                await broker.add_partitions(
+                    topic.name, topic.count, validate_only=request.body.validate_only
+                )
         except TopicError as exc:
             error, message = exc.error_code, exc.message
         results.append(
@@ -98,11 +132,13 @@ async def create_partitions(broker: Broker, request: Request, info: ConnectionIn
 async def init_producer_id(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     """Idempotent producers get a fresh id at epoch 0; transactions are not served yet."""
     build = response_builder(ApiKey.INIT_PRODUCER_ID, request.header.api_version)
-    if request.body.transactional_id is not None:
+    access = broker.access(info)
+    refusal = _producer_id_refusal(access, request.body) if access is not None else 0
+    if refusal or request.body.transactional_id is not None:
         return build.make(
             "InitProducerIdResponse",
             throttle_time=0,
-            error_code=ErrorCode.transactional_id_authorization_failed,
+            error_code=refusal or ErrorCode.transactional_id_authorization_failed,
             producer_id=-1,
             producer_epoch=-1,
         )
@@ -117,3 +153,14 @@ async def init_producer_id(broker: Broker, request: Request, info: ConnectionInf
         producer_id=producer_id,
         producer_epoch=0,
     )
+
+
+def _producer_id_refusal(access: Access, body: Any) -> int:
+    """Kafka's checks: WRITE on the transactional id; without one, IDEMPOTENT_WRITE on the
+    cluster or WRITE on any topic (KIP-679). The error, or 0."""
+    if body.transactional_id is not None:
+        allowed = access.allows(WRITE_TRANSACTIONAL_ID, body.transactional_id)
+        return 0 if allowed else WRITE_TRANSACTIONAL_ID.error
+    if access.allows(IDEMPOTENT_WRITE) or access.allows_any(WRITE_TOPIC):
+        return 0
+    return IDEMPOTENT_WRITE.error

@@ -13,6 +13,14 @@ from broker.protocol.codec import Request
 from broker.protocol.errors import ErrorCode
 from broker.protocol.messages import MessageBuilder, response_builder
 from broker.protocol.versions import ApiKey
+from broker.security.authz import (
+    ALTER_CLUSTER_CONFIGS,
+    ALTER_TOPIC_CONFIGS,
+    DESCRIBE_CLUSTER_CONFIGS,
+    DESCRIBE_TOPIC_CONFIGS,
+    Access,
+    Check,
+)
 from broker.topics import TopicError
 from broker.topology import CLUSTER_CONFIG_DEFAULTS
 
@@ -62,17 +70,36 @@ def _cluster_entries(broker: Broker) -> dict[str, tuple[str, int]]:
     }
 
 
-def _describe(broker: Broker, build: MessageBuilder, resource: Any) -> Any:
-    try:
-        entries = _entries(broker, resource)
-    except KeyError:
+def _refusal(access: Access | None, resource: Any, topic: Check, cluster: Check) -> int:
+    """The ACL check for a config resource: the topic's own, or the cluster's for a broker
+    resource (any broker, or the cluster-wide default). The error, or 0."""
+    if access is None:
+        return 0
+    if resource.resource_type == BROKER_RESOURCE:
+        return 0 if access.allows(cluster) else cluster.error
+    if resource.resource_type == TOPIC_RESOURCE:
+        return 0 if access.allows(topic, resource.resource_name) else topic.error
+    return 0  # refused later as an unknown resource type
+
+
+def _describe(broker: Broker, build: MessageBuilder, resource: Any, access: Access | None) -> Any:
+    def failed(error: int, message: str | None) -> Any:
         return build.make(
             "DescribeConfigsResult",
-            error_code=ErrorCode.unknown_topic_or_partition,
-            error_message=f"unknown topic {resource.resource_name!r}",
+            error_code=error,
+            error_message=message,
             resource_type=resource.resource_type,
             resource_name=resource.resource_name,
             configs=(),
+        )
+
+    if error := _refusal(access, resource, DESCRIBE_TOPIC_CONFIGS, DESCRIBE_CLUSTER_CONFIGS):
+        return failed(error, None)
+    try:
+        entries = _entries(broker, resource)
+    except KeyError:
+        return failed(
+            ErrorCode.unknown_topic_or_partition, f"unknown topic {resource.resource_name!r}"
         )
     wanted = resource.configuration_keys
     configs = tuple(
@@ -102,7 +129,8 @@ def _describe(broker: Broker, build: MessageBuilder, resource: Any) -> Any:
 @handles(ApiKey.DESCRIBE_CONFIGS)
 async def describe_configs(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     build = response_builder(ApiKey.DESCRIBE_CONFIGS, request.header.api_version)
-    results = tuple(_describe(broker, build, r) for r in request.body.resources)
+    access = broker.access(info)
+    results = tuple(_describe(broker, build, r, access) for r in request.body.resources)
     return build.make("DescribeConfigsResponse", throttle_time=0, results=results)
 
 
@@ -177,9 +205,13 @@ async def _alter(broker: Broker, resource: Any, validate_only: bool) -> tuple[in
 @handles(ApiKey.INCREMENTAL_ALTER_CONFIGS)
 async def incremental_alter_configs(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     build = response_builder(ApiKey.INCREMENTAL_ALTER_CONFIGS, request.header.api_version)
+    access = broker.access(info)
     responses = []
     for resource in request.body.resources:
-        error, message = await _alter(broker, resource, request.body.validate_only)
+        if refused := _refusal(access, resource, ALTER_TOPIC_CONFIGS, ALTER_CLUSTER_CONFIGS):
+            error, message = refused, None
+        else:
+            error, message = await _alter(broker, resource, request.body.validate_only)
         responses.append(
             build.make(
                 "AlterConfigsResourceResponse",

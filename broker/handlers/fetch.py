@@ -13,6 +13,7 @@ from broker.protocol.codec import Request
 from broker.protocol.errors import ErrorCode
 from broker.protocol.messages import MessageBuilder, millis, response_builder
 from broker.protocol.versions import ApiKey
+from broker.security.authz import READ_TOPIC, REPLICA_FETCH, Access
 
 if TYPE_CHECKING:
     from broker.broker import Broker
@@ -43,6 +44,15 @@ def _refusal(broker: Broker, topic: str, fetch: Any) -> int:
     return partition.refusal(getattr(fetch, "current_leader_epoch", -1))
 
 
+def _unauthorized(access: Access, body: Any) -> frozenset[str]:
+    """The topics this fetch may not read: every one for a follower without CLUSTER_ACTION,
+    those without READ for a consumer (Kafka answers TOPIC_AUTHORIZATION_FAILED for both)."""
+    names = [topic.topic for topic in body.topics]
+    if body.replica_id >= 0:
+        return frozenset() if access.allows(REPLICA_FETCH) else frozenset(names)
+    return access.refused(READ_TOPIC, names)
+
+
 def _read_partition(
     broker: Broker,
     topic: str,
@@ -50,7 +60,10 @@ def _read_partition(
     budget_bytes: int,
     must_return_one: bool,
     from_follower: bool,
+    refused: frozenset[str],
 ) -> _PartitionRead:
+    if topic in refused:
+        return _PartitionRead(fetch.partition, READ_TOPIC.error)
     error = _refusal(broker, topic, fetch)
     partition = broker.partition(topic, fetch.partition)
     if error or partition is None:
@@ -78,7 +91,9 @@ def _read_partition(
     return result
 
 
-def _read_all(broker: Broker, body: Any) -> tuple[list[tuple[str, list[_PartitionRead]]], int]:
+def _read_all(
+    broker: Broker, body: Any, refused: frozenset[str]
+) -> tuple[list[tuple[str, list[_PartitionRead]]], int]:
     # Returning less than the client allows is legal and keeps round trips short: a client
     # processes one response while we build the next, instead of waiting on a 64 MB one.
     from_follower = body.replica_id >= 0
@@ -96,6 +111,7 @@ def _read_all(broker: Broker, body: Any) -> tuple[list[tuple[str, list[_Partitio
                 budget_bytes - total_bytes,
                 total_bytes == 0,
                 from_follower,
+                refused,
             )
             total_bytes += len(read.records)
             reads.append(read)
@@ -134,9 +150,11 @@ def _response(build: MessageBuilder, topics: list[tuple[str, list[_PartitionRead
     )
 
 
-def _record_follower_progress(broker: Broker, body: Any) -> None:
+def _record_follower_progress(broker: Broker, body: Any, refused: frozenset[str]) -> None:
     """A follower's fetch offsets are its log ends: they move the ISR and high watermark."""
     for topic in body.topics:
+        if topic.topic in refused:
+            continue
         for fetch in topic.partitions:
             partition = broker.partition(topic.topic, fetch.partition)
             if partition is not None and partition.leader is not None:
@@ -148,17 +166,19 @@ async def fetch(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     body = request.body
     build = response_builder(ApiKey.FETCH, request.header.api_version)
     wait_s = millis(body.max_wait) / 1000
+    access = broker.access(info)
+    refused = _unauthorized(access, body) if access else frozenset[str]()
     if body.replica_id >= 0:
-        _record_follower_progress(broker, body)
+        _record_follower_progress(broker, body, refused)
     with anyio.move_on_after(wait_s) as deadline:
         while True:
             arrived = broker.partitions.appended()
-            topics, total_bytes = _read_all(broker, body)
+            topics, total_bytes = _read_all(broker, body, refused)
             if total_bytes >= max(body.min_bytes, 1) or _has_error(topics) or wait_s <= 0:
                 break
             await arrived.wait()
     if deadline.cancelled_caught:
-        topics, total_bytes = _read_all(broker, body)
+        topics, total_bytes = _read_all(broker, body, refused)
     for name, reads in topics:
         for read in reads:
             broker.traffic.fetched(name, len(read.records), replica=body.replica_id >= 0)

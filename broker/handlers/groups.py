@@ -10,19 +10,58 @@ from broker.groups import OffsetAndMetadata
 from broker.handlers import handles
 from broker.protocol.codec import Request
 from broker.protocol.errors import ErrorCode
-from broker.protocol.messages import millis, response_builder
+from broker.protocol.messages import MessageBuilder, millis, response_builder
 from broker.protocol.versions import ApiKey
+from broker.security import authz
+from broker.security.acl import ResourceType
+from broker.security.authz import (
+    DESCRIBE_CLUSTER,
+    DESCRIBE_GROUP,
+    DESCRIBE_TOPIC,
+    DESCRIBE_TRANSACTIONAL_ID,
+    READ_GROUP,
+    READ_TOPIC,
+    Access,
+    allowed,
+)
 
 if TYPE_CHECKING:
     from broker.broker import Broker
     from broker.server import ConnectionInfo
 
 KIP394_JOIN_VERSION = 4
+TRANSACTION_KEY_TYPE = 1
+NOT_REQUESTED = -2147483648  # authorized operations a client did not ask for (Kafka's default)
+
+
+def _group_refusal(broker: Broker, info: ConnectionInfo, group_id: str) -> int:
+    """GROUP_AUTHORIZATION_FAILED unless the principal may READ the group (JoinGroup,
+    SyncGroup, Heartbeat, LeaveGroup, OffsetCommit), else 0."""
+    return 0 if allowed(broker.access(info), READ_GROUP, group_id) else READ_GROUP.error
+
+
+def _coordinator_refusal(access: Access | None, body: Any) -> int:
+    """DESCRIBE on the group, or on the transactional id for a transaction coordinator."""
+    if getattr(body, "key_type", 0) == TRANSACTION_KEY_TYPE:
+        check = DESCRIBE_TRANSACTIONAL_ID
+    else:
+        check = DESCRIBE_GROUP
+    return 0 if allowed(access, check, body.key) else check.error
 
 
 @handles(ApiKey.FIND_COORDINATOR)
 async def find_coordinator(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     build = response_builder(ApiKey.FIND_COORDINATOR, request.header.api_version)
+    if error := _coordinator_refusal(broker.access(info), request.body):
+        return build.make(
+            "FindCoordinatorResponse",
+            throttle_time=0,
+            error_code=error,
+            error_message=None,
+            node_id=-1,
+            host="",
+            port=-1,
+        )
     found = await broker.group_coordinator_address(info.listener)
     node_id, (host, port) = found or (-1, ("", -1))
     return build.make(
@@ -41,13 +80,14 @@ async def join_group(broker: Broker, request: Request, info: ConnectionInfo) -> 
     body, version = request.body, request.header.api_version
     build = response_builder(ApiKey.JOIN_GROUP, version)
     session_timeout_ms = millis(body.session_timeout)
-    if broker.groups is None:
+    refusal = _group_refusal(broker, info, body.group_id)
+    if refusal or broker.groups is None:
         return build.make(
             "JoinGroupResponse",
             throttle_time=0,
-            error_code=ErrorCode.not_coordinator,
+            error_code=refusal or ErrorCode.not_coordinator,
             generation_id=-1,
-            protocol_name=None,
+            protocol_name="",  # Kafka's NoProtocol: the field is not nullable below v7
             leader="",
             member_id="",
             members=(),
@@ -84,11 +124,12 @@ async def join_group(broker: Broker, request: Request, info: ConnectionInfo) -> 
 async def sync_group(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     body = request.body
     build = response_builder(ApiKey.SYNC_GROUP, request.header.api_version)
-    if broker.groups is None:
+    refusal = _group_refusal(broker, info, body.group_id)
+    if refusal or broker.groups is None:
         return build.make(
             "SyncGroupResponse",
             throttle_time=0,
-            error_code=ErrorCode.not_coordinator,
+            error_code=refusal or ErrorCode.not_coordinator,
             assignment=b"",
         )
     result = await broker.groups.sync_group(
@@ -107,7 +148,7 @@ async def sync_group(broker: Broker, request: Request, info: ConnectionInfo) -> 
 async def heartbeat(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     body = request.body
     build = response_builder(ApiKey.HEARTBEAT, request.header.api_version)
-    error = (
+    error = _group_refusal(broker, info, body.group_id) or (
         broker.groups.heartbeat(
             body.group_id,
             body.generation_id,
@@ -130,9 +171,13 @@ async def leave_group(broker: Broker, request: Request, info: ConnectionInfo) ->
         if batched
         else [(body.member_id, None)]
     )
-    if broker.groups is None:
+    refusal = _group_refusal(broker, info, body.group_id)
+    if refusal or broker.groups is None:
         return build.make(
-            "LeaveGroupResponse", throttle_time=0, error_code=ErrorCode.not_coordinator, members=()
+            "LeaveGroupResponse",
+            throttle_time=0,
+            error_code=refusal or ErrorCode.not_coordinator,
+            members=(),
         )
     result = broker.groups.leave_group(body.group_id, identities)
     members = tuple(
@@ -164,7 +209,7 @@ async def offset_commit(broker: Broker, request: Request, info: ConnectionInfo) 
         for topic in body.topics
         for p in topic.partitions
     }
-    errors = await _commit(broker, body, offsets)
+    errors = await _commit(broker, body, offsets, _commit_refusals(broker, info, body, offsets))
     topics = tuple(
         build.make(
             "OffsetCommitResponseTopic",
@@ -183,13 +228,35 @@ async def offset_commit(broker: Broker, request: Request, info: ConnectionInfo) 
     return build.make("OffsetCommitResponse", throttle_time=0, topics=topics)
 
 
+def _commit_refusals(
+    broker: Broker,
+    info: ConnectionInfo,
+    body: Any,
+    offsets: dict[tuple[str, int], OffsetAndMetadata],
+) -> dict[tuple[str, int], int]:
+    """Partitions the ACLs refuse: all of them without READ on the group, else those of
+    topics without READ (Kafka's checks, in that order)."""
+    access = broker.access(info)
+    if access is None:
+        return {}
+    if not access.allows(READ_GROUP, body.group_id):
+        return dict.fromkeys(offsets, int(READ_GROUP.error))
+    unauthorized = access.refused(READ_TOPIC, (topic for topic, _ in offsets))
+    return {tp: int(READ_TOPIC.error) for tp in offsets if tp[0] in unauthorized}
+
+
 async def _commit(
-    broker: Broker, body: Any, offsets: dict[tuple[str, int], OffsetAndMetadata]
+    broker: Broker,
+    body: Any,
+    offsets: dict[tuple[str, int], OffsetAndMetadata],
+    unauthorized: dict[tuple[str, int], int],
 ) -> dict[tuple[str, int], int]:
     """Commit, then (multi-broker region) wait until the ISR holds it, as Kafka does."""
+    if unauthorized and len(unauthorized) == len(offsets):
+        return unauthorized  # the coordinator is not even asked
     if broker.groups is None:
-        return {tp: ErrorCode.not_coordinator for tp in offsets}
-    refused = _refused_commits(broker, offsets)
+        return {tp: int(ErrorCode.not_coordinator) for tp in offsets} | unauthorized
+    refused = {**_refused_commits(broker, offsets), **unauthorized}
     errors = broker.groups.commit_offsets(
         body.group_id,
         body.generation_id_or_member_epoch,
@@ -224,13 +291,43 @@ async def offset_fetch(broker: Broker, request: Request, info: ConnectionInfo) -
         if body.topics is None
         else [(t.name, p) for t in body.topics for p in t.partition_indexes]
     )
-    if broker.groups is None:
-        return build.make(
-            "OffsetFetchResponse", throttle_time=0, topics=(), error_code=ErrorCode.not_coordinator
+    access = broker.access(info)
+    error = 0 if allowed(access, DESCRIBE_GROUP, body.group_id) else DESCRIBE_GROUP.error
+    if error or broker.groups is None:
+        error = error or ErrorCode.not_coordinator
+        # v1 has no request-level error: Kafka answers it on each partition asked for.
+        per_partition = not build.has_field("OffsetFetchResponse", "error_code")
+        errors: dict[tuple[str, int], tuple[int, OffsetAndMetadata | None]] = (
+            dict.fromkeys(wanted or (), (error, None)) if per_partition else {}
         )
+        return build.make(
+            "OffsetFetchResponse",
+            throttle_time=0,
+            topics=_offset_fetch_topics(build, errors),
+            error_code=error,
+        )
+    # Offsets of topics the principal may not describe: refused when named, left out of all.
+    asked = {topic for topic, _ in wanted} if wanted is not None else None
     committed = broker.groups.fetch_offsets(body.group_id, wanted)
+    unauthorized = authz.refused(access, DESCRIBE_TOPIC, asked or {t for t, _ in committed})
+    results: dict[tuple[str, int], tuple[int, OffsetAndMetadata | None]] = {
+        tp: (0, value) for tp, value in committed.items() if tp[0] not in unauthorized
+    }
+    if wanted is not None:
+        results |= {tp: (DESCRIBE_TOPIC.error, None) for tp in wanted if tp[0] in unauthorized}
+    return build.make(
+        "OffsetFetchResponse",
+        throttle_time=0,
+        topics=_offset_fetch_topics(build, results),
+        error_code=0,
+    )
+
+
+def _offset_fetch_topics(
+    build: MessageBuilder, results: dict[tuple[str, int], tuple[int, OffsetAndMetadata | None]]
+) -> tuple[Any, ...]:
     by_topic: dict[str, list[Any]] = {}
-    for (topic, partition), value in sorted(committed.items()):
+    for (topic, partition), (error, value) in sorted(results.items()):
         by_topic.setdefault(topic, []).append(
             build.make(
                 "OffsetFetchResponsePartition",
@@ -238,24 +335,31 @@ async def offset_fetch(broker: Broker, request: Request, info: ConnectionInfo) -
                 committed_offset=value.offset if value else -1,
                 committed_leader_epoch=value.leader_epoch if value else -1,
                 metadata=value.metadata if value else "",
-                error_code=0,
+                error_code=error,
             )
         )
-    topics = tuple(
+    return tuple(
         build.make("OffsetFetchResponseTopic", name=name, partitions=tuple(parts))
         for name, parts in by_topic.items()
     )
-    return build.make("OffsetFetchResponse", throttle_time=0, topics=topics, error_code=0)
 
 
 @handles(ApiKey.LIST_GROUPS)
 async def list_groups(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     build = response_builder(ApiKey.LIST_GROUPS, request.header.api_version)
     states = set(getattr(request.body, "states_filter", ()) or ())
-    groups = tuple(
-        build.make("ListedGroup", group_id=g, protocol_type=t, group_state=s)
+    listed = [
+        (g, t, s)
         for g, t, s in (broker.groups.list_groups() if broker.groups else ())
         if not states or s in states
+    ]
+    # DESCRIBE on the cluster shows every group; otherwise only those it may describe.
+    access = broker.access(info)
+    if access is not None and not access.allows(DESCRIBE_CLUSTER):
+        hidden = access.refused(DESCRIBE_GROUP, (g for g, _, _ in listed))
+        listed = [group for group in listed if group[0] not in hidden]
+    groups = tuple(
+        build.make("ListedGroup", group_id=g, protocol_type=t, group_state=s) for g, t, s in listed
     )
     return build.make("ListGroupsResponse", throttle_time=0, error_code=0, groups=groups)
 
@@ -263,19 +367,24 @@ async def list_groups(broker: Broker, request: Request, info: ConnectionInfo) ->
 @handles(ApiKey.DESCRIBE_GROUPS)
 async def describe_groups(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     build = response_builder(ApiKey.DESCRIBE_GROUPS, request.header.api_version)
+    access = broker.access(info)
+    unauthorized = authz.refused(access, DESCRIBE_GROUP, request.body.groups)
+    with_operations = getattr(request.body, "include_authorized_operations", False)
     described = []
     for group_id in request.body.groups:
-        if broker.groups is None:
+        if group_id in unauthorized or broker.groups is None:
             described.append(
                 build.make(
                     "DescribedGroup",
-                    error_code=ErrorCode.not_coordinator,
+                    error_code=DESCRIBE_GROUP.error
+                    if group_id in unauthorized
+                    else ErrorCode.not_coordinator,
                     group_id=group_id,
                     group_state="",
                     protocol_type="",
                     protocol_data="",
                     members=(),
-                    authorized_operations=-2147483648,
+                    authorized_operations=NOT_REQUESTED,
                 )
             )
             continue
@@ -301,7 +410,11 @@ async def describe_groups(broker: Broker, request: Request, info: ConnectionInfo
                 protocol_type=group.protocol_type,
                 protocol_data=group.protocol,
                 members=members,
-                authorized_operations=-2147483648,
+                authorized_operations=authz.authorized_operations(
+                    access, ResourceType.GROUP, group_id
+                )
+                if with_operations
+                else NOT_REQUESTED,
             )
         )
     return build.make("DescribeGroupsResponse", throttle_time=0, groups=tuple(described))

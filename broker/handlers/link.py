@@ -7,6 +7,10 @@ resumes there. Checks per partition, in this order: the partition is here and le
 topic mirrors the link's source region (links.link_write_refusal, also the topology epoch);
 the expected offset is the log end; the batches are sound. Then, like acks=all, the answer
 waits until the in-sync replicas hold the append.
+
+With an authorizer, both need CLUSTER_ACTION on the cluster, as a follower's Fetch does
+(broker/security/authz.py says why not WRITE on the topic); a refusal is answered
+CLUSTER_AUTHORIZATION_FAILED on every partition and nothing is written.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from broker.protocol.link import (
 )
 from broker.protocol.versions import ApiKey
 from broker.replication.waits import all_replicated
+from broker.security.authz import CLUSTER_ACTION, allowed
 
 if TYPE_CHECKING:
     from broker.broker import Broker
@@ -148,14 +153,21 @@ def _truncate(partition: Partition, request: LinkTruncatePartition, outcome: _Ou
 
 
 def _each_partition(
-    broker: Broker, body: Any, action: Callable[[Partition, Any, _Outcome], None]
+    broker: Broker,
+    info: ConnectionInfo,
+    body: Any,
+    action: Callable[[Partition, Any, _Outcome], None],
 ) -> list[tuple[str, list[_Outcome]]]:
-    """Check every partition of a link request (leader, mirror source, epoch) and run
+    """Check every partition of a link request (ACL, leader, mirror source, epoch) and run
     `action` on those that pass; the outcomes, per topic, in request order."""
+    authorized = allowed(broker.access(info), CLUSTER_ACTION)
     per_topic: list[tuple[str, list[_Outcome]]] = []
     for topic in body.topics:
         outcomes = []
         for p in topic.partitions:
+            if not authorized:
+                outcomes.append(_Outcome(p.index, CLUSTER_ACTION.error))
+                continue
             outcome = _checked(broker, topic.name, p.index, body.source_region, body.topology_epoch)
             if outcome.error == ErrorCode.none and outcome.partition is not None:
                 action(outcome.partition, p, outcome)
@@ -177,7 +189,9 @@ def _response(per_topic: list[tuple[str, list[_Outcome]]]) -> LinkResponse:
 @handles(ApiKey.LINK_APPEND)
 async def link_append(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     body = request.body
-    per_topic = _each_partition(broker, body, partial(_traced_append, broker, body.source_region))
+    per_topic = _each_partition(
+        broker, info, body, partial(_traced_append, broker, body.source_region)
+    )
     for name, outcomes in per_topic:
         for outcome in outcomes:
             if outcome.records:
@@ -196,4 +210,4 @@ async def link_append(broker: Broker, request: Request, info: ConnectionInfo) ->
 
 @handles(ApiKey.LINK_TRUNCATE)
 async def link_truncate(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
-    return _response(_each_partition(broker, request.body, _truncate))
+    return _response(_each_partition(broker, info, request.body, _truncate))

@@ -10,6 +10,7 @@ from broker.protocol.codec import Request
 from broker.protocol.errors import ErrorCode
 from broker.protocol.messages import MessageBuilder, response_builder
 from broker.protocol.versions import ApiKey
+from broker.security.authz import CLUSTER_ACTION, DESCRIBE_TOPIC, refused
 
 if TYPE_CHECKING:
     from broker.broker import Broker
@@ -32,10 +33,15 @@ def _lookup(partition: Partition, timestamp_ms: int) -> tuple[int, int]:
     return timestamp, offset
 
 
-def _list_partition(broker: Broker, build: MessageBuilder, topic: str, query: Any) -> Any:
+def _list_partition(
+    broker: Broker, build: MessageBuilder, topic: str, query: Any, authorized: bool
+) -> Any:
     partition = broker.partition(topic, query.partition_index)
     timestamp, offset, epoch = -1, -1, -1
-    if partition is None:
+    error: int
+    if not authorized:
+        error = DESCRIBE_TOPIC.error
+    elif partition is None:
         error = broker.missing_partition_error(topic, query.partition_index)
     else:
         error = partition.refusal()
@@ -55,12 +61,16 @@ def _list_partition(broker: Broker, build: MessageBuilder, topic: str, query: An
 @handles(ApiKey.LIST_OFFSETS)
 async def list_offsets(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     build = response_builder(ApiKey.LIST_OFFSETS, request.header.api_version)
+    unauthorized = refused(
+        broker.access(info), DESCRIBE_TOPIC, (t.name for t in request.body.topics)
+    )
     topics = tuple(
         build.make(
             "ListOffsetsTopicResponse",
             name=topic.name,
             partitions=tuple(
-                _list_partition(broker, build, topic.name, q) for q in topic.partitions
+                _list_partition(broker, build, topic.name, q, topic.name not in unauthorized)
+                for q in topic.partitions
             ),
         )
         for topic in request.body.topics
@@ -77,8 +87,14 @@ def _epoch_lookup(partition: Partition | None, query: Any) -> tuple[int, int, in
     return (ErrorCode.none, *partition.log.end_offset_for_epoch(query.leader_epoch))
 
 
-def _epoch_end(broker: Broker, build: MessageBuilder, topic: str, query: Any) -> Any:
-    error, epoch, end_offset = _epoch_lookup(broker.partition(topic, query.partition), query)
+def _epoch_end(
+    broker: Broker, build: MessageBuilder, topic: str, query: Any, authorized: bool
+) -> Any:
+    error, epoch, end_offset = (
+        _epoch_lookup(broker.partition(topic, query.partition), query)
+        if authorized
+        else (DESCRIBE_TOPIC.error, -1, -1)
+    )
     return build.make(
         "EpochEndOffset",
         error_code=error,
@@ -91,11 +107,19 @@ def _epoch_end(broker: Broker, build: MessageBuilder, topic: str, query: Any) ->
 @handles(ApiKey.OFFSET_FOR_LEADER_EPOCH)
 async def offset_for_leader_epoch(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     build = response_builder(ApiKey.OFFSET_FOR_LEADER_EPOCH, request.header.api_version)
+    # Followers (CLUSTER_ACTION) may ask about any topic; consumers (KIP-320) need DESCRIBE.
+    access = broker.access(info)
+    follower = access is None or access.allows(CLUSTER_ACTION)
+    names = [] if follower else [t.topic for t in request.body.topics]
+    unauthorized = refused(access, DESCRIBE_TOPIC, names)
     topics = tuple(
         build.make(
             "OffsetForLeaderTopicResult",
             topic=topic.topic,
-            partitions=tuple(_epoch_end(broker, build, topic.topic, q) for q in topic.partitions),
+            partitions=tuple(
+                _epoch_end(broker, build, topic.topic, q, topic.topic not in unauthorized)
+                for q in topic.partitions
+            ),
         )
         for topic in request.body.topics
     )

@@ -19,6 +19,7 @@ from broker.protocol.errors import ErrorCode
 from broker.protocol.messages import MessageBuilder, millis, response_builder
 from broker.protocol.versions import ApiKey
 from broker.replication.waits import all_replicated
+from broker.security.authz import WRITE_TOPIC, WRITE_TRANSACTIONAL_ID, Access
 
 if TYPE_CHECKING:
     from broker.broker import Broker
@@ -145,15 +146,28 @@ async def _await_isr(outcomes: list[_Outcome], timeout_ms: int) -> None:
         outcome.error = error
 
 
+def _unauthorized(access: Access, body: Any) -> tuple[int, frozenset[str]]:
+    """Kafka's checks: WRITE on the transactional id, if any (else the whole request is
+    refused), then WRITE on each topic. The request's error, and the topics refused."""
+    transactional_id = body.transactional_id
+    if transactional_id is not None and not access.allows(WRITE_TRANSACTIONAL_ID, transactional_id):
+        return WRITE_TRANSACTIONAL_ID.error, frozenset()
+    return ErrorCode.none, access.refused(WRITE_TOPIC, (t.name for t in body.topic_data))
+
+
 @handles(ApiKey.PRODUCE)
 async def produce(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     body = request.body
     build = response_builder(ApiKey.PRODUCE, request.header.api_version)
+    access = broker.access(info)
+    refused_all, refused = _unauthorized(access, body) if access else (0, frozenset[str]())
     per_topic: list[tuple[str, list[_Outcome]]] = []
     for topic in body.topic_data:
         outcomes = []
         for data in topic.partition_data:
-            if body.acks not in VALID_ACKS:
+            if refused_all or topic.name in refused:
+                outcomes.append(_Outcome(data.index, refused_all or WRITE_TOPIC.error))
+            elif body.acks not in VALID_ACKS:
                 outcomes.append(_Outcome(data.index, ErrorCode.invalid_required_acks))
             else:
                 outcomes.append(

@@ -454,14 +454,16 @@ class MetadataImage:
         self._partitions: dict[str, dict[int, PartitionInfo]] = {}
         self._configs: dict[str, dict[str, str]] = {}
         self._next_producer_id = FIRST_PRODUCER_ID
-        self._acls: set[AclBinding] = set()
+        # Replaced, never changed in place: `acls` is the same object until the ACLs change,
+        # so a broker rebuilds its authorizer only then (broker/security/guard.py).
+        self._acls: frozenset[AclBinding] = frozenset()
         self._scram: dict[tuple[str, int], SetScramCredential] = {}
 
     # ----------------------------------------------------------------- reads
 
     @property
     def acls(self) -> frozenset[AclBinding]:
-        return frozenset(self._acls)
+        return self._acls
 
     def scram_credential(self, mechanism: ScramMechanism, user: str) -> ScramCredential | None:
         record = self._scram.get((user, mechanism.kafka_type))
@@ -531,7 +533,7 @@ class MetadataImage:
         image._partitions = {t: dict(ps) for t, ps in self._partitions.items()}
         image._configs = {r: dict(c) for r, c in self._configs.items()}
         image._next_producer_id = self._next_producer_id
-        image._acls = set(self._acls)
+        image._acls = self._acls
         image._scram = dict(self._scram)
         return image
 
@@ -603,12 +605,12 @@ class MetadataImage:
                     )
                 self._next_producer_id = record.first_id + record.count
             case CreateAcl():
-                self._acls.add(record.binding())
+                self._acls = self._acls | {record.binding()}
             case DeleteAcl():
                 binding = CreateAcl(*_acl_fields_of(record)).binding()
                 if binding not in self._acls:
                     raise MetadataError(f"no such ACL: {record!r}")
-                self._acls.remove(binding)
+                self._acls = self._acls - {binding}
             case SetScramCredential():
                 _check_scram(record)
                 self._scram[(record.user, record.mechanism)] = record

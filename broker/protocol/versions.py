@@ -34,6 +34,9 @@ class ApiKey(IntEnum):
     DELETE_TOPICS = 20
     INIT_PRODUCER_ID = 22
     OFFSET_FOR_LEADER_EPOCH = 23
+    DESCRIBE_ACLS = 29
+    CREATE_ACLS = 30
+    DELETE_ACLS = 31
     DESCRIBE_CONFIGS = 32
     CREATE_PARTITIONS = 37
     INCREMENTAL_ALTER_CONFIGS = 44
@@ -74,6 +77,9 @@ _MAX_VERSION: dict[ApiKey, int] = {
     ApiKey.DELETE_TOPICS: 4,
     ApiKey.INIT_PRODUCER_ID: 4,
     ApiKey.OFFSET_FOR_LEADER_EPOCH: 4,
+    ApiKey.DESCRIBE_ACLS: 3,  # kio reads v1-3 (Kafka 4 dropped v0); librdkafka asks v1
+    ApiKey.CREATE_ACLS: 3,
+    ApiKey.DELETE_ACLS: 3,
     ApiKey.DESCRIBE_CONFIGS: 1,
     ApiKey.CREATE_PARTITIONS: 2,
     ApiKey.INCREMENTAL_ALTER_CONFIGS: 1,

@@ -197,6 +197,40 @@ class Authorizer:
             return False
         return any(_allows(b, request.operation) for b in applying)
 
+    def authorize_any(
+        self, principal: str, host: str, operation: Operation, resource_type: ResourceType
+    ) -> bool:
+        """May the principal do `operation` on at least one resource of the type? Kafka's
+        `Authorizer.authorizeByResourceType`, which InitProducerId asks (WRITE on any topic
+        stands in for IDEMPOTENT_WRITE on the cluster, KIP-679): an ALLOW for exactly the
+        operation (or ALL) counts unless a DENY covers everything it names."""
+        # A made-up name: super users, a wildcard ALLOW, or no ACL at all (with
+        # allow.everyone.if.no.acl.found) answer here, before any DENY is looked at.
+        if self.authorize(Request(principal, host, operation, resource_type, "hardcode")):
+            return True
+        applying = [
+            b for b in self._by_type.get(resource_type, ()) if _applies_to(b, principal, host)
+        ]
+        denied = [b for b in applying if _denies(b, operation)]
+        denied_names = {b.resource_name for b in denied if b.pattern_type is PatternType.LITERAL}
+        denied_prefixes = [
+            b.resource_name for b in denied if b.pattern_type is PatternType.PREFIXED
+        ]
+        if WILDCARD in denied_names:
+            return False
+        for binding in applying:
+            if binding.permission is not Permission.ALLOW or binding.operation not in (
+                operation,
+                Operation.ALL,
+            ):
+                continue
+            name = binding.resource_name
+            if binding.pattern_type is PatternType.LITERAL and name in denied_names:
+                continue
+            if not any(name.startswith(prefix) for prefix in denied_prefixes):
+                return True
+        return False
+
 
 def _applies_to(binding: AclBinding, principal: str, host: str) -> bool:
     return binding.principal in (principal, WILDCARD_PRINCIPAL) and binding.host in (host, WILDCARD)

@@ -159,6 +159,28 @@ def broker(
         ),
     ] = None,
     metrics_listen: MetricsListen = None,
+    authorizer: Annotated[
+        bool,
+        typer.Option(
+            help="Check ACLs on every request (Kafka's authorizer.class.name); off, every "
+            "request is allowed. ACLs are managed with CreateAcls/DeleteAcls (kafka-acls, "
+            "admin clients) and kept in the region's metadata. See docs/security.md."
+        ),
+    ] = False,
+    super_users: Annotated[
+        str | None,
+        typer.Option(
+            help="With --authorizer: principals allowed everything, ;-separated, e.g. "
+            "'User:admin;User:broker' (Kafka's super.users)."
+        ),
+    ] = None,
+    allow_everyone_if_no_acl_found: Annotated[
+        bool,
+        typer.Option(
+            help="With --authorizer: allow a request on a resource no ACL names "
+            "(Kafka's allow.everyone.if.no.acl.found; default: refuse)."
+        ),
+    ] = False,
 ) -> None:
     """Run a Kafka-compatible broker: a single-node region, or one broker of a region.
 
@@ -176,6 +198,7 @@ def broker(
     from broker.config import BrokerConfig, Listener
     from broker.kraft.quorum import QuorumError, parse_quorum
     from broker.main import run_broker
+    from broker.security.guard import AuthorizerSettings
     from broker.topology import Topology
 
     _setup_logging(log_level)
@@ -207,6 +230,16 @@ def broker(
         listeners = tuple(Listener.parse(text) for text in listener or ())
     except ValueError as exc:
         raise CliError(f"--listener: {exc}") from exc
+    if not authorizer and (super_users is not None or allow_everyone_if_no_acl_found):
+        raise CliError("--super-users and --allow-everyone-if-no-acl-found need --authorizer")
+    try:
+        authorizer_settings = (
+            AuthorizerSettings.parse(super_users or "", allow_everyone_if_no_acl_found)
+            if authorizer
+            else None
+        )
+    except ValueError as exc:
+        raise CliError(f"--super-users: {exc}") from exc
     config = BrokerConfig(
         listeners=listeners,
         data_dir=data_dir,
@@ -221,6 +254,7 @@ def broker(
         startup_topology=startup_topology,
         lease_s=lease_s,
         lease_peers=peers,
+        authorizer=authorizer_settings,
     )
     _start_tracing("regionlink-broker", span_store)
     try:

@@ -145,3 +145,28 @@ def test_adding_a_deny_never_grants_and_adding_an_allow_never_refuses(
     allow = AclBinding(TOPIC, name, LITERAL, "User:alice", "*", op, ALLOW)
     assert not may(Authorizer([*bindings, deny]), op, name)
     assert may(Authorizer([*bindings, allow]), op, name) >= before
+
+
+def test_authorize_any_as_kafkas_authorize_by_resource_type() -> None:
+    """InitProducerId's "WRITE on any topic": an ALLOW counts unless a DENY covers all it names."""
+    write = Operation.WRITE
+
+    def any_write(*bindings: AclBinding, super_users: tuple[str, ...] = ()) -> bool:
+        authorizer = Authorizer(bindings, super_users)
+        return authorizer.authorize_any("User:alice", "10.0.0.1", write, TOPIC)
+
+    assert not any_write()
+    assert any_write(acl("orders", write))
+    assert any_write(acl("ord", Operation.ALL, pattern=PREFIXED))
+    assert any_write(acl("*", write, principal="User:*"))
+    assert not any_write(acl("orders", Operation.READ))  # READ does not count
+    assert not any_write(acl("orders", write, principal="User:bob"))
+    assert not any_write(acl("orders", write), acl("orders", write, DENY))
+    assert not any_write(acl("orders", write), acl("or", write, DENY, pattern=PREFIXED))
+    assert not any_write(
+        acl("ord", write, pattern=PREFIXED), acl("o", write, DENY, pattern=PREFIXED)
+    )
+    assert any_write(acl("ord", write, pattern=PREFIXED), acl("orders", write, DENY))
+    assert not any_write(acl("orders", write), acl("*", Operation.ALL, DENY))
+    assert any_write(acl("orders", write, DENY), super_users=("User:alice",))
+    assert Authorizer([], allow_if_no_acl=True).authorize_any("User:a", "h", write, TOPIC)
