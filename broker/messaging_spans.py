@@ -7,28 +7,28 @@ mirror handle whole batches that hold records of many traces, so their spans lin
 contexts rather than pick one as parent, as the conventions advise for batches; with
 `telemetry.FollowLinks` such a span is sampled when a record it carries was.
 
-Finding the contexts must stay cheap, since it runs on every batch while tracing is on: a
-regular expression looks for the header as a record encodes it (key length 11 and value
-length 55 as zigzag varints, then the header) in the records section, decompressed when
-the batch is, instead of decoding every record (measured here: 0.5 µs against 7 µs per
-1 KiB record). Only sampled contexts are linked: an unsampled one has no spans anywhere to
-join. A record value that happens to hold those exact bytes would add one stray link —
-telemetry only, never data. The records themselves are never changed: the header passes
-the broker and the mirror byte for byte.
+Finding the contexts must stay cheap, since it runs on every batch while tracing is on: the
+header is looked for as a record encodes it (key length 11 and value length 55 as zigzag
+varints, then the header) in the records section, decompressed when the batch is, instead
+of decoding every record (measured here: 0.4 µs against 7 µs per 1 KiB record; the search
+itself, bytes.find's, is 0.3 µs of it). Only sampled contexts are linked: an unsampled one
+has no spans anywhere to join. A record value that happens to hold those exact bytes would
+add one stray link — telemetry only, never data. The records themselves are never changed:
+the header passes the broker and the mirror byte for byte.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, nullcontext, suppress
 
 from opentelemetry.sdk.trace import SpanLimits
 from opentelemetry.trace import Link, Span, SpanContext, SpanKind, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
 from broker import telemetry
-from broker.protocol.batch import HEADER_BYTES, InvalidBatch, iter_headers
+from broker.protocol.batch import HEADER_BYTES, BatchHeader, InvalidBatch, iter_headers
 from broker.protocol.records import decompress
 
 MAX_LINKS_PER_SPAN = SpanLimits().max_links or 128  # OTEL_SPAN_LINK_COUNT_LIMIT, else 128
@@ -45,9 +45,12 @@ BATCH_COUNT = "messaging.batch.message_count"
 SERVER_ADDRESS = "server.address"
 SERVER_PORT = "server.port"
 
-_SAMPLED_TRACEPARENT = re.compile(
-    rb"\x16traceparent\x6e00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f][13579bdf]"
-)
+# A record header as encoded: key length 11 and value length 55 (zigzag varints), the key,
+# then a version 00 value: 00-<trace id>-<span id>-<flags>, whose last digit is odd if sampled.
+_HEADER_START = b"\x16traceparent\x6e00-"
+_IDS = re.compile(rb"([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f][0-9a-f]")
+_IDS_BYTES = 52
+_SAMPLED_LAST_DIGITS = b"13579bdf"
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 NO_SPAN: AbstractContextManager[None] = nullcontext()
 """What a span helper returns with tracing off: shared, so nearly free."""
@@ -78,8 +81,13 @@ def sampled_contexts(
     contexts: list[SpanContext] = []
     for buffer in buffers:
         for section in _records_sections(buffer):
-            for match in _SAMPLED_TRACEPARENT.finditer(section):
-                ids = (int(match[1], 16), int(match[2], 16))
+            # split() finds the headers at bytes.find's speed; most are unsampled and cost
+            # one look at their last flag digit (a regex over the section costs 20 % more)
+            for after in section.split(_HEADER_START)[1:]:
+                if len(after) < _IDS_BYTES or after[_IDS_BYTES - 1] not in _SAMPLED_LAST_DIGITS:
+                    continue
+                match = _IDS.match(after)
+                ids = (int(match[1], 16), int(match[2], 16)) if match else (0, 0)
                 if ids in seen or not all(ids):
                     continue
                 seen.add(ids)
@@ -89,21 +97,22 @@ def sampled_contexts(
     return contexts
 
 
-def _records_sections(buffer: bytes | bytearray | memoryview) -> Iterator[memoryview]:
-    """The records section of each data batch in `buffer`, decompressed."""
-    view = memoryview(buffer)
-    try:
-        for header in iter_headers(buffer):
-            if header.is_control:
-                continue
-            section = view[header.position + HEADER_BYTES : header.position + header.size_bytes]
-            yield (
-                memoryview(decompress(header.compression, section))
-                if header.compression
-                else section
-            )
-    except InvalidBatch:
+def _records_sections(buffer: bytes | bytearray | memoryview) -> Iterator[bytes]:
+    """What to search: the whole buffer when no batch in it is compressed (a batch header
+    holds no `traceparent`, so searching across headers finds the same), else each data
+    batch's decompressed records; the batches before a malformed one."""
+    headers: list[BatchHeader] = []
+    with suppress(InvalidBatch):  # extend() keeps the headers read before the bad one
+        headers.extend(iter_headers(buffer))
+    if not any(header.compression for header in headers):
+        end = headers[-1].position + headers[-1].size_bytes if headers else 0
+        yield bytes(memoryview(buffer)[:end])
         return
+    view = memoryview(buffer)
+    for header in headers:
+        if not header.is_control:
+            section = view[header.position + HEADER_BYTES : header.position + header.size_bytes]
+            yield decompress(header.compression, section)
 
 
 def batch_span(
