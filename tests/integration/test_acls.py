@@ -49,8 +49,8 @@ def _allow(kind: ResourceType, name: str, op: AclOperation, prefixed: bool = Fal
 
 
 EVERY_ACL = AclBindingFilter(
-    ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY,
-    AclPermissionType.ANY,
+    ResourceType.ANY, None, ResourcePatternType.ANY, None, None,  # type: ignore[arg-type]
+    AclOperation.ANY, AclPermissionType.ANY,
 )  # fmt: skip
 
 
@@ -86,8 +86,8 @@ def _consume(bootstrap: str, topic: str, group: str, count: int) -> tuple[int, i
             msg = consumer.poll(0.5)
             if msg is None:
                 continue
-            if msg.error():
-                error = msg.error().code()
+            if failure := msg.error():
+                error = failure.code()
             else:
                 read += 1
         if read:
@@ -99,18 +99,24 @@ def _consume(bootstrap: str, topic: str, group: str, count: int) -> tuple[int, i
     return read, error
 
 
-def _fetch_error(bootstrap: str, topic: str) -> int:
-    """Read a partition by assignment (no group); the first error code, or 0."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused"})
+def _fetch_error(bootstrap: str, topic: str, group: str) -> int:
+    """Read a partition by assignment (the group, which librdkafka still looks up, must be
+    allowed); the first error code, or 0."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+    )
     consumer.assign([TopicPartition(topic, 0, 0)])
     deadline = time.monotonic() + TIMEOUT_S
     try:
         while time.monotonic() < deadline:
             msg = consumer.poll(0.5)
-            if msg is not None and msg.error() and msg.error().code() != KafkaError._PARTITION_EOF:
-                return int(msg.error().code())
-            if msg is not None and not msg.error():
+            if msg is None:
+                continue
+            failure = msg.error()
+            if failure is None:
                 return 0
+            if failure.code() != KafkaError._PARTITION_EOF:
+                return int(failure.code())
         return 0
     finally:
         consumer.close()
@@ -177,7 +183,7 @@ def test_acls_decide_what_an_ordinary_principal_may_do_after_a_restart(
         0,
         KafkaError.GROUP_AUTHORIZATION_FAILED,
     )
-    assert _fetch_error(bootstrap, "writable") == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert _fetch_error(bootstrap, "writable", "billing") == KafkaError.TOPIC_AUTHORIZATION_FAILED
     # Without DESCRIBE, a topic is not listed, and naming it is refused.
     listed = admin.list_topics(timeout=TIMEOUT_S)
     assert set(listed.topics) == {"readable", "writable"}
@@ -187,8 +193,8 @@ def test_acls_decide_what_an_ordinary_principal_may_do_after_a_restart(
     groups = admin.list_consumer_groups().result(TIMEOUT_S)
     assert [g.group_id for g in groups.valid] == ["billing"]
     # Managing ACLs needs ALTER (or DESCRIBE) on the cluster, which it lacks.
-    future = admin.create_acls([_allow(ResourceType.TOPIC, "hidden", AclOperation.READ)])
-    for result in future.values():
+    refusals = admin.create_acls([_allow(ResourceType.TOPIC, "hidden", AclOperation.READ)])
+    for result in refusals.values():
         try:
             result.result(TIMEOUT_S)
             raise AssertionError("CreateAcls without ALTER on the cluster succeeded")
