@@ -31,6 +31,7 @@ from broker.protocol.versions import ApiKey
 from broker.replication import roles
 from broker.replication.waits import replicated
 from broker.security.authz import Access
+from broker.security.connection import listener_securities
 from broker.security.guard import Guard
 from broker.security.store import LocalSecurityStore, SecurityStore
 from broker.server import ConnectionInfo, serve
@@ -86,6 +87,10 @@ class Broker:
                 self.open_topic(info)
             self.groups = build_group_coordinator(self)
         self.guard = Guard(config.authorizer, self.security)
+        # TLS and SASL per listener; bad PEM files fail the start (TlsConfigError).
+        self.listener_security = listener_securities(
+            config.security, config.listener_names, self.security.scram_credential
+        )
 
     def access(self, info: ConnectionInfo) -> Access | None:
         """What the connection's principal may do; None with no authorizer (all of it)."""
@@ -310,7 +315,7 @@ class Broker:
         try:
             async with anyio.create_task_group() as tasks:
                 self.port = await tasks.start(
-                    serve,
+                    partial(serve, security=self.listener_security[CLIENT_LISTENER]),
                     self.config.host,
                     self.config.port,
                     self.dispatch,
@@ -318,7 +323,9 @@ class Broker:
                 )
                 for named in self.config.listeners:
                     await tasks.start(
-                        partial(serve, name=named.name),
+                        partial(
+                            serve, name=named.name, security=self.listener_security[named.name]
+                        ),
                         named.host,
                         named.port,
                         self.dispatch,
@@ -331,7 +338,11 @@ class Broker:
                 if self.cluster is not None:
                     await tasks.start(self.cluster.run)
                 log.info(
-                    "broker %d listening on %s:%d", self.config.node_id, self.config.host, self.port
+                    "broker %d listening on %s:%d (%s)",
+                    self.config.node_id,
+                    self.config.host,
+                    self.port,
+                    self.listener_security[CLIENT_LISTENER].protocol.value,
                 )
                 task_status.started(self.port)
         finally:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from broker.protocol.framing import DEFAULT_MAX_FRAME_BYTES
 from broker.security.guard import AuthorizerSettings
+from broker.security.listeners import SecurityConfig
 from broker.topology import Topology
 
 CLIENT_LISTENER = "client"
@@ -24,7 +25,7 @@ class Listener:
         """`NAME=HOST:PORT,ADVERTISED_HOST:ADVERTISED_PORT`; ValueError saying what is wrong."""
         name, sep, rest = text.partition("=")
         addresses = rest.split(",")
-        if not sep or not name or name == CLIENT_LISTENER or len(addresses) != 2:
+        if not sep or not name or name.lower() == CLIENT_LISTENER or len(addresses) != 2:
             raise ValueError(
                 f"expected NAME=HOST:PORT,ADVERTISED_HOST:PORT (NAME not {CLIENT_LISTENER!r}), "
                 f"got {text!r}"
@@ -72,6 +73,16 @@ class BrokerConfig:
     # Kafka's `authorizer.class.name` (on with settings, off with None: every request is
     # allowed), `super.users` and `allow.everyone.if.no.acl.found` (broker/security/guard.py).
     authorizer: AuthorizerSettings | None = None
+    # TLS and SASL per listener, Kafka's way (broker/security/listeners.py).
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+
+    @property
+    def listener_names(self) -> tuple[str, ...]:
+        return (CLIENT_LISTENER, *(named.name for named in self.listeners))
+
+    def check_security(self) -> None:
+        """ValueError unless the security settings fit these listeners (and replication)."""
+        self.security.check(self.listener_names, CLIENT_LISTENER, clustered=bool(self.controllers))
 
     @property
     def advertised(self) -> tuple[str, int]:

@@ -38,6 +38,8 @@ def _register_all() -> None:
         link,
         offsets,
         produce,
+        sasl,
+        scram_users,
     )
 
 

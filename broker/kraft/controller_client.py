@@ -27,6 +27,7 @@ from broker.kraft.metadata import (
     MetadataRecord,
     PartitionInfo,
     decode,
+    encode,
 )
 from broker.protocol.errors import ErrorCode
 
@@ -209,6 +210,13 @@ class ControllerClient:
         request = pb.AllocateProducerIdsRequest(broker_id=broker_id, broker_epoch=broker_epoch)
         reply = await self._call(lambda s: s.AllocateProducerIds, request)
         return int(reply.first_id), int(reply.count)
+
+    async def alter_security(self, records: Sequence[MetadataRecord]) -> int:
+        """Commit ACL / SCRAM credential records all or none; the Raft index they got (0
+        when there was nothing to change). ControllerError(INVALID_REQUEST) if refused."""
+        request = pb.AlterSecurityRequest(records=[encode(r) for r in records])
+        reply = await self._call(lambda s: s.AlterSecurity, request)
+        return int(reply.offset)
 
     async def aclose(self) -> None:
         channels, self._channels = self._channels, {}

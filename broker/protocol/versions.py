@@ -38,8 +38,11 @@ class ApiKey(IntEnum):
     CREATE_ACLS = 30
     DELETE_ACLS = 31
     DESCRIBE_CONFIGS = 32
+    SASL_AUTHENTICATE = 36
     CREATE_PARTITIONS = 37
     INCREMENTAL_ALTER_CONFIGS = 44
+    DESCRIBE_USER_SCRAM_CREDENTIALS = 50
+    ALTER_USER_SCRAM_CREDENTIALS = 51
     DESCRIBE_CLUSTER = 60
     # regionlink's own requests from a link to a mirror topic (protocol/link.py): served but
     # never advertised, and absent from the SERVED table below.
@@ -72,6 +75,7 @@ _MAX_VERSION: dict[ApiKey, int] = {
     ApiKey.SYNC_GROUP: 3,
     ApiKey.DESCRIBE_GROUPS: 4,
     ApiKey.LIST_GROUPS: 4,
+    ApiKey.SASL_HANDSHAKE: 1,  # v0: tokens follow as bare frames (broker/handlers/sasl.py)
     ApiKey.API_VERSIONS: 4,
     ApiKey.CREATE_TOPICS: 4,
     ApiKey.DELETE_TOPICS: 4,
@@ -81,8 +85,11 @@ _MAX_VERSION: dict[ApiKey, int] = {
     ApiKey.CREATE_ACLS: 3,
     ApiKey.DELETE_ACLS: 3,
     ApiKey.DESCRIBE_CONFIGS: 1,
+    ApiKey.SASL_AUTHENTICATE: 1,  # v2 is flexible; 1 carries session_lifetime_ms
     ApiKey.CREATE_PARTITIONS: 2,
     ApiKey.INCREMENTAL_ALTER_CONFIGS: 1,
+    ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS: 0,
+    ApiKey.ALTER_USER_SCRAM_CREDENTIALS: 0,
     ApiKey.DESCRIBE_CLUSTER: 0,
 }
 # OffsetForLeaderEpoch is advertised from 2: v0-1 lack the leader epoch we need.

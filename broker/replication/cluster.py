@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import ssl
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -39,6 +40,9 @@ from broker.log import LogConfig
 from broker.protocol.errors import ErrorCode
 from broker.replication import roles
 from broker.replication.follower import ReplicaFetcher
+from broker.security.listeners import SecurityConfig
+from broker.security.store import SecurityRecord, StoreUnavailable
+from broker.security.tls import client_context
 from broker.topics import TopicError, TopicInfo
 from broker.topology import supersedes
 
@@ -67,13 +71,21 @@ class ClusterLink:
         self.fenced = True
         self._changed = anyio.Event()
         # Replication leaves from the listener's own address, so that the network (and a
-        # drill's packet filter) can tell one broker's replica traffic from another's.
+        # drill's packet filter) can tell one broker's replica traffic from another's. It
+        # goes to the other brokers' inter-broker listener (Kafka's
+        # inter.broker.listener.name; the default listener unless named), over TLS with
+        # this broker's certificate when that listener is SSL.
         host = broker.config.host
+        wanted = (broker.config.security.inter_broker_listener or CLIENT_LISTENER).upper()
+        self.replica_listener = next(
+            (n for n in broker.config.listener_names if n.upper() == wanted), CLIENT_LISTENER
+        )
         self._client = KafkaClient(
-            [broker.config.advertised],
+            [broker.advertised_for(self.replica_listener)],
             client_id=f"replica-{self.local_id}",
             request_timeout_s=REPLICA_REQUEST_TIMEOUT_S,
             local_host=None if host in WILDCARD_HOSTS else host,
+            ssl_context=_replica_tls(broker.config.security, self.replica_listener),
         )
         self.fetcher = ReplicaFetcher(broker, self._client)
         self._isr_in_flight: set[tuple[str, int]] = set()
@@ -182,7 +194,9 @@ class ClusterLink:
             except ValueError as exc:  # the controller checked them; we must not differ
                 log.error("cluster configs %s not applied: %s", cluster_configs, exc)
         for b in image.brokers.values():
-            self._client.view.brokers[b.broker_id] = (b.host, b.port)
+            address = _address(b, self.replica_listener)
+            if address is not None:
+                self._client.view.brokers[b.broker_id] = address
         live = {t.name: t for t in image.topics.values()}
         for info in broker.topics.all():
             topic = live.get(info.name)
@@ -347,6 +361,22 @@ class ClusterLink:
                     "topology epoch %d, role %r from start-up options", startup.epoch, startup.role
                 )
 
+    async def alter_security(self, records: Sequence[SecurityRecord]) -> None:
+        """Commit ACL / SCRAM records through the controllers (all or none), then wait
+        until this broker's image holds them, so the client's next request sees them.
+        MetadataError if refused; StoreUnavailable if the outcome is unknown."""
+        try:
+            offset = await self.controllers.alter_security(records)
+        except ControllerError as exc:
+            if exc.error_code == ErrorCode.invalid_request:
+                raise MetadataError(exc.message) from exc
+            raise StoreUnavailable(exc.error_code, exc.message) from exc
+        if offset and not await self.wait_for(lambda: self.metadata_offset >= offset):
+            raise StoreUnavailable(
+                int(ErrorCode.request_timed_out),
+                f"committed at {offset}, not yet in broker {self.local_id}'s metadata",
+            )
+
     async def allocate_producer_ids(self) -> tuple[int, int]:
         with _as_topic_error():
             return await self.controllers.allocate_producer_ids(self.local_id, self.broker_epoch)
@@ -382,3 +412,12 @@ def _address(info: BrokerInfo, listener: str) -> tuple[str, int] | None:
     if listener == CLIENT_LISTENER:
         return info.host, info.port
     return info.listener_address(listener)
+
+
+def _replica_tls(security: SecurityConfig, listener: str) -> ssl.SSLContext | None:
+    """The TLS context replica fetches dial `listener` with, if it speaks TLS: the
+    region's CA, and this broker's certificate as the client certificate."""
+    tls = security.tls
+    if not security.protocol_of(listener).tls or tls is None or tls.ca is None:
+        return None
+    return client_context(tls.ca, tls.certificate, tls.key)

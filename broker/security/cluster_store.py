@@ -2,9 +2,8 @@
 
 The controller quorum replicates the metadata log to every broker (broker/replication/
 cluster.py), so each broker decides on the same ACLs once it has caught up, and they survive
-any broker's or controller's restart. Changing them goes through the quorum: the controller
-RPC for that (AlterSecurity) comes with the authentication work and is not here yet, so
-`alter` refuses, saying so.
+any broker's or controller's restart. Changing them goes through the quorum: the controllers'
+AlterSecurity RPC validates the records against the committed image, all or none.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from broker.kraft.metadata import MetadataError
 from broker.security.acl import AclBinding
 from broker.security.scram import ScramCredential, ScramMechanism
 
@@ -35,7 +33,6 @@ class ClusterSecurityStore:
         return self._link.image.scram_users()
 
     async def alter(self, records: Sequence[SecurityRecord]) -> None:
-        raise MetadataError(
-            "changing ACLs or users in a multi-broker region needs the controllers' "
-            "AlterSecurity RPC, which is not there yet"
-        )
+        """Through the controllers' AlterSecurity RPC; returns once this broker's image
+        holds the change (ClusterLink.alter_security)."""
+        await self._link.alter_security(records)

@@ -36,6 +36,16 @@ SECURITY_RECORDS = (CreateAcl, DeleteAcl, SetScramCredential, DeleteScramCredent
 STORE_FILE = "security.json"
 
 
+class StoreUnavailable(Exception):
+    """A change could not be made or confirmed now (no controller reached, or not applied
+    in time): it may or may not happen. `error_code` is the Kafka error to answer."""
+
+    def __init__(self, error_code: int, message: str) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+        self.message = message
+
+
 class SecurityStore(Protocol):
     def acls(self) -> frozenset[AclBinding]: ...
 
@@ -44,7 +54,8 @@ class SecurityStore(Protocol):
     def scram_users(self) -> dict[str, list[tuple[ScramMechanism, int]]]: ...
 
     async def alter(self, records: Sequence[SecurityRecord]) -> None:
-        """Apply all the records or none (raises MetadataError naming the first bad one)."""
+        """Apply all the records or none: MetadataError (naming the first bad one) when
+        they are refused, StoreUnavailable when the outcome is unknown."""
         ...
 
 

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from mirror.cli import broker_security as sec
 from mirror.config import MirrorConfig, parse_bootstrap
 from mirror.errors import CliError, ConfigError
 
@@ -181,6 +182,16 @@ def broker(
             "(Kafka's allow.everyone.if.no.acl.found; default: refuse)."
         ),
     ] = False,
+    listener_security_protocol_map: sec.ProtocolMap = None,
+    ssl_certificate: sec.SslCertificate = None,
+    ssl_key: sec.SslKey = None,
+    ssl_ca: sec.SslCa = None,
+    ssl_client_auth: sec.SslClientAuth = sec.ClientAuth.NONE,
+    sasl_enabled_mechanisms: sec.SaslMechanisms = sec.DEFAULT_MECHANISMS_TEXT,
+    connection_failed_authentication_delay_ms: sec.FailedAuthenticationDelayMs = 100,
+    max_failed_authentications: sec.MaxFailedAuthentications = 10,
+    failed_authentication_window_ms: sec.FailedAuthenticationWindowMs = 60_000,
+    inter_broker_listener_name: sec.InterBrokerListener = None,
 ) -> None:
     """Run a Kafka-compatible broker: a single-node region, or one broker of a region.
 
@@ -255,7 +266,20 @@ def broker(
         lease_s=lease_s,
         lease_peers=peers,
         authorizer=authorizer_settings,
+        security=sec.security_config(
+            listener_security_protocol_map,
+            ssl_certificate,
+            ssl_key,
+            ssl_ca,
+            ssl_client_auth,
+            sasl_enabled_mechanisms,
+            connection_failed_authentication_delay_ms,
+            max_failed_authentications,
+            failed_authentication_window_ms,
+            inter_broker_listener_name,
+        ),
     )
+    sec.check(config)
     _start_tracing("regionlink-broker", span_store)
     try:
         run_broker(config, metrics_address)

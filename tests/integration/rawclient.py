@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 from typing import Any
 
@@ -13,9 +14,22 @@ from broker.protocol.versions import ApiKey
 
 
 class RawClient:
-    def __init__(self, bootstrap: str, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        timeout_s: float = 10.0,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        source_host: str | None = None,
+    ) -> None:
+        """`ssl_context`: speak TLS (server name: the bootstrap host); `source_host`: the
+        local address to connect from (e.g. another loopback address)."""
         host, port = bootstrap.rsplit(":", 1)
-        self.sock = socket.create_connection((host, int(port)), timeout=timeout_s)
+        source = (source_host, 0) if source_host else None
+        sock = socket.create_connection((host, int(port)), timeout_s, source)
+        self.sock = (
+            sock if ssl_context is None else ssl_context.wrap_socket(sock, server_hostname=host)
+        )
         self._correlation = 0
 
     def close(self) -> None:

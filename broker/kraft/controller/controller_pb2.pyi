@@ -257,3 +257,17 @@ class AllocateProducerIdsReply(_message.Message):
     first_id: int
     count: int
     def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., first_id: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
+
+class AlterSecurityRequest(_message.Message):
+    __slots__ = ("records",)
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    records: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, records: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class AlterSecurityReply(_message.Message):
+    __slots__ = ("error", "offset")
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    error: Error
+    offset: int
+    def __init__(self, error: _Optional[_Union[Error, _Mapping]] = ..., offset: _Optional[int] = ...) -> None: ...

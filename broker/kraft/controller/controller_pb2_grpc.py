@@ -89,6 +89,11 @@ class ControllerQuorumStub:
                 request_serializer=broker_dot_kraft_dot_controller_dot_controller__pb2.AllocateProducerIdsRequest.SerializeToString,
                 response_deserializer=broker_dot_kraft_dot_controller_dot_controller__pb2.AllocateProducerIdsReply.FromString,
                 _registered_method=True)
+        self.AlterSecurity = channel.unary_unary(
+                '/regionlink.kraft.v1.ControllerQuorum/AlterSecurity',
+                request_serializer=broker_dot_kraft_dot_controller_dot_controller__pb2.AlterSecurityRequest.SerializeToString,
+                response_deserializer=broker_dot_kraft_dot_controller_dot_controller__pb2.AlterSecurityReply.FromString,
+                _registered_method=True)
 
 
 class ControllerQuorumServicer:
@@ -165,6 +170,16 @@ class ControllerQuorumServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AlterSecurity(self, request, context):
+        """ACL and SCRAM credential records (CreateAcl, DeleteAcl, SetScramCredential,
+        DeleteScramCredential), applied all or none: INVALID_REQUEST naming the first that the
+        committed image refuses. offset is the Raft index they were committed at (0: nothing
+        to change), so the broker can wait until its own image has them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControllerQuorumServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -222,6 +237,11 @@ def add_ControllerQuorumServicer_to_server(servicer, server):
                     servicer.AllocateProducerIds,
                     request_deserializer=broker_dot_kraft_dot_controller_dot_controller__pb2.AllocateProducerIdsRequest.FromString,
                     response_serializer=broker_dot_kraft_dot_controller_dot_controller__pb2.AllocateProducerIdsReply.SerializeToString,
+            ),
+            'AlterSecurity': grpc.unary_unary_rpc_method_handler(
+                    servicer.AlterSecurity,
+                    request_deserializer=broker_dot_kraft_dot_controller_dot_controller__pb2.AlterSecurityRequest.FromString,
+                    response_serializer=broker_dot_kraft_dot_controller_dot_controller__pb2.AlterSecurityReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -521,6 +541,33 @@ class ControllerQuorum:
             '/regionlink.kraft.v1.ControllerQuorum/AllocateProducerIds',
             broker_dot_kraft_dot_controller_dot_controller__pb2.AllocateProducerIdsRequest.SerializeToString,
             broker_dot_kraft_dot_controller_dot_controller__pb2.AllocateProducerIdsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AlterSecurity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/regionlink.kraft.v1.ControllerQuorum/AlterSecurity',
+            broker_dot_kraft_dot_controller_dot_controller__pb2.AlterSecurityRequest.SerializeToString,
+            broker_dot_kraft_dot_controller_dot_controller__pb2.AlterSecurityReply.FromString,
             options,
             channel_credentials,
             insecure,

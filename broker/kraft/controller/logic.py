@@ -30,8 +30,11 @@ from broker.kraft.metadata import (
     NO_LEADER,
     BrokerInfo,
     ChangePartition,
+    CreateAcl,
     CreatePartition,
     CreateTopic,
+    DeleteAcl,
+    DeleteScramCredential,
     DeleteTopic,
     FenceBroker,
     MetadataError,
@@ -41,6 +44,7 @@ from broker.kraft.metadata import (
     ProducerIdsBlock,
     RegisterBroker,
     SetConfig,
+    SetScramCredential,
     UnfenceBroker,
     check_listeners,
     topic_resource,
@@ -463,3 +467,22 @@ def allocate_producer_ids(
     if isinstance(info, Rejected):
         return info
     return [ProducerIdsBlock(broker_id, image.next_producer_id, block_size)]
+
+
+# ----------------------------------------------------------------------------- security
+
+SECURITY_RECORDS = (CreateAcl, DeleteAcl, SetScramCredential, DeleteScramCredential)
+
+
+def alter_security(image: MetadataImage, records: Sequence[MetadataRecord]) -> Decision:
+    """ACL and SCRAM credential records, checked all together against the committed image
+    (applied in order to a copy): any refusal refuses them all, naming the first."""
+    trial = image.copy()
+    for index, record in enumerate(records):
+        if not isinstance(record, SECURITY_RECORDS):
+            return _reject(ErrorCode.invalid_request, f"record {index} is not an ACL or user")
+        try:
+            trial.apply(record)
+        except MetadataError as exc:
+            return _reject(ErrorCode.invalid_request, f"record {index}: {exc}")
+    return list(records)

@@ -28,7 +28,13 @@ from broker.kraft.controller.config import ControllerConfig
 from broker.kraft.controller.driver import RaftDriver, now_ms
 from broker.kraft.controller.state import MetadataSlice, MetadataState, Outcome, encode_batch
 from broker.kraft.messages import Message
-from broker.kraft.metadata import MetadataImage, MetadataRecord, PartitionInfo
+from broker.kraft.metadata import (
+    MetadataError,
+    MetadataImage,
+    MetadataRecord,
+    PartitionInfo,
+    decode,
+)
 from broker.kraft.node import NotLeader
 from broker.protocol.errors import ErrorCode
 
@@ -284,6 +290,17 @@ class Controller:
 
         return await self._commit(decide)
 
+    async def alter_security(self, records: list[MetadataRecord]) -> int:
+        """The Raft index the records were committed at (0 if there were none)."""
+
+        def decide(image: MetadataImage, index: int) -> tuple[int, list[MetadataRecord]]:
+            decision = logic.alter_security(image, records)
+            if isinstance(decision, logic.Rejected):
+                raise Failure.of(decision)
+            return (index if decision else 0), decision
+
+        return await self._commit(decide)
+
     async def allocate_producer_ids(self, broker_id: int, epoch: int) -> tuple[int, int]:
         size = self._policy.producer_id_block_size
 
@@ -454,6 +471,20 @@ class Servicer(controller_pb2_grpc.ControllerQuorumServicer):
         except Failure as exc:
             return pb.AlterPartitionReply(error=exc.proto())
         return pb.AlterPartitionReply(error=_OK, partition=_partition_proto(result))
+
+    async def AlterSecurity(
+        self, request: pb.AlterSecurityRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AlterSecurityReply:
+        try:
+            records = [decode(data) for data in request.records]
+        except MetadataError as exc:
+            failure = Failure(int(ErrorCode.invalid_request), f"undecodable record: {exc}")
+            return pb.AlterSecurityReply(error=failure.proto())
+        try:
+            offset = await self._controller.alter_security(records)
+        except Failure as exc:
+            return pb.AlterSecurityReply(error=exc.proto())
+        return pb.AlterSecurityReply(error=_OK, offset=offset)
 
     async def AllocateProducerIds(
         self, request: pb.AllocateProducerIdsRequest, context: grpc.aio.ServicerContext
