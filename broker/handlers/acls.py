@@ -29,7 +29,7 @@ from broker.security.acl import (
     ResourceType,
 )
 from broker.security.authz import ALTER_CLUSTER, DESCRIBE_CLUSTER, Check
-from broker.topics import TopicError
+from broker.security.store import StoreUnavailable
 
 if TYPE_CHECKING:
     from broker.broker import Broker
@@ -101,10 +101,10 @@ async def _store(broker: Broker, records: Sequence[SecurityRecord]) -> Outcome:
         return OK
     try:
         await broker.security.alter(records)
-    except TopicError as exc:  # the controller quorum did not answer
+    except StoreUnavailable as exc:  # no controller answered: it may or may not happen
         return exc.error_code, exc.message
-    except MetadataError as exc:
-        return ErrorCode.unknown_server_error, str(exc)
+    except MetadataError as exc:  # refused on the committed metadata (changed meanwhile)
+        return ErrorCode.unknown_server_error, f"not applied: {exc}"
     return OK
 
 

@@ -15,6 +15,7 @@ from broker.protocol.codec import Request
 from broker.protocol.errors import ErrorCode
 from broker.protocol.messages import response_builder
 from broker.protocol.versions import ApiKey
+from broker.security.authz import ALTER_CLUSTER, DESCRIBE_CLUSTER, allowed
 from broker.security.scram_admin import (
     Deletion,
     Upsertion,
@@ -31,9 +32,12 @@ if TYPE_CHECKING:
 
 def cluster_refusal(broker: Broker, info: ConnectionInfo, operation: str) -> str | None:
     """Why the principal may not do `operation` ("ALTER" or "DESCRIBE") on the CLUSTER
-    resource — what Kafka asks of these two APIs —, or None. The authorizer (ACL work,
-    broker/security/authz.py) plugs in here; until it does, every principal may."""
-    return None
+    resource — what Kafka asks of these two APIs (broker/security/authz.py) —, or None;
+    always None with no authorizer."""
+    check = ALTER_CLUSTER if operation == "ALTER" else DESCRIBE_CLUSTER
+    if allowed(broker.access(info), check):
+        return None
+    return f"{info.principal} may not {check}"
 
 
 @handles(ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS)

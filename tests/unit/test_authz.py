@@ -636,3 +636,34 @@ async def test_the_authorizer_is_rebuilt_only_when_the_acls_change(harness: Harn
     await harness.grant(allow(ResourceType.TOPIC, "orders", Operation.READ))
     changed = harness.broker.access(connection(ALICE))
     assert changed is not None and changed._authorizer is not first._authorizer
+
+
+@pytest.mark.anyio
+async def test_scram_user_admin_needs_describe_and_alter_on_the_cluster(harness: Harness) -> None:
+    async def describe(principal: str) -> int:
+        response = await harness.ask(
+            principal,
+            ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS,
+            0,
+            "DescribeUserScramCredentialsRequest",
+            users=None,
+        )
+        return response.error_code
+
+    alter = request_builder(ApiKey.ALTER_USER_SCRAM_CREDENTIALS, 0)
+    deletion = alter.make("ScramCredentialDeletion", name="bob", mechanism=1)
+
+    async def delete_bob(principal: str) -> int:
+        response = await harness.ask(
+            principal,
+            ApiKey.ALTER_USER_SCRAM_CREDENTIALS,
+            0,
+            "AlterUserScramCredentialsRequest",
+            deletions=(deletion,),
+            upsertions=(),
+        )
+        return response.results[0].error_code
+
+    assert (await describe(ALICE), await delete_bob(ALICE)) == (CLUSTER_DENIED, CLUSTER_DENIED)
+    assert await describe(ADMIN) == ErrorCode.none
+    assert await delete_bob(ADMIN) == ErrorCode.resource_not_found  # allowed; no such user
