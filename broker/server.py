@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import anyio
 from anyio.abc import ByteStream, SocketAttribute, SocketStream, TaskStatus
+from anyio.streams.tls import TLSStream
 
 from broker.protocol.codec import Frame
 from broker.protocol.errors import ProtocolError
@@ -146,7 +147,14 @@ async def _authenticating(
 
 
 async def _send(stream: ByteStream, response: Frame | None) -> None:
-    for segment in response or ():
+    if not response:
+        return
+    if isinstance(stream, TLSStream) and len(response) > 1:
+        # One TLS write per segment would make a record and a socket send each: join them
+        # (a copy, cheap next to the encryption) into one write of full records.
+        await stream.send(b"".join(response))
+        return
+    for segment in response:
         await stream.send(segment)  # type: ignore[arg-type]  # any bytes-like
 
 
