@@ -13,7 +13,7 @@ from broker.protocol.codec import Request
 from broker.protocol.errors import ErrorCode
 from broker.protocol.messages import MessageBuilder, millis, response_builder
 from broker.protocol.versions import ApiKey
-from broker.security.authz import READ_TOPIC, REPLICA_FETCH, Access
+from broker.security.authz import NOTHING, READ_TOPIC, REPLICA_FETCH, Access
 
 if TYPE_CHECKING:
     from broker.broker import Broker
@@ -167,7 +167,7 @@ async def fetch(broker: Broker, request: Request, info: ConnectionInfo) -> Any:
     build = response_builder(ApiKey.FETCH, request.header.api_version)
     wait_s = millis(body.max_wait) / 1000
     access = broker.access(info)
-    refused = _unauthorized(access, body) if access else frozenset[str]()
+    refused = _unauthorized(access, body) if access else NOTHING
     if body.replica_id >= 0:
         _record_follower_progress(broker, body, refused)
     with anyio.move_on_after(wait_s) as deadline:

@@ -19,7 +19,7 @@ from broker.protocol.errors import ErrorCode
 from broker.protocol.messages import MessageBuilder, millis, response_builder
 from broker.protocol.versions import ApiKey
 from broker.replication.waits import all_replicated
-from broker.security.authz import WRITE_TOPIC, WRITE_TRANSACTIONAL_ID, Access
+from broker.security.authz import NOTHING, WRITE_TOPIC, WRITE_TRANSACTIONAL_ID, Access
 
 if TYPE_CHECKING:
     from broker.broker import Broker
@@ -160,7 +160,7 @@ async def produce(broker: Broker, request: Request, info: ConnectionInfo) -> Any
     body = request.body
     build = response_builder(ApiKey.PRODUCE, request.header.api_version)
     access = broker.access(info)
-    refused_all, refused = _unauthorized(access, body) if access else (0, frozenset[str]())
+    refused_all, refused = _unauthorized(access, body) if access else (0, NOTHING)
     per_topic: list[tuple[str, list[_Outcome]]] = []
     for topic in body.topic_data:
         outcomes = []

@@ -118,9 +118,13 @@ class Access:
         return frozenset(name for name in set(names) if not self.allows(check, name))
 
 
+NOTHING: frozenset[str] = frozenset()
+"""What no authorizer refuses."""
+
+
 def refused(access: Access | None, check: Check, names: Iterable[str]) -> frozenset[str]:
     """`Access.refused`, or nothing with no authorizer."""
-    return frozenset() if access is None else access.refused(check, names)
+    return NOTHING if access is None else access.refused(check, names)
 
 
 def allowed(access: Access | None, check: Check, name: str = CLUSTER_NAME) -> bool:
