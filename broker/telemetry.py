@@ -56,6 +56,7 @@ _ENDPOINT_ENVS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDP
 _PROTOCOL_ENVS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
 
 _provider: TracerProvider | None = None
+_tracer: trace.Tracer = trace.NoOpTracer()
 
 
 class TelemetryError(ValueError):
@@ -198,11 +199,12 @@ def build_provider(service_name: str, span_store: Path | None = None) -> TracerP
 def configure(service_name: str, span_store: Path | None = None) -> TracerProvider | None:
     """Install this process's tracer provider (once; later calls return the first one).
     The provider flushes its spans at exit; the caller may `shutdown()` it sooner."""
-    global _provider
+    global _provider, _tracer
     if _provider is None:
         _provider = build_provider(service_name, span_store)
         if _provider is not None:
             trace.set_tracer_provider(_provider)
+            _tracer = _provider.get_tracer(TRACER_NAME)
     return _provider
 
 
@@ -212,4 +214,5 @@ def tracing_enabled() -> bool:
 
 
 def tracer() -> trace.Tracer:
-    return trace.get_tracer(TRACER_NAME)
+    """This process's tracer, made once: get_tracer() costs 7 µs a call, a span per batch."""
+    return _tracer

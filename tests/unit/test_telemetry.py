@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -13,8 +14,6 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
 )
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import (
     Link,
     NonRecordingSpan,
@@ -55,10 +54,6 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def _processors(provider: TracerProvider) -> list[BatchSpanProcessor]:
-    return list(provider._active_span_processor._span_processors)  # type: ignore[arg-type]
-
-
 def test_nothing_to_export_to_leaves_tracing_off(monkeypatch: pytest.MonkeyPatch) -> None:
     assert build_provider("svc") is None
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
@@ -89,20 +84,34 @@ def test_the_span_store_gets_spans_named_by_the_environment(
     assert (span.service, span.region) == ("regionlink-broker", "eu-west")
 
 
+def _write_spans(count: int, key_bytes: int = 200) -> None:
+    provider = build_provider("svc")
+    assert provider is not None
+    tracer = provider.get_tracer("t")
+    for i in range(count):
+        with tracer.start_as_current_span(
+            "s", attributes={"messaging.kafka.message.key": f"{i}".zfill(key_bytes)}
+        ):
+            pass
+    provider.shutdown()
+
+
 def test_span_store_bounds_come_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("REGIONLINK_SPAN_STORE_MAX_MB", "0.5")
-    monkeypatch.setenv("REGIONLINK_SPAN_STORE_MAX_AGE_H", "2")
-    provider = build_provider("svc", tmp_path / "spans.db")
-    assert provider is not None
-    (processor,) = _processors(provider)
-    exporter = processor._batch_processor._exporter  # type: ignore[attr-defined]
-    assert (exporter.max_bytes, exporter.max_age_s) == (512 * 1024, 7200.0)
-    provider.shutdown()
+    store = tmp_path / "spans.db"
+    monkeypatch.setenv("REGIONLINK_SPAN_STORE", str(store))
+    monkeypatch.setenv("REGIONLINK_SPAN_STORE_MAX_MB", "0.1")
+    _write_spans(2000)  # about 1 MB
+    assert SpanStore(store).size_bytes() <= 0.1 * 2**20
+    assert 0 < SpanStore(store).count() < 2000
+    monkeypatch.setenv("REGIONLINK_SPAN_STORE_MAX_AGE_H", str(0.5 / 3600))
+    time.sleep(0.6)
+    _write_spans(10)  # a new exporter prunes at its first export: the older spans are gone
+    assert SpanStore(store).count() == 10
     monkeypatch.setenv("REGIONLINK_SPAN_STORE_MAX_MB", "-1")
     with pytest.raises(TelemetryError, match="REGIONLINK_SPAN_STORE_MAX_MB must be > 0"):
-        build_provider("svc", tmp_path / "spans.db")
+        build_provider("svc")
 
 
 def _context(sampled: bool, trace_id: int = 0xA1) -> SpanContext:
