@@ -13,6 +13,7 @@ the connection, as in Kafka — and a failed authentication is answered, costs
 from __future__ import annotations
 
 import logging
+import ssl
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -90,6 +91,8 @@ async def serve_connection(
             pass
         except ProtocolError as exc:
             log.warning("closing connection from %s:%s: %s", host, port, exc)
+        except ssl.SSLError as exc:  # a TLS record that does not decrypt: garbage, or tampering
+            log.warning("closing TLS connection from %s:%s: %s", host, port, exc.reason or exc)
         except Exception:  # a handler bug must cost one connection, never the broker
             log.exception("closing connection from %s:%s after an internal error", host, port)
 

@@ -30,6 +30,66 @@ TLS_HANDSHAKE_TIMEOUT_S = 10.0
 NONCE_BYTES = 24
 
 
+TRANSPORT_RECEIVE_BYTES = 1 << 20
+
+
+class DrainingTLSStream(TLSStream):
+    """anyio's TLSStream, except that `receive` returns everything that can be decrypted
+    from what has arrived, in one buffer, rather than one TLS record per call.
+
+    librdkafka writes many small TLS records (a 1 KiB record value often gets its own), and
+    one pass through anyio's TLSStream and the connection loop per record cost half the
+    plaintext produce throughput; here the records arriving together are read by one loop
+    of `SSLObject.read` into one buffer (docs/benchmarks.md, Security). A record the peer
+    cannot have encrypted (garbage after the handshake) raises `ssl.SSLError`, as anyio's
+    does; the connection driver closes that connection."""
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        ssl_object, incoming = self._ssl_object, self._read_bio
+        while True:
+            available = incoming.pending + ssl_object.pending()
+            if available:
+                data = self._decrypt(ssl_object, min(max_bytes, available))
+                await self._flush_write_bio()  # e.g. the answer to a TLS 1.3 KeyUpdate
+                if data is None:
+                    raise anyio.EndOfStream
+                if data:
+                    return data  # type: ignore[return-value]  # a bytearray: kept uncopied
+            await self._flush_write_bio()
+            try:
+                received = await self.transport_stream.receive(TRANSPORT_RECEIVE_BYTES)  # type: ignore[call-arg]  # a byte stream
+                incoming.write(received)
+            except anyio.EndOfStream:
+                incoming.write_eof()
+                if not incoming.pending and not ssl_object.pending():
+                    raise
+            except OSError as exc:
+                raise anyio.BrokenResourceError from exc
+
+    @staticmethod
+    def _decrypt(ssl_object: ssl.SSLObject, size: int) -> bytearray | None:
+        """Up to `size` bytes decrypted from what is buffered (b"": a record is still
+        incomplete), None at the end of the stream."""
+        buffer = bytearray(size)
+        view = memoryview(buffer)
+        filled = 0
+        try:
+            while filled < size:
+                count: int = ssl_object.read(size - filled, view[filled:])  # type: ignore[assignment]
+                if not count:
+                    break
+                filled += count
+        except ssl.SSLWantReadError:
+            pass
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            if not filled:
+                return None
+        finally:
+            view.release()
+        del buffer[filled:]
+        return buffer
+
+
 class HandshakeFailed(Exception):
     """The TLS handshake failed or timed out: close the connection, serve nothing."""
 
@@ -88,7 +148,7 @@ class ListenerSecurity:
             return stream, None
         try:
             with anyio.fail_after(TLS_HANDSHAKE_TIMEOUT_S):
-                tls = await TLSStream.wrap(
+                tls = await DrainingTLSStream.wrap(
                     stream,
                     server_side=True,
                     ssl_context=self.ssl_context,

@@ -188,3 +188,50 @@ def test_a_source_failing_too_often_is_refused_until_its_window_passes() -> None
     assert policy.refuses("10.0.0.1") and not policy.refuses("10.0.0.2")
     now[0] = 10.5
     assert not policy.refuses("10.0.0.1")
+
+
+def test_a_receive_returns_every_record_that_arrived_and_refuses_forged_ones(
+    tmp_path: Path,
+) -> None:
+    """Small TLS records (librdkafka writes many) come back together, not one per call; a
+    record that does not decrypt raises ssl.SSLError; the peer's close is EndOfStream."""
+    files = _files(tmp_path)
+    security = ListenerSecurity(SecurityProtocol.SSL, server_context(files))
+    dial = client_context(files.ca or files.certificate)
+    seen: list[object] = []
+
+    async def main() -> None:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+
+        async def accept(stream: SocketStream) -> None:
+            secured, _ = await security.handshake(stream)
+            await secured.send(b"ready")
+            await anyio.sleep(0.2)  # let all the small records arrive
+            seen.append(len(await secured.receive(1 << 20)))
+            await secured.send(b"next")
+            for _ in range(3):
+                try:
+                    seen.append(len(await secured.receive(1 << 20)))
+                except (ssl.SSLError, anyio.EndOfStream) as exc:
+                    seen.append(type(exc))
+                    break
+
+        async with listener, anyio.create_task_group() as tasks:
+            tasks.start_soon(listener.serve, accept)
+            with anyio.fail_after(5):
+                tls = await anyio.connect_tcp(
+                    "127.0.0.1", port, ssl_context=dial, tls_standard_compatible=False
+                )
+                assert await tls.receive() == b"ready"
+                for _ in range(50):
+                    await tls.send(b"r" * 100)  # 50 TLS records
+                assert await tls.receive() == b"next"
+                forged = b"\x17\x03\x03\x00\x20" + bytes(32)  # application data, bad tag
+                await tls.transport_stream.send(forged)  # type: ignore[attr-defined]
+                while len(seen) < 2:
+                    await anyio.sleep(0.01)
+            tasks.cancel_scope.cancel()
+
+    anyio.run(main)
+    assert seen == [5000, ssl.SSLError]
