@@ -15,6 +15,7 @@ import os
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import (
@@ -197,10 +198,17 @@ def consume_until(consumer: Consumer, tally: ConsumeTally, records: int, deadlin
             tally.add(msg)
 
 
-def run_consume(args: argparse.Namespace) -> dict[str, Any]:
+def run_consume(
+    args: argparse.Namespace, client_config: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Read args.records values from offset 0 of every partition (assign, no group join)."""
     group_id = f"bench-{uuid.uuid4().hex[:12]}"
-    config = {**CONSUMER_CONFIG, "bootstrap.servers": args.bootstrap, "group.id": group_id}
+    config = {
+        **CONSUMER_CONFIG,
+        **(client_config or {}),
+        "bootstrap.servers": args.bootstrap,
+        "group.id": group_id,
+    }
     consumer = Consumer(config)
     try:
         started_s = time.perf_counter()
@@ -237,12 +245,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--value-bytes", type=int, default=1024)
     parser.add_argument("--timeout-s", type=float, default=300.0)
+    parser.add_argument(
+        "--client-config",
+        type=Path,
+        help="JSON file of librdkafka settings added to both clients' (e.g. security.protocol, "
+        "sasl.*, ssl.ca.location: bench.security_bench)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    result = run_produce(args) if args.step == "produce" else run_consume(args)
+    extra = json.loads(args.client_config.read_text()) if args.client_config else {}
+    if args.step == "produce":
+        result = run_produce(args, {**PRODUCER_CONFIG, **extra})
+    else:
+        result = run_consume(args, extra)
     print(json.dumps(result))
     return 0 if result["ok"] else 1
 

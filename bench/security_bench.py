@@ -1,0 +1,303 @@
+"""TLS and SASL cost on one broker: confluent-kafka produce and consume throughput through a
+PLAINTEXT, an SSL and a SASL_SSL (SCRAM-SHA-512) listener of the same broker process, and the
+time a connection takes to be ready (TCP, TLS handshake, ApiVersions, SASL) per mechanism.
+Besides wall-clock rates it reports the broker's CPU time per record, which a busy shared
+machine disturbs far less.
+
+    python -m bench.security_bench [--records N] [--repeat R] [--connections C]
+
+Each client step runs in its own process (bench.workload, as `make bench`); the listeners
+are measured in turn within each round, so a slow moment hits all of them. Results go to the
+terminal and to bench-results/security-bench-<time>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import socket
+import ssl
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka.admin import (
+    AdminClient,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialUpsertion,
+)
+
+from bench.brokers import REPO_ROOT, BrokerSpec, RunningBroker, launch, regionlink_argv
+from bench.machine import machine_info, machine_summary
+from bench.report import save_results
+from bench.scenarios import create_topic
+from broker.ports import free_port
+from broker.protocol.codec import RequestHeader, decode_response, encode_request
+from broker.protocol.framing import frame
+from broker.protocol.messages import request_builder
+from broker.protocol.versions import ApiKey
+from broker.security.scram import ScramClient
+from broker.security.scram import ScramMechanism as Mechanism
+from mirror.runtime.pki import ensure_ca, ensure_leaf
+
+USER, ITERATIONS = "bench", 4096
+LISTENERS = ("PLAINTEXT", "SSL", "SASL_SSL")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.security_bench", description=__doc__)
+    parser.add_argument("--records", type=int, default=200_000, help="records per step")
+    parser.add_argument("--value-bytes", type=int, default=1024)
+    parser.add_argument("--partitions", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; medians shown")
+    parser.add_argument("--connections", type=int, default=50, help="set-ups per mechanism")
+    parser.add_argument("--timeout-s", type=float, default=300.0)
+    return parser.parse_args(argv)
+
+
+class SecuredBroker:
+    """One broker: CLIENT PLAINTEXT, TLS (SSL) and SASL (SASL_SSL) listeners."""
+
+    def __init__(self, work: Path) -> None:
+        ca = ensure_ca(work / "pki")
+        leaf = ensure_leaf(ca, work / "pki", "broker")
+        self.ca = ca.cert
+        self.ports = {"PLAINTEXT": free_port(), "SSL": free_port(), "SASL_SSL": free_port()}
+        self.password = secrets.token_urlsafe(16)
+        tls, sasl = self.ports["SSL"], self.ports["SASL_SSL"]
+
+        def argv(port: int, data_dir: Path) -> list[str]:
+            return regionlink_argv(
+                "broker", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}",
+                "--listener", f"TLS=127.0.0.1:{tls},127.0.0.1:{tls}",
+                "--listener", f"SASL=127.0.0.1:{sasl},127.0.0.1:{sasl}",
+                "--listener-security-protocol-map", "TLS:SSL,SASL:SASL_SSL",
+                "--ssl-certificate", str(leaf.cert), "--ssl-key", str(leaf.key),
+                "--sasl-enabled-mechanisms", "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+            )  # fmt: skip
+
+        self.running: RunningBroker = launch(
+            BrokerSpec("secured", argv), work, 30.0, self.ports["PLAINTEXT"]
+        )
+        self._wait_for(tls)
+        self._wait_for(sasl)
+        admin = AdminClient({"bootstrap.servers": self.bootstrap("PLAINTEXT")})
+        for mechanism in (ScramMechanism.SCRAM_SHA_256, ScramMechanism.SCRAM_SHA_512):
+            # one alteration per user and request, Kafka's rule
+            info = ScramCredentialInfo(mechanism, ITERATIONS)
+            upsertion = UserScramCredentialUpsertion(USER, info, self.password.encode())
+            for future in admin.alter_user_scram_credentials([upsertion]).values():
+                future.result(timeout=20)
+
+    @staticmethod
+    def _wait_for(port: int) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"listener on {port} never accepted")
+
+    def bootstrap(self, listener: str) -> str:
+        return f"127.0.0.1:{self.ports[listener]}"
+
+    def client_config(self, listener: str) -> dict[str, str]:
+        if listener == "PLAINTEXT":
+            return {}
+        config = {"security.protocol": listener, "ssl.ca.location": str(self.ca)}
+        if listener == "SASL_SSL":
+            config |= {
+                "sasl.mechanism": "SCRAM-SHA-512",
+                "sasl.username": USER,
+                "sasl.password": self.password,
+            }
+        return config
+
+
+def broker_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used: what a step cost the broker,
+    whatever else the machine was running meanwhile."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_step(step: str, broker: SecuredBroker, listener: str, topic: str, work: Path,
+             args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
+    config_file = work / f"client-{listener}.json"
+    descriptor = os.open(config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump(broker.client_config(listener), handle)
+    argv = [
+        sys.executable, "-m", "bench.workload", step,
+        f"--bootstrap={broker.bootstrap(listener)}", f"--topic={topic}",
+        f"--records={args.records}", f"--value-bytes={args.value_bytes}",
+        f"--timeout-s={args.timeout_s}", f"--client-config={config_file}",
+    ]  # fmt: skip
+    cpu_before = broker_cpu_s(broker.running.process.pid)
+    try:
+        done = subprocess.run(
+            argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=args.timeout_s + 30
+        )
+    finally:
+        config_file.unlink()
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result["broker_cpu_us_per_record"] = (
+        (broker_cpu_s(broker.running.process.pid) - cpu_before) / args.records * 1e6
+    )
+    if not result.get("ok"):
+        raise RuntimeError(f"{listener} {step} failed: {result.get('first_error')}")
+    return result
+
+
+# ------------------------------------------------------------------ connection set-up
+
+
+class Connection:
+    """A bare Kafka connection (ours, synchronous): just enough to time a set-up."""
+
+    def __init__(self, port: int, context: ssl.SSLContext | None) -> None:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.sock = context.wrap_socket(sock, server_hostname="127.0.0.1") if context else sock
+        self._correlation = 0
+
+    def call(self, api_key: int, version: int, name: str, **fields: Any) -> Any:
+        self._correlation += 1
+        body = request_builder(api_key, version).make(name, **fields)
+        header = RequestHeader(api_key, version, self._correlation, "bench")
+        self.sock.sendall(frame(encode_request(header, body)))
+        (size,) = struct.unpack(">i", self._read(4))
+        return decode_response(api_key, version, self._read(size))[1]
+
+    def _read(self, count: int) -> bytes:
+        data = b""
+        while len(data) < count:
+            chunk = self.sock.recv(count - len(data))
+            if not chunk:
+                raise ConnectionError("closed")
+            data += chunk
+        return data
+
+
+def set_up_once(broker: SecuredBroker, kind: str, context: ssl.SSLContext) -> float:
+    """Seconds until a connection of `kind` is ready to send requests (the client's own
+    PBKDF2, as any SCRAM client does, included; its TLS context made beforehand)."""
+    started = time.perf_counter()
+    listener = "SSL" if kind == "SSL" else "PLAINTEXT" if kind == "PLAINTEXT" else "SASL_SSL"
+    connection = Connection(broker.ports[listener], context if listener != "PLAINTEXT" else None)
+    connection.call(
+        ApiKey.API_VERSIONS, 3, "ApiVersionsRequest",
+        client_software_name="bench", client_software_version="1",
+    )  # fmt: skip
+    if listener == "SASL_SSL":
+        connection.call(ApiKey.SASL_HANDSHAKE, 1, "SaslHandshakeRequest", mechanism=kind)
+        authenticate = (ApiKey.SASL_AUTHENTICATE, 1, "SaslAuthenticateRequest")
+        if kind == "PLAIN":
+            token = f"\0{USER}\0{broker.password}".encode()
+            assert connection.call(*authenticate, auth_bytes=token).error_code == 0
+        else:
+            mechanism = Mechanism.named(kind)
+            assert mechanism is not None
+            client = ScramClient(mechanism, USER, broker.password, secrets.token_urlsafe(18))
+            first = connection.call(*authenticate, auth_bytes=client.first())
+            final = connection.call(*authenticate, auth_bytes=client.final(first.auth_bytes))
+            client.verify(final.auth_bytes)
+    elapsed = time.perf_counter() - started
+    connection.sock.close()
+    return elapsed
+
+
+def set_up_times(broker: SecuredBroker, connections: int) -> dict[str, dict[str, float]]:
+    out = {}
+    context = ssl.create_default_context(cafile=broker.ca)
+    for kind in ("PLAINTEXT", "SSL", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"):
+        times = sorted(set_up_once(broker, kind, context) for _ in range(connections))
+        out[kind] = {
+            "median_ms": statistics.median(times) * 1000,
+            "p90_ms": times[int(len(times) * 0.9) - 1] * 1000,
+        }
+    return out
+
+
+# ------------------------------------------------------------------ the run
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    machine = machine_info()
+    throughput: dict[str, dict[str, list[float]]] = {
+        name: {"produce": [], "consume": []} for name in LISTENERS
+    }
+    cpu: dict[str, dict[str, list[float]]] = {
+        name: {"produce": [], "consume": []} for name in LISTENERS
+    }
+    with tempfile.TemporaryDirectory(prefix="security-bench-") as tmp:
+        work = Path(tmp)
+        broker = SecuredBroker(work)
+        try:
+            for _ in range(args.repeat):
+                for listener in LISTENERS:
+                    topic = f"bench-{listener.lower()}-{uuid.uuid4().hex[:8]}"
+                    create_topic(broker.bootstrap("PLAINTEXT"), topic, args.partitions)
+                    for step in ("produce", "consume"):
+                        result = run_step(step, broker, listener, topic, work, args)
+                        throughput[listener][step].append(result["records_per_s"])
+                        cpu[listener][step].append(result["broker_cpu_us_per_record"])
+            set_up = set_up_times(broker, args.connections)
+        finally:
+            broker.running.stop()
+    medians = {
+        name: {step: statistics.median(values) for step, values in steps.items()}
+        for name, steps in throughput.items()
+    }
+    cpu_medians = {
+        name: {step: statistics.median(values) for step, values in steps.items()}
+        for name, steps in cpu.items()
+    }
+    print(f"machine: {machine_summary(machine)}; {machine['date_utc']}")
+    print(f"{args.records} records of {args.value_bytes} B, {args.partitions} partition(s), "
+          f"medians of {args.repeat} rounds (records/s, ratio to PLAINTEXT)")  # fmt: skip
+    for name, steps in medians.items():
+        row = [
+            f"{step} {rate:>9,.0f} ({rate / medians['PLAINTEXT'][step]:.2f}x)"
+            for step, rate in steps.items()
+        ]
+        print(f"  {name:<10} " + "   ".join(row))
+    print("broker CPU per record (us), medians; the ratio is PLAINTEXT's over this one's:")
+    for name, steps in cpu_medians.items():
+        row = [
+            f"{step} {us:6.2f} ({cpu_medians['PLAINTEXT'][step] / us:.2f}x)"
+            for step, us in steps.items()
+        ]
+        print(f"  {name:<10} " + "   ".join(row))
+    print(f"connection set-up, {args.connections} sequential connections (ms):")
+    for kind, figures in set_up.items():
+        print(f"  {kind:<14} median {figures['median_ms']:6.2f}   p90 {figures['p90_ms']:6.2f}")
+    path = save_results(
+        {
+            "machine": machine,
+            "options": vars(args),
+            "throughput_records_per_s": throughput,
+            "medians": medians,
+            "broker_cpu_us_per_record": cpu,
+            "broker_cpu_medians": cpu_medians,
+            "set_up_ms": set_up,
+        },
+        "security-bench",
+    )
+    print(f"saved {path.relative_to(REPO_ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
