@@ -308,6 +308,16 @@ FAILOVER_PRIMARY = MetricSpec(
     by=("region",),
     aggregate="max",
 )
+DRILL_STEPS = MetricSpec(
+    "regionlink_drill_steps_total",
+    Kind.COUNTER,
+    "{step}",
+    ("drill", "action", "outcome"),
+    "Steps a chaos drill has carried out on this topology (fault, heal, kill, failover, ...): "
+    "ok, or failed.",
+    Process.SUPERVISOR,
+    by=("action",),
+)
 PROCESS_UP = MetricSpec(
     "regionlink_process_up",
     Kind.GAUGE,
@@ -355,6 +365,7 @@ METRICS: tuple[MetricSpec, ...] = (
     FAILOVER_UNFINISHED,
     FAILOVER_EPOCH,
     FAILOVER_PRIMARY,
+    DRILL_STEPS,
     PROCESS_UP,
     PROCESS_RESTARTS,
 )

@@ -37,6 +37,7 @@ from chaos.history import HistoryWriter, read_history
 from chaos.model import EventKind
 from chaos.verifier import Scope, Verdict, verify
 from chaos.workload import Workload
+from mirror.runtime.drill_steps import record_step
 from mirror.runtime.topology import load_topology
 from mirror.runtime.tracing_env import tracing_environment
 
@@ -168,6 +169,7 @@ class DrillRunner:
         else:
             ok, detail = self._signal(scheduled, history)
         self.result.steps.append(StepResult(at_s, scheduled.describe(), ok, detail))
+        record_step(self.deployment.state_dir, self.model.name, step.action.value, ok)
 
     def _signal(self, scheduled: Scheduled, history: HistoryWriter) -> tuple[bool, str]:
         step = scheduled.step

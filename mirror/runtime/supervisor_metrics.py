@@ -1,4 +1,4 @@
-"""The supervisor's metrics: its processes, and the failover state of the topology.
+"""The supervisor's metrics: its processes, the failover state, and a drill's steps.
 
 The supervisor serves failover metrics because it is the one long-lived process per state
 directory that already follows the failover state (it applies every role change); the
@@ -17,6 +17,7 @@ from broker.metrics import catalog
 from broker.metrics.instruments import Sample, observe
 from mirror.failover.journal import count_operations
 from mirror.failover.model import OperationKind, Outcome
+from mirror.runtime.drill_steps import count_steps
 
 if TYPE_CHECKING:
     from mirror.runtime.supervisor import Supervisor
@@ -40,6 +41,7 @@ def observe_supervisor(meter: Meter, supervisor: Supervisor) -> None:
     observe(meter, catalog.FAILOVER_PRIMARY, lambda: _primary(supervisor))
     observe(meter, catalog.FAILOVER_OPERATIONS, lambda: _finished(supervisor.state_dir))
     observe(meter, catalog.FAILOVER_UNFINISHED, lambda: _unfinished(supervisor.state_dir))
+    observe(meter, catalog.DRILL_STEPS, lambda: _drill_steps(supervisor.state_dir))
 
 
 def _primary(supervisor: Supervisor) -> list[Sample]:
@@ -66,4 +68,11 @@ def _unfinished(state_dir: Path) -> list[Sample]:
             sum(n for (k, outcome), n in counts.items() if k == kind and outcome not in FINISHED),
         )
         for kind in OperationKind
+    ]
+
+
+def _drill_steps(state_dir: Path) -> list[Sample]:
+    return [
+        ({"drill": drill, "action": action, "outcome": outcome}, n)
+        for (drill, action, outcome), n in sorted(count_steps(state_dir).items())
     ]

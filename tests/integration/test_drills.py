@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from mirror.runtime.drill_steps import count_steps
 from mirror.runtime.state import StateDB, pid_alive
 
 pytestmark = pytest.mark.integration
@@ -85,6 +86,9 @@ def test_the_orchestrator_killed_drill_passes(tmp_path: Path) -> None:
     (failover,) = result["failovers"]
     assert failover["operation"] == "switchover" and failover["rpo_records"] == 0, failover
     assert result["rto_seconds"] is not None and result["rto_seconds"] < 10, result
+    # What the topology's supervisor counted for regionlink_drill_steps_total while it ran.
+    steps = count_steps(Path(result["run"]) / "state")
+    assert steps == {("orchestrator-killed", "switchover", "ok"): 1}, steps
     _no_process_left(Path(result["run"]))
 
 

@@ -18,6 +18,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
+from mirror.runtime.drill_steps import record_step
 from tests.integration.mirror_harness import end_offsets, produce, wait_until
 from tests.integration.test_runtime import TOPOLOGIES, regionlink, status
 
@@ -81,6 +82,7 @@ def test_every_process_serves_metrics_that_match_status(state_dir: Path) -> None
     assert {p["kind"] for p in processes} == {"controller", "broker", "worker"}
     assert all(p["metrics_url"].startswith("http://127.0.0.1:") for p in processes)
     scraped = {p["name"]: scrape(p["metrics_url"]) for p in processes}
+    record_step(state_dir, "wan-partition", "cut", True)  # as a drill's runner does
     supervisor = scrape(now["supervisor"]["metrics_url"])
 
     _check_workers(now, {n: s for n, s in scraped.items() if "/worker-" in n})
@@ -180,3 +182,5 @@ def _check_supervisor(now: dict[str, Any], supervisor: Samples) -> None:
     assert total(supervisor, "regionlink_failover_primary", region="eu-west") == 0
     assert total(supervisor, "regionlink_failover_epoch") == now["failover"]["epoch"] == 0
     assert total(supervisor, "regionlink_failover_operations_unfinished") == 0
+    steps = {"drill": "wan-partition", "action": "cut", "outcome": "ok"}
+    assert total(supervisor, "regionlink_drill_steps_total", **steps) == 1

@@ -150,3 +150,18 @@ def test_the_dashboard_has_a_panel_per_metric_without_overlaps() -> None:
                 assert (x, y) not in cells, f"panel {panel['title']} overlaps another"
                 cells.add((x, y))
     assert json.loads(grafana_json()) == dashboard
+
+
+def test_drill_steps_are_counted_from_the_state_dir(tmp_path: Path) -> None:
+    from mirror.runtime.drill_steps import STEPS_FILE, count_steps, record_step
+
+    assert count_steps(tmp_path) == {}
+    record_step(tmp_path, "wan-partition", "cut", True)
+    record_step(tmp_path, "wan-partition", "cut", True)
+    record_step(tmp_path, "wan-partition", "failover", False)
+    with (tmp_path / STEPS_FILE).open("a") as handle:
+        handle.write('{"drill": "torn')  # a runner killed mid-line
+    assert count_steps(tmp_path) == {
+        ("wan-partition", "cut", "ok"): 2,
+        ("wan-partition", "failover", "failed"): 1,
+    }
