@@ -7,6 +7,7 @@ files reuse `ClusterConfig`, `FlowConfig` and `check_flows`.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Collection, Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from broker.client.security import ClientSecurity
 from mirror.errors import ConfigError, Loc, LocatedValueError
 from mirror.tomlsource import load_toml, validate
 
@@ -63,16 +65,63 @@ def parse_bootstrap(value: str) -> list[tuple[str, int]]:
     return [parse_host_port(address) for address in value.split(",")]
 
 
-class ClusterConfig(BaseModel):
-    """How to reach one cluster (a region's brokers)."""
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
-    model_config = _MODEL_CONFIG
+
+class ClusterConfig(BaseModel):
+    """How to reach one cluster (a region's brokers), and how to secure the connection.
+
+    Security settings use librdkafka's names, written as quoted TOML keys
+    (``"security.protocol" = "SASL_SSL"``) or dotted ones (``security.protocol = ...``).
+    The password is never written in the file: it is read, when a worker connects, from
+    ``sasl.password.file`` or from the environment variable ``sasl.password.env`` names,
+    so worker files, status and logs only ever hold where it is.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
 
     bootstrap: str
     request_timeout_s: PositiveSeconds = 30.0
     # "regionlink": our own brokers, which keep mirror topics (offsets preserved, LinkAppend);
     # "kafka": any Kafka-compatible cluster, written with Produce and the exact offset map.
     kind: Literal["kafka", "regionlink"] = "kafka"
+    security_protocol: SecurityProtocol = Field(default="PLAINTEXT", alias="security.protocol")
+    sasl_mechanism: SaslMechanism | None = Field(default=None, alias="sasl.mechanism")
+    sasl_username: Annotated[str, Field(min_length=1)] | None = Field(
+        default=None, alias="sasl.username"
+    )
+    sasl_password_file: str | None = Field(default=None, alias="sasl.password.file")
+    sasl_password_env: str | None = Field(default=None, alias="sasl.password.env")
+    ssl_ca_location: str | None = Field(default=None, alias="ssl.ca.location")
+    ssl_certificate_location: str | None = Field(default=None, alias="ssl.certificate.location")
+    ssl_key_location: str | None = Field(default=None, alias="ssl.key.location")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten_dotted_keys(cls, data: object) -> object:
+        """TOML reads ``security.protocol = x`` as a nested table: make it the dotted key,
+        and refuse a password written in the file, saying where it belongs."""
+        if not isinstance(data, dict):
+            return data
+        flat: dict[str, object] = {}
+
+        def walk(prefix: str, value: object) -> None:
+            if isinstance(value, dict) and prefix.split(".")[0] in ("security", "sasl", "ssl"):
+                for key, inner in value.items():
+                    walk(f"{prefix}.{key}", inner)
+            else:
+                flat[prefix] = value
+
+        for key, value in data.items():
+            walk(str(key), value)
+        if "sasl.password" in flat:
+            raise LocatedValueError.at(
+                ("sasl.password",),
+                "write the password in a file (sasl.password.file) or an environment "
+                "variable (sasl.password.env), not in the configuration",
+            )
+        return flat
 
     @field_validator("bootstrap")
     @classmethod
@@ -80,9 +129,66 @@ class ClusterConfig(BaseModel):
         parse_bootstrap(value)
         return value
 
+    @model_validator(mode="after")
+    def _check_security(self) -> ClusterConfig:
+        problems: list[Problem] = []
+        if self.security_protocol.startswith("SASL_"):
+            if self.sasl_mechanism is None:
+                problems.append((("sasl.mechanism",), f"{self.security_protocol} needs it"))
+            if self.sasl_username is None:
+                problems.append((("sasl.username",), f"{self.security_protocol} needs it"))
+            if (self.sasl_password_file is None) == (self.sasl_password_env is None):
+                problems.append(
+                    (
+                        ("sasl.password.file",),
+                        f"{self.security_protocol} needs exactly one of sasl.password.file "
+                        "and sasl.password.env",
+                    )
+                )
+        if (self.ssl_certificate_location is None) != (self.ssl_key_location is None):
+            problems.append(
+                (("ssl.key.location",), "ssl.certificate.location and ssl.key.location go together")
+            )
+        if problems:
+            raise LocatedValueError(problems)
+        return self
+
     @property
     def bootstrap_servers(self) -> list[tuple[str, int]]:
         return parse_bootstrap(self.bootstrap)
+
+    def sasl_password(self) -> str | None:
+        """The password, read now from its file or variable; ConfigError if it is missing."""
+        if self.sasl_password_file is not None:
+            try:
+                return Path(self.sasl_password_file).read_text().rstrip("\r\n")
+            except OSError as exc:
+                raise ConfigError(f"sasl.password.file {self.sasl_password_file}: {exc}") from None
+        if self.sasl_password_env is not None:
+            value = os.environ.get(self.sasl_password_env)
+            if value is None:
+                raise ConfigError(
+                    f"sasl.password.env: environment variable {self.sasl_password_env} is not set"
+                )
+            return value
+        return None
+
+    def client_security(self) -> ClientSecurity:
+        """The settings our client dials this cluster with (the password read now)."""
+
+        def path(value: str | None) -> Path | None:
+            return Path(value) if value is not None else None
+
+        sasl = self.security_protocol.startswith("SASL_")
+        return ClientSecurity(
+            protocol=self.security_protocol,
+            mechanism=self.sasl_mechanism if sasl else None,
+            username=self.sasl_username if sasl else None,
+            password=self.sasl_password() if sasl else None,
+            ca=path(self.ssl_ca_location),
+            certificate=path(self.ssl_certificate_location),
+            key=path(self.ssl_key_location),
+        )
 
 
 class FlowConfig(BaseModel):

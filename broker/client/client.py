@@ -17,6 +17,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from broker.client.connection import KafkaConnection, KafkaConnectionError
+from broker.client.security import ClientSecurity
 from broker.protocol.errors import ErrorCode
 from broker.protocol.messages import MessageBuilder, request_builder
 from broker.protocol.versions import SERVED, ApiKey
@@ -97,16 +98,22 @@ class KafkaClient:
         connect_timeout_s: float = 10.0,
         local_host: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        security: ClientSecurity | None = None,
     ) -> None:
         """`local_host` binds outgoing connections to one of this host's addresses;
-        `ssl_context` makes them TLS (the broker's replica fetches to an SSL listener)."""
+        `ssl_context` makes them TLS (the broker's replica fetches to an SSL listener);
+        `security` is a cluster's TLS/SASL settings (its TLS context unless `ssl_context`
+        is given too)."""
         assert bootstrap, "a client needs at least one bootstrap address"
         self.bootstrap = list(bootstrap)
         self.client_id = client_id
         self.request_timeout_s = request_timeout_s
         self.connect_timeout_s = connect_timeout_s
         self.local_host = local_host
-        self.ssl_context = ssl_context
+        self.security = security
+        self.ssl_context = (
+            ssl_context if ssl_context is not None or security is None else security.ssl_context()
+        )
         self.view = ClusterView()
         # Keyed by (address, lane): brokers answer a connection's requests in order, so
         # long-polling fetches get their own lane and never delay admin or group requests.
@@ -164,6 +171,7 @@ class KafkaClient:
                 self.connect_timeout_s,
                 self.local_host,
                 self.ssl_context,
+                self.security,
             )
             self._connections[key] = connection
             return connection

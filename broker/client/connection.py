@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 from anyio.abc import ByteStream, TaskGroup
 
+from broker.client.security import ClientSecurity, SaslAuthenticationError, authenticate
 from broker.protocol.codec import RequestHeader, decode_response, encode_request_frame
 from broker.protocol.framing import FrameReader
 from broker.protocol.versions import ApiKey
@@ -61,9 +62,11 @@ class KafkaConnection:
         timeout_s: float,
         local_host: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        security: ClientSecurity | None = None,
     ) -> KafkaConnection:
         """Connect (with TLS when `ssl_context` is given: the server's certificate must
-        name `host`) and negotiate API versions."""
+        name `host`), negotiate API versions, and authenticate when `security` says SASL
+        (a refusal is a KafkaConnectionError, and the connection is closed)."""
         host, port = address
         try:
             with anyio.fail_after(timeout_s):
@@ -83,6 +86,12 @@ class KafkaConnection:
         connection = cls(stream, address, client_id)
         task_group.start_soon(connection._read_loop)
         await connection._negotiate(timeout_s)
+        if security is not None and security.sasl:
+            try:
+                await authenticate(connection, security, timeout_s)
+            except SaslAuthenticationError as exc:
+                await connection.aclose(str(exc))
+                raise KafkaConnectionError(str(exc)) from exc
         return connection
 
     @property

@@ -21,8 +21,16 @@ async def translate(config: MirrorConfig, flow: FlowConfig, group: str) -> list[
     source_cfg, target_cfg = config.clusters[flow.source], config.clusters[flow.target]
     policy = ReplicationPolicy.for_flow(flow, config.aliases)
     async with (
-        KafkaClient(source_cfg.bootstrap_servers, request_timeout_s=10) as source,
-        KafkaClient(target_cfg.bootstrap_servers, request_timeout_s=10) as target,
+        KafkaClient(
+            source_cfg.bootstrap_servers,
+            request_timeout_s=10,
+            security=source_cfg.client_security(),
+        ) as source,
+        KafkaClient(
+            target_cfg.bootstrap_servers,
+            request_timeout_s=10,
+            security=target_cfg.client_security(),
+        ) as target,
     ):
         topics = await discover(source, flow, policy)
         store = None if config.writes_mirror_topics(flow) else OffsetMapStore(target, flow.source)

@@ -19,7 +19,8 @@ def flow_toml(mirror: MirrorConfig, flow: FlowConfig) -> str:
     lines: list[str] = []
     for alias, cluster in sorted(mirror.clusters.items()):
         lines += [f"[clusters.{alias}]"]
-        lines += [f"{k} = {_value(v)}" for k, v in cluster.model_dump().items() if v is not None]
+        dumped = cluster.model_dump(by_alias=True)  # librdkafka's dotted names, quoted
+        lines += [f"{_value(k)} = {_value(v)}" for k, v in dumped.items() if v is not None]
     lines.append("[[flows]]")
     lines += [f"{k} = {_value(v)}" for k, v in flow.model_dump().items() if v is not None]
     return "\n".join(lines) + "\n"

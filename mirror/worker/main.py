@@ -19,6 +19,7 @@ from broker.metrics.instruments import histogram
 from mirror.config import MirrorConfig
 from mirror.control.metrics import json_lines_reader, observe_worker
 from mirror.control.server import ControlServer
+from mirror.errors import CliError, ConfigError
 from mirror.worker.runner import Worker, worker_names
 
 log = logging.getLogger(__name__)
@@ -70,4 +71,18 @@ async def _serve(config: MirrorConfig, options: WorkerOptions) -> None:
 
 
 def run_worker_process(config: MirrorConfig, options: WorkerOptions) -> None:
+    check_secrets(config)
     anyio.run(_serve, config, options)
+
+
+def check_secrets(config: MirrorConfig) -> None:
+    """Read every password the flows need now, so a missing file or variable stops the
+    worker at start with one line (CliError) instead of failing each connection later."""
+    aliases = {
+        alias for flow in config.flows if flow.enabled for alias in (flow.source, flow.target)
+    }
+    try:
+        for alias in sorted(aliases):
+            config.clusters[alias].client_security()
+    except (ConfigError, ValueError) as exc:
+        raise CliError(f"cluster {alias}: {exc}") from exc

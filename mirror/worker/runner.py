@@ -87,6 +87,7 @@ class FlowRunner:
             cluster.bootstrap_servers,
             client_id=f"regionlink-{self.worker_id}",
             request_timeout_s=cluster.request_timeout_s,
+            security=cluster.client_security(),
         )
 
     async def run(self) -> None:
