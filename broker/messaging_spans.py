@@ -10,11 +10,11 @@ contexts rather than pick one as parent, as the conventions advise for batches; 
 Finding the contexts must stay cheap, since it runs on every batch while tracing is on: the
 header is looked for as a record encodes it (key length 11 and value length 55 as zigzag
 varints, then the header) in the records section, decompressed when the batch is, instead
-of decoding every record (measured here: 0.4 µs against 7 µs per 1 KiB record; the search
-itself, bytes.find's, is 0.3 µs of it). Only sampled contexts are linked: an unsampled one
-has no spans anywhere to join. A record value that happens to hold those exact bytes would
-add one stray link — telemetry only, never data. The records themselves are never changed:
-the header passes the broker and the mirror byte for byte.
+of decoding every record (measured here: 0.1 µs per 128-byte record and 0.4 µs per 1 KiB
+one, where decoding takes 7 µs and a bare bytes.count 0.09 and 0.27). Only sampled contexts
+are linked: an unsampled one has no spans anywhere to join. A record value that happens to
+hold those exact bytes would add one stray link — telemetry only, never data. The records
+themselves are never changed: the header passes the broker and the mirror byte for byte.
 """
 
 from __future__ import annotations
@@ -46,11 +46,12 @@ SERVER_ADDRESS = "server.address"
 SERVER_PORT = "server.port"
 
 # A record header as encoded: key length 11 and value length 55 (zigzag varints), the key,
-# then a version 00 value: 00-<trace id>-<span id>-<flags>, whose last digit is odd if sampled.
+# then a version 00 value, 00-<trace id>-<span id>-<flags>, whose last digit is odd when
+# sampled. Only that digit is looked at in the search (".{51}" is a fast skip for the regex
+# engine), so an unsampled header costs next to nothing; the ids of a match are checked after.
 _HEADER_START = b"\x16traceparent\x6e00-"
-_IDS = re.compile(rb"([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f][0-9a-f]")
-_IDS_BYTES = 52
-_SAMPLED_LAST_DIGITS = b"13579bdf"
+_SAMPLED_HEADER = re.compile(re.escape(_HEADER_START) + rb".{51}[13579bdf]", re.DOTALL)
+_IDS = re.compile(rb"([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 NO_SPAN: AbstractContextManager[None] = nullcontext()
 """What a span helper returns with tracing off: shared, so nearly free."""
@@ -81,12 +82,8 @@ def sampled_contexts(
     contexts: list[SpanContext] = []
     for buffer in buffers:
         for section in _records_sections(buffer):
-            # split() finds the headers at bytes.find's speed; most are unsampled and cost
-            # one look at their last flag digit (a regex over the section costs 20 % more)
-            for after in section.split(_HEADER_START)[1:]:
-                if len(after) < _IDS_BYTES or after[_IDS_BYTES - 1] not in _SAMPLED_LAST_DIGITS:
-                    continue
-                match = _IDS.match(after)
+            for header in _SAMPLED_HEADER.finditer(section):
+                match = _IDS.match(section, header.start() + len(_HEADER_START), header.end())
                 ids = (int(match[1], 16), int(match[2], 16)) if match else (0, 0)
                 if ids in seen or not all(ids):
                     continue
@@ -97,7 +94,9 @@ def sampled_contexts(
     return contexts
 
 
-def _records_sections(buffer: bytes | bytearray | memoryview) -> Iterator[bytes]:
+def _records_sections(
+    buffer: bytes | bytearray | memoryview,
+) -> Iterator[bytes | bytearray | memoryview]:
     """What to search: the whole buffer when no batch in it is compressed (a batch header
     holds no `traceparent`, so searching across headers finds the same), else each data
     batch's decompressed records; the batches before a malformed one."""
@@ -106,7 +105,7 @@ def _records_sections(buffer: bytes | bytearray | memoryview) -> Iterator[bytes]
         headers.extend(iter_headers(buffer))
     if not any(header.compression for header in headers):
         end = headers[-1].position + headers[-1].size_bytes if headers else 0
-        yield bytes(memoryview(buffer)[:end])
+        yield memoryview(buffer)[:end]
         return
     view = memoryview(buffer)
     for header in headers:
