@@ -31,6 +31,7 @@ from mirror.failover.planner import (
     Plan,
     Request,
 )
+from mirror.runtime.secure import admin_client
 from mirror.runtime.state import StateDB
 from mirror.runtime.status import running_topology
 
@@ -151,7 +152,8 @@ def status(state_dir: StateDir = Path(".regionlink"), as_json: AsJson = False) -
     finally:
         journal.close()
     bootstraps = driver.region_bootstraps(state_dir, topology)
-    confirmed = anyio.run(driver.confirmed_roles, state, bootstraps)
+    security = admin_client(topology, state_dir)
+    confirmed = anyio.run(driver.confirmed_roles, state, bootstraps, security)
     data: dict[str, Any] = {
         **state.to_json(),
         "unfinished": pending.id if pending else None,
@@ -328,7 +330,8 @@ def endpoint(
     """Where clients should connect now: the active primary's bootstrap and topic names.
 
     For scripts and service discovery (e.g. rewrite a DNS alias or a client config after a
-    switchover). --json: {"region", "primary", "client": {"bootstrap.servers"}, "topics"}.
+    switchover). --json: {"region", "primary", "client": {"bootstrap.servers", ...}, "topics"};
+    with [security], `client` also holds the admin's librdkafka settings, its password too.
     """
     from mirror.failover.endpoint import endpoint as find
 
@@ -341,6 +344,13 @@ def endpoint(
         f"{data['region']} ({'primary' if data['region'] == data['primary'] else 'standby'}):"
         f" bootstrap.servers={data['client']['bootstrap.servers']}"
     )
+    if "security.protocol" in data["client"]:  # the password only with --json
+        client = data["client"]
+        user = f" sasl.username={client['sasl.username']}" if "sasl.username" in client else ""
+        console.print(
+            f"  security.protocol={client['security.protocol']}{user}"
+            f" ssl.ca.location={client['ssl.ca.location']} (--json: every setting)"
+        )
     for topic, name in sorted(data["topics"].items()):
         console.print(f"  {topic} -> {name}")
 

@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 
 from broker.client import ClusterView, KafkaClient, KafkaConnectionError, KafkaError
+from broker.client.security import ClientSecurity
 from mirror.config import parse_bootstrap
 
 TIMEOUT_S = 1.5
@@ -51,7 +52,7 @@ def summarize(view: ClusterView) -> dict[str, Any]:
     }
 
 
-async def region_health(bootstrap: str) -> dict[str, Any]:
+async def region_health(bootstrap: str, security: ClientSecurity | None = None) -> dict[str, Any]:
     """`summarize` of the region's metadata, or why it could not be had."""
     error = f"no answer within {TIMEOUT_S:g} s"
     with anyio.move_on_after(TIMEOUT_S):
@@ -59,6 +60,7 @@ async def region_health(bootstrap: str) -> dict[str, Any]:
             async with KafkaClient(
                 parse_bootstrap(bootstrap),
                 client_id="regionlink-dashboard",
+                security=security,
                 request_timeout_s=TIMEOUT_S,
                 connect_timeout_s=TIMEOUT_S,
             ) as client:
@@ -68,12 +70,14 @@ async def region_health(bootstrap: str) -> dict[str, Any]:
     return {"reachable": False, "error": error, "brokers": [], "partitions": 0}
 
 
-async def regions_health(bootstraps: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+async def regions_health(
+    bootstraps: Mapping[str, str], security: ClientSecurity | None = None
+) -> dict[str, dict[str, Any]]:
     """Every region's health, asked at once."""
     found: dict[str, dict[str, Any]] = {}
 
     async def one(region: str, bootstrap: str) -> None:
-        found[region] = await region_health(bootstrap)
+        found[region] = await region_health(bootstrap, security)
 
     async with anyio.create_task_group() as tg:
         for region, bootstrap in bootstraps.items():

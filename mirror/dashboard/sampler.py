@@ -20,11 +20,14 @@ from typing import Any
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from broker.client.security import ClientSecurity
 from mirror.dashboard import journal
 from mirror.dashboard.health import regions_health
 from mirror.dashboard.latency import LatencyWindow, histogram_buckets, merge, scrape
 from mirror.dashboard.series import FlowSeries, Value
-from mirror.runtime.status import collect
+from mirror.errors import CliError, ConfigError
+from mirror.runtime.secure import admin_client
+from mirror.runtime.status import collect, running_topology
 from mirror.runtime.topology import LinkConfig
 
 log = logging.getLogger(__name__)
@@ -81,7 +84,7 @@ class Sampler:
             self.series.append(t, {})
             return {"t": t, "error": f"cannot read {self.state_dir}: {exc}", "figures": {}}
         bootstraps = {name: region["bootstrap"] for name, region in status["regions"].items()}
-        health = await regions_health(bootstraps)
+        health = await regions_health(bootstraps, self._security())
         for name, region in status["regions"].items():
             region["health"] = health.get(name)
         figures: dict[str, dict[str, Value]] = {}
@@ -97,6 +100,14 @@ class Sampler:
             }
         self.series.append(t, figures)
         return {"t": t, "error": "", **status, "journal": latest_operation, "figures": figures}
+
+    def _security(self) -> ClientSecurity | None:
+        """The admin's settings when the topology is secured (read each time: `up` may
+        have made the files after the dashboard started); None if unreadable."""
+        try:
+            return admin_client(running_topology(self.state_dir), self.state_dir)
+        except (OSError, ValueError, ConfigError, CliError):
+            return None
 
     def _read(self, t: float) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """The blocking part of a sample (sqlite, gRPC and HTTP calls), in a worker thread."""

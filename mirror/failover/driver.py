@@ -20,6 +20,7 @@ from pathlib import Path
 
 import anyio
 
+from broker.client.security import ClientSecurity
 from mirror.errors import CliError
 from mirror.failover import effects
 from mirror.failover.journal import Journal, LockHeld, OperationPending, OperationRecord
@@ -42,6 +43,7 @@ from mirror.failover.steps import (
     run_step,
 )
 from mirror.runtime.links import save_links, writes_mirror_topics
+from mirror.runtime.secure import admin_client
 from mirror.runtime.state import StateDB
 from mirror.runtime.status import running_topology
 from mirror.runtime.topology import TopologyConfig
@@ -93,14 +95,19 @@ def region_bootstraps(state_dir: Path, topology: TopologyConfig) -> dict[str, st
 
 
 async def current_state(
-    journal: Journal, topology: TopologyConfig, bootstraps: dict[str, str]
+    journal: Journal,
+    topology: TopologyConfig,
+    bootstraps: dict[str, str],
+    security: ClientSecurity | None = None,
 ) -> TopologyState:
     """The journal's topology, with which regions answer right now."""
     state = journal.state(initial_state(topology))
     answers: dict[str, bool] = {}
 
     async def probe(region: str) -> None:
-        answers[region] = bool(bootstraps.get(region)) and await reachable(bootstraps[region])
+        answers[region] = bool(bootstraps.get(region)) and await reachable(
+            bootstraps[region], security
+        )
 
     async with anyio.create_task_group() as tg:
         for region in state.roles:
@@ -109,7 +116,7 @@ async def current_state(
 
 
 async def confirmed_roles(
-    state: TopologyState, bootstraps: dict[str, str]
+    state: TopologyState, bootstraps: dict[str, str], security: ClientSecurity | None = None
 ) -> dict[str, bool | None]:
     """Per region: whether it holds the role the journal gives it. A role set while the
     region was unreachable stays pending in the journal; the supervisor tells the region
@@ -117,7 +124,7 @@ async def confirmed_roles(
     answers: dict[str, bool | None] = {}
 
     async def probe(region: str, wanted: RegionRole) -> None:
-        held = await held_role(bootstraps[region]) if bootstraps.get(region) else None
+        held = await held_role(bootstraps[region], security) if bootstraps.get(region) else None
         answers[region] = None if held is None else not wanted.to_tell(held.role, held.epoch)
 
     async with anyio.create_task_group() as tg:
@@ -136,7 +143,9 @@ async def plan_only(state_dir: Path, request: Request) -> Plan:
     try:
         if (pending := journal.unfinished()) is not None:
             return pending.plan
-        state = await current_state(journal, topology, region_bootstraps(state_dir, topology))
+        bootstraps = region_bootstraps(state_dir, topology)
+        security = admin_client(topology, state_dir)
+        state = await current_state(journal, topology, bootstraps, security)
     finally:
         journal.close()
     return _checked(plan_operation(state, request, pair_facts(topology)))
@@ -152,6 +161,7 @@ async def run(state_dir: Path, request: Request, watch: Watcher) -> OperationRep
     """Run `request` (or resume the unfinished operation) to its end; its report."""
     topology = running_topology(state_dir)
     bootstraps = region_bootstraps(state_dir, topology)
+    security = admin_client(topology, state_dir)
     journal = Journal(state_dir)
     try:
         journal.acquire(f"{request.kind.value} --to {request.to_region}")
@@ -159,10 +169,16 @@ async def run(state_dir: Path, request: Request, watch: Watcher) -> OperationRep
         journal.close()
         raise CliError(str(exc)) from None
     try:
-        operation_id = await _begin(journal, topology, bootstraps, request)
+        operation_id = await _begin(journal, topology, bootstraps, request, security)
         async with AsyncExitStack() as stack:
             ctx = Context(
-                state_dir, topology, bootstraps, stack, journal.promotion_ends, clients={}
+                state_dir,
+                topology,
+                bootstraps,
+                stack,
+                journal.promotion_ends,
+                clients={},
+                security=security,
             )
             return await _drive(ctx, journal, operation_id, watch)
     finally:
@@ -171,12 +187,16 @@ async def run(state_dir: Path, request: Request, watch: Watcher) -> OperationRep
 
 
 async def _begin(
-    journal: Journal, topology: TopologyConfig, bootstraps: dict[str, str], request: Request
+    journal: Journal,
+    topology: TopologyConfig,
+    bootstraps: dict[str, str],
+    request: Request,
+    security: ClientSecurity | None,
 ) -> int:
     pending: OperationRecord | None = journal.unfinished()
     if pending is not None:
         return pending.id  # resume it, whatever was asked
-    state = await current_state(journal, topology, bootstraps)
+    state = await current_state(journal, topology, bootstraps, security)
     try:
         return journal.begin(_checked(plan_operation(state, request, pair_facts(topology))))
     except OperationPending as exc:

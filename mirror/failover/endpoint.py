@@ -1,8 +1,11 @@
 """Where clients should go: the active primary (or a named region), for scripts and discovery.
 
 `regionlink endpoint --json` prints {"region", "primary", "client", "topics"}: `client` holds
-librdkafka settings for that region and `topics` maps each replicated topic to its name
-there (the same name with mirror topics; `<source>.<topic>` under prefix naming).
+librdkafka settings for that region — with `[security]`, the admin user's: protocol, SASL
+user and password, the CA — and `topics` maps each replicated topic to its name there (the
+same name with mirror topics; `<source>.<topic>` under prefix naming). The password is
+printed because an admin client needs it and this runs on the operator's own machine, next
+to the 0600 file it comes from; `regionlink status` never shows it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from mirror.errors import CliError
 from mirror.failover.driver import initial_state, region_bootstraps
 from mirror.failover.journal import Journal
 from mirror.runtime.links import flow_between
+from mirror.runtime.secure import admin_client
 from mirror.runtime.status import running_topology
 
 
@@ -41,8 +45,11 @@ async def endpoint(state_dir: Path, region: str | None) -> dict[str, Any]:
     flow = flow_between(topology, state.primary, target)
     policy = ReplicationPolicy.for_flow(flow, topology.regions)
     address = parse_bootstrap(bootstraps[state.primary])
+    security = admin_client(topology, state_dir)
     try:
-        async with KafkaClient(address, request_timeout_s=5, connect_timeout_s=5) as client:
+        async with KafkaClient(
+            address, request_timeout_s=5, connect_timeout_s=5, security=security
+        ) as client:
             topics = await discover(client, flow, policy)
     except (KafkaError, KafkaConnectionError, OSError, TimeoutError) as exc:
         raise CliError(
@@ -52,7 +59,10 @@ async def endpoint(state_dir: Path, region: str | None) -> dict[str, Any]:
     return {
         "region": chosen,
         "primary": state.primary,
-        "client": {"bootstrap.servers": bootstraps[chosen]},
+        "client": {
+            "bootstrap.servers": bootstraps[chosen],
+            **(security.librdkafka() if security is not None else {}),
+        },
         "topics": {
             t.source_topic: t.source_topic if chosen == state.primary else t.target_topic
             for t in topics

@@ -20,6 +20,7 @@ import anyio
 from broker.client import KafkaClient, KafkaConnectionError, KafkaError
 from broker.client.client import ClusterView
 from broker.client.data import TopicPartition
+from broker.client.security import ClientSecurity
 from broker.links import HEARTBEATS_TOPIC
 from broker.topology import PRIMARY_ROLE, STANDBY_ROLE, Topology
 from mirror.config import FlowConfig, parse_bootstrap
@@ -60,12 +61,17 @@ class Context:
     stack: AsyncExitStack
     promotion_ends: Callable[..., dict[tuple[str, int], int]]  # Journal.promotion_ends
     clients: dict[str, KafkaClient]
+    security: ClientSecurity | None = None  # the admin's TLS/SASL settings ([security])
 
     async def client(self, region: str) -> KafkaClient:
         if region not in self.clients:
             address = parse_bootstrap(self.bootstraps[region])
             client = KafkaClient(
-                address, client_id="regionlink-failover", request_timeout_s=5, connect_timeout_s=3
+                address,
+                client_id="regionlink-failover",
+                request_timeout_s=5,
+                connect_timeout_s=3,
+                security=self.security,
             )
             self.clients[region] = await self.stack.enter_async_context(client)
         return self.clients[region]
@@ -87,23 +93,28 @@ class Context:
         return [t for t in topics if t.source_topic != HEARTBEATS_TOPIC]
 
 
-async def reachable(bootstrap: str) -> bool:
+async def reachable(bootstrap: str, security: ClientSecurity | None = None) -> bool:
     """Whether a region answers a metadata request within PROBE_TIMEOUT_S."""
-    return await _ask(bootstrap, lambda client: client.refresh_metadata([])) is not None
+    answer = await _ask(bootstrap, lambda client: client.refresh_metadata([]), security)
+    return answer is not None
 
 
-async def held_role(bootstrap: str) -> Topology | None:
+async def held_role(bootstrap: str, security: ClientSecurity | None = None) -> Topology | None:
     """The role a region enforces now, or None if it does not answer in PROBE_TIMEOUT_S."""
-    return await _ask(bootstrap, regions.read_role)
+    return await _ask(bootstrap, regions.read_role, security)
 
 
-async def _ask(bootstrap: str, question: Callable[[KafkaClient], Awaitable[T]]) -> T | None:
+async def _ask(
+    bootstrap: str,
+    question: Callable[[KafkaClient], Awaitable[T]],
+    security: ClientSecurity | None = None,
+) -> T | None:
     """`question`'s answer from a region, or None if it does not answer in PROBE_TIMEOUT_S."""
     try:
         with anyio.fail_after(PROBE_TIMEOUT_S):
             async with KafkaClient(
                 parse_bootstrap(bootstrap), request_timeout_s=PROBE_TIMEOUT_S,
-                connect_timeout_s=PROBE_TIMEOUT_S,
+                connect_timeout_s=PROBE_TIMEOUT_S, security=security,
             ) as client:  # fmt: skip
                 return await question(client)
     except (KafkaError, KafkaConnectionError, OSError, TimeoutError):

@@ -49,11 +49,13 @@ def broker_spec(
     port: int,
     quorum: str | None = None,
     listeners: tuple[str, ...] = (),
+    security: tuple[str, ...] = (),
 ) -> ChildSpec:
     """Broker `index` of `region`: single-node without `quorum`, else registered with it;
-    `listeners` are its `--listener` arguments (WAN links' proxies in front of it)."""
+    `listeners` are its `--listener` arguments (WAN links' proxies in front of it),
+    `security` its TLS/SASL ones (mirror/runtime/secure.py)."""
     cluster = ("--controllers", quorum) if quorum else ()
-    args = ("--listen", f"127.0.0.1:{port}", *cluster, *listeners)
+    args = ("--listen", f"127.0.0.1:{port}", *cluster, *listeners, *security)
     return _node_spec(state_dir, region, "broker", index, args)
 
 

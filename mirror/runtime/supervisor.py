@@ -22,6 +22,7 @@ import anyio
 from anyio.abc import Process
 
 from broker.client import KafkaClient, KafkaConnectionError, KafkaError
+from broker.client.security import ClientSecurity
 from broker.metrics.endpoint import MetricsEndpoint
 from broker.ports import free_port
 from broker.topology import Topology
@@ -36,6 +37,7 @@ from mirror.runtime.children import (
     worker_spec,
 )
 from mirror.runtime.links import encode, initial_links, load_links, running_flows
+from mirror.runtime.secure import create_users, topology_security, topology_users, worker_user
 from mirror.runtime.state import ProcessRow, StateDB
 from mirror.runtime.supervisor_metrics import observe_supervisor
 from mirror.runtime.topology import RegionConfig, TopologyConfig, load_topology
@@ -93,6 +95,8 @@ class Supervisor:
         self.links = load_links(self.state) or initial_links(topology)
         self._restamp: set[str] = set()
         self.wan: list[WanProxy] = []
+        self.security = topology_security(topology, state_dir)
+        self.admin_security: ClientSecurity | None = None  # set once `run` made the files
 
     def _port(self, key: str) -> int:
         """A port chosen once per child and kept across restarts."""
@@ -110,6 +114,9 @@ class Supervisor:
             (self.state_dir / folder).mkdir(parents=True, exist_ok=True)
         self.state.set_meta(status="starting", topology=self.topology.name)
         self.state.clear_processes()  # rows of an earlier run would read as current
+        if self.security is not None:
+            self.security.ensure(topology_users(self.topology))
+            self.admin_security = self.security.client()
         listen = (METRICS_HOST, self._port("supervisor/metrics"))
         metrics = MetricsEndpoint("supervisor", self.topology.name, listen)
         observe_supervisor(metrics.meter, self)
@@ -176,10 +183,33 @@ class Supervisor:
             for index in range(1, (config.brokers or 1) + 1):
                 port = self._port(f"{region}/broker-{index}")
                 listeners = listener_args(self.wan, region, index)
-                spec = broker_spec(self.state_dir, region, index, port, quorum, listeners)
+                security = self._broker_security(region, index, listeners)
+                spec = broker_spec(self.state_dir, region, index, port, quorum, listeners, security)
                 addresses.append(await self._start_ready(tg, spec))
             bootstraps[region] = ",".join(addresses)
+            await self._create_users(region)
         return bootstraps
+
+    def _broker_security(
+        self, region: str, index: int, listeners: tuple[str, ...]
+    ) -> tuple[str, ...]:
+        if self.security is None:
+            return ()
+        internal = self._port(f"{region}/broker-{index}/internal")
+        return self.security.broker_args(internal, listeners)
+
+    async def _create_users(self, region: str) -> None:
+        """The topology's SCRAM users in `region`, through broker 1's INTERNAL listener
+        (mutual TLS with the admin certificate), before any worker logs in."""
+        if self.security is None or self.security.config.sasl is None:
+            return
+        internal = f"127.0.0.1:{self._port(f'{region}/broker-1/internal')}"
+        try:
+            with anyio.fail_after(READY_TIMEOUT_S):
+                await create_users(self.security, internal, topology_users(self.topology))
+        except (KafkaError, KafkaConnectionError, OSError, TimeoutError) as exc:
+            raise SupervisorError(f"cannot create the SCRAM users in {region}: {exc}") from exc
+        log.info("SCRAM users of %s are in place", region)
 
     async def _start_quorum(
         self, tg: anyio.abc.TaskGroup, region: str, config: RegionConfig
@@ -215,7 +245,7 @@ class Supervisor:
         mirror = self.topology.mirror_config(self.bootstraps)
         for flow in running_flows(self.topology, self.links):
             config = write_flow_config(
-                self.state_dir / "flows", self._across_wan(mirror, flow), flow
+                self.state_dir / "flows", self._secured(self._across_wan(mirror, flow), flow), flow
             )
             for index in range(1, flow.workers + 1):
                 key = f"{flow.source}->{flow.target}/worker-{index}"
@@ -232,6 +262,19 @@ class Supervisor:
             return mirror
         target = mirror.clusters[flow.target].model_copy(update={"bootstrap": remote})
         return mirror.model_copy(update={"clusters": {**mirror.clusters, flow.target: target}})
+
+    def _secured(self, mirror: MirrorConfig, flow: FlowConfig) -> MirrorConfig:
+        """A flow's workers log in to both regions as the flow's own user."""
+        if self.security is None:
+            return mirror
+        settings = self.security.cluster_settings(worker_user(flow))
+        clusters = {
+            alias: cluster.model_copy(update=settings)
+            if alias in (flow.source, flow.target)
+            else cluster
+            for alias, cluster in mirror.clusters.items()
+        }
+        return mirror.model_copy(update={"clusters": clusters})
 
     async def _follow_links(self, tg: anyio.abc.TaskGroup) -> None:
         """Apply what a failover operation changed: flows to stop, start or re-stamp."""
@@ -270,7 +313,10 @@ class Supervisor:
                 try:
                     with anyio.fail_after(ROLES_POLL_S * 4):
                         async with KafkaClient(
-                            parse_bootstrap(bootstrap), request_timeout_s=2, connect_timeout_s=1
+                            parse_bootstrap(bootstrap),
+                            request_timeout_s=2,
+                            connect_timeout_s=1,
+                            security=self.admin_security,
                         ) as client:
                             known = await read_role(client)
                             if wanted_role.to_tell(known.role, known.epoch):

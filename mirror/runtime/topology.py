@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 
@@ -192,6 +192,36 @@ class TracingConfig(BaseModel):
     max_age_h: float = Field(default=24.0, gt=0)  # spans older than this are dropped
 
 
+class SecurityConfig(BaseModel):
+    """`[security]`: one switch that secures every listener of the regions regionlink runs.
+
+    ``tls = true`` makes `regionlink up` create a CA and certificates in the state dir and
+    run every broker listener with TLS; ``sasl`` adds SCRAM users (an admin and one per
+    flow, random passwords in files mode 0600) and makes the listeners SASL_SSL
+    (docs/security.md). Controllers' gRPC stays plaintext on loopback.
+    """
+
+    model_config = _MODEL_CONFIG
+
+    tls: bool = False
+    sasl: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+
+    @model_validator(mode="after")
+    def _sasl_over_tls(self) -> SecurityConfig:
+        if self.sasl is not None and not self.tls:
+            raise LocatedValueError.at(
+                ("sasl",), "sasl needs tls = true (passwords and records cross in clear text)"
+            )
+        return self
+
+    @property
+    def protocol(self) -> str:
+        """The security protocol of every client-facing listener."""
+        if not self.tls:
+            return "PLAINTEXT"
+        return "SASL_SSL" if self.sasl else "SSL"
+
+
 class TopologyConfig(BaseModel):
     """A topology file: named regions, the flows between them, and an optional failover pair."""
 
@@ -204,6 +234,7 @@ class TopologyConfig(BaseModel):
     links: dict[str, LinkConfig] = Field(default_factory=dict)
     chaos: ChaosConfig = Field(default_factory=ChaosConfig)
     tracing: TracingConfig = Field(default_factory=TracingConfig)
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
 
     _source_path: Path | None = PrivateAttr(default=None)
 
@@ -234,6 +265,7 @@ class TopologyConfig(BaseModel):
         if self.failover is not None:
             problems += self._failover_problems(self.failover)
         problems += self._wan_problems()
+        problems += self._security_problems()
         if problems:
             raise LocatedValueError(problems)
         return self
@@ -289,6 +321,29 @@ class TopologyConfig(BaseModel):
                             f"WAN links need regions regionlink runs; {alias} is external",
                         )
                     )
+        return problems
+
+    def _security_problems(self) -> list[Problem]:
+        """What `[security] tls = true` cannot secure yet: external clusters (their
+        listeners and users are not ours) and the write lease (its probe is plaintext)."""
+        if not self.security.tls:
+            return []
+        problems: list[Problem] = [
+            (
+                ("regions", alias, "bootstrap"),
+                f"[security] secures regions regionlink runs; {alias} is external "
+                "(reach it with a mirror worker file's security settings instead)",
+            )
+            for alias in sorted(self.external_regions)
+        ]
+        if self.failover is not None and self.failover.lease_s is not None:
+            problems.append(
+                (
+                    ("failover", "lease_s"),
+                    "the write lease's probe is plaintext: it cannot be used with "
+                    "[security] tls = true yet",
+                )
+            )
         return problems
 
     def link_between(self, a: str, b: str) -> LinkConfig | None:

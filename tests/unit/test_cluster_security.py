@@ -73,7 +73,7 @@ def test_dotted_and_quoted_keys_give_the_client_settings(
 def test_a_password_in_the_file_is_refused_by_line(tmp_path: Path) -> None:
     path = _load(tmp_path, 'security.protocol = "SASL_SSL"\n"sasl.password" = "oops"\n')
     report = _problems(path)
-    assert f"{path}:4: clusters.us.\"sasl.password\": write the password in a file" in report
+    assert f'{path}:4: clusters.us."sasl.password": write the password in a file' in report
     assert "oops" not in report
 
 

@@ -68,7 +68,7 @@ def cli_problems(path: Path) -> list[str]:
     return lines
 
 
-def test_there_are_nine_examples() -> None:
+def test_there_are_ten_examples() -> None:
     assert [path.name for path in EXAMPLES] == [
         "active-active.toml",
         "active-passive-rf3-wan.toml",
@@ -78,6 +78,7 @@ def test_there_are_nine_examples() -> None:
         "external-cluster.toml",
         "three-brokers.toml",
         "three-region-hub.toml",
+        "two-regions-secure.toml",
         "two-regions.toml",
     ]
 
@@ -102,6 +103,10 @@ def test_examples_describe_what_they_promise() -> None:
     assert flow.sync_group_offsets and flow.emit_checkpoints_interval_s == 1
     assert two.failover is not None
     assert (two.failover.primary, two.failover.standby) == ("us-east", "eu-west")
+    secure = load_topology(TOPOLOGIES / "two-regions-secure.toml")  # the same, secured
+    assert secure.security.protocol == "SASL_SSL" and secure.security.sasl == "SCRAM-SHA-512"
+    unsecured = secure.model_copy(update={"name": two.name, "security": two.security})
+    assert unsecured.model_dump() == two.model_dump()
 
     active = load_topology(TOPOLOGIES / "active-active.toml")
     assert {(f.source, f.target, f.naming) for f in active.flows} == {
@@ -296,7 +301,7 @@ def test_unknown_key_in_a_region(tmp_path: Path) -> None:
     assert cli_problems(path) == [
         f"{path}:5: regions.eu-west.brokerz: unknown key 'brokerz' (did you mean 'brokers'?)",
         f"{path}:6: x: unknown key 'x'; known keys: name, regions, flows, failover, links, "
-        "chaos, tracing",
+        "chaos, tracing, security",
     ]
 
 

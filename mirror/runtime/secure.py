@@ -1,0 +1,200 @@
+"""What `[security]` makes in a state dir, and how each process uses it.
+
+`regionlink up` on a topology with `[security] tls = true` keeps under
+`<state dir>/security/`:
+
+- `ca/` — the topology's CA (mirror/runtime/pki.py), which every client trusts;
+- `certs/broker.*` — the brokers' certificate (127.0.0.1 and localhost), and
+  `certs/admin.*` — the supervisor's client certificate, `User:CN=admin,O=regionlink`;
+- `users/<user>.password` — with `sasl`, a random password per SCRAM user: `admin` (the
+  supervisor, the failover tools, `regionlink endpoint`) and `worker-<source>-<target>`
+  per flow. Files are mode 0600 and kept across restarts, so identities are stable.
+
+Every broker listener then speaks SASL_SSL (SSL without `sasl`); a broker also gets an
+`INTERNAL` listener on loopback, SSL with client certificates required, which replicas
+fetch through (they do not speak SASL) and through which the supervisor creates the SCRAM
+users with AlterUserScramCredentials — the first user needs a way in that is not SASL
+(docs/security.md, "The first user"). The authorizer stays off: the switch gives
+encryption and authentication; ACLs are the operator's to add.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from broker.client import KafkaClient
+from broker.client.client import check
+from broker.client.security import ClientSecurity
+from broker.protocol.messages import MessageBuilder
+from broker.protocol.versions import ApiKey
+from broker.security.scram import ScramMechanism
+from mirror.config import FlowConfig, parse_bootstrap
+from mirror.runtime.pki import CertificateFiles, ensure_ca, ensure_leaf
+from mirror.runtime.topology import SecurityConfig, TopologyConfig
+
+ADMIN_USER = "admin"
+INTERNAL_LISTENER = "INTERNAL"
+SCRAM_ITERATIONS = 8192
+_PRIVATE = 0o600
+
+
+def worker_user(flow: FlowConfig) -> str:
+    """The SCRAM user a flow's workers log in as, in both of its regions."""
+    return f"worker-{flow.source}-{flow.target}"
+
+
+@dataclass(frozen=True)
+class TopologySecurity:
+    """The security material of one state dir (paths; files made by `ensure`)."""
+
+    state_dir: Path
+    config: SecurityConfig
+
+    @property
+    def root(self) -> Path:
+        return self.state_dir / "security"
+
+    @property
+    def ca(self) -> CertificateFiles:
+        return CertificateFiles(
+            self.root / "ca" / "regionlink-ca.pem", self.root / "ca" / "regionlink-ca.key"
+        )
+
+    def certificate(self, name: str) -> CertificateFiles:
+        return CertificateFiles(
+            self.root / "certs" / f"{name}.pem", self.root / "certs" / f"{name}.key"
+        )
+
+    def password_file(self, user: str) -> Path:
+        return self.root / "users" / f"{user}.password"
+
+    def password(self, user: str) -> str:
+        return self.password_file(user).read_text().strip()
+
+    def ensure(self, users: list[str]) -> None:
+        """The CA, certificates and (with SASL) one password file per user; existing
+        files are kept."""
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        ca = ensure_ca(self.ca.cert.parent)
+        for name in ("broker", ADMIN_USER):
+            ensure_leaf(ca, self.certificate(name).cert.parent, name)
+        if self.config.sasl is None:
+            return
+        self.password_file(ADMIN_USER).parent.mkdir(mode=0o700, exist_ok=True)
+        for user in users:
+            path = self.password_file(user)
+            if not path.exists():
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _PRIVATE)
+                with os.fdopen(descriptor, "w") as handle:
+                    handle.write(secrets.token_urlsafe(24) + "\n")
+
+    def broker_args(self, internal_port: int, listeners: tuple[str, ...]) -> tuple[str, ...]:
+        """A broker's TLS/SASL arguments: every listener (CLIENT, the WAN ones in
+        `listeners`) speaks the switch's protocol; INTERNAL is mutual TLS on loopback."""
+        names = [arg.split("=", 1)[0] for arg in listeners if "=" in arg]
+        protocol = self.config.protocol
+        mapping = ",".join(
+            [f"CLIENT:{protocol}", f"{INTERNAL_LISTENER}:SSL"] + [f"{n}:{protocol}" for n in names]
+        )
+        broker = self.certificate("broker")
+        address = f"127.0.0.1:{internal_port}"
+        args: tuple[str, ...] = (
+            "--listener", f"{INTERNAL_LISTENER}={address},{address}",
+            "--listener-security-protocol-map", mapping,
+            "--inter-broker-listener-name", INTERNAL_LISTENER,
+            "--ssl-certificate", str(broker.cert),
+            "--ssl-key", str(broker.key),
+            "--ssl-ca", str(self.ca.cert),
+            "--ssl-client-auth", "required",
+        )  # fmt: skip
+        if self.config.sasl is not None:
+            args += ("--sasl-enabled-mechanisms", self.config.sasl)
+        return args
+
+    def client(self, user: str = ADMIN_USER) -> ClientSecurity:
+        """How `user` dials a region's CLIENT (or WAN) listeners."""
+        sasl = self.config.sasl is not None
+        return ClientSecurity(
+            protocol=self.config.protocol,
+            mechanism=self.config.sasl,
+            username=user if sasl else None,
+            password=self.password(user) if sasl else None,
+            ca=self.ca.cert,
+        )
+
+    def internal_client(self) -> ClientSecurity:
+        """The supervisor on a broker's INTERNAL listener: its admin certificate."""
+        admin = self.certificate(ADMIN_USER)
+        return ClientSecurity("SSL", ca=self.ca.cert, certificate=admin.cert, key=admin.key)
+
+    def cluster_settings(self, user: str) -> dict[str, Any]:
+        """`ClusterConfig` fields for a worker logging in as `user` (the password by file)."""
+        settings: dict[str, Any] = {
+            "security_protocol": self.config.protocol,
+            "ssl_ca_location": str(self.ca.cert),
+        }
+        if self.config.sasl is not None:
+            settings |= {
+                "sasl_mechanism": self.config.sasl,
+                "sasl_username": user,
+                "sasl_password_file": str(self.password_file(user)),
+            }
+        return settings
+
+
+def topology_security(topology: TopologyConfig, state_dir: Path) -> TopologySecurity | None:
+    """The state dir's security material, or None when the topology does not ask for TLS."""
+    if not topology.security.tls:
+        return None
+    return TopologySecurity(state_dir.resolve(), topology.security)
+
+
+def admin_client(topology: TopologyConfig, state_dir: Path) -> ClientSecurity | None:
+    """How the supervisor and the failover tools dial a region (None: plaintext)."""
+    security = topology_security(topology, state_dir)
+    return security.client() if security is not None else None
+
+
+def topology_users(topology: TopologyConfig) -> list[str]:
+    return [ADMIN_USER, *sorted({worker_user(flow) for flow in topology.flows})]
+
+
+async def create_users(
+    security: TopologySecurity, internal_bootstrap: str, users: list[str]
+) -> None:
+    """Upsert every user's SCRAM credential in one region, through a broker's INTERNAL
+    listener (KafkaError if the region refuses one). The salted password is sent, never the
+    password (AlterUserScramCredentials, as `kafka-configs` does)."""
+    mechanism = ScramMechanism.named(security.config.sasl or "")
+    assert mechanism is not None
+
+    def build(b: MessageBuilder, version: int) -> Any:
+        upsertions = []
+        for user in users:
+            salt = secrets.token_bytes(16)
+            salted = mechanism.salted_password(security.password(user), salt, SCRAM_ITERATIONS)
+            upsertions.append(
+                b.make(
+                    "ScramCredentialUpsertion",
+                    name=user,
+                    mechanism=mechanism.kafka_type,
+                    iterations=SCRAM_ITERATIONS,
+                    salt=salt,
+                    salted_password=salted,
+                )
+            )
+        return b.make(
+            "AlterUserScramCredentialsRequest", deletions=(), upsertions=tuple(upsertions)
+        )
+
+    address = parse_bootstrap(internal_bootstrap)
+    async with KafkaClient(
+        address, security=security.internal_client(), request_timeout_s=10, connect_timeout_s=5
+    ) as client:
+        response = await client.call(ApiKey.ALTER_USER_SCRAM_CREDENTIALS, build)
+    for result in response.results:
+        check(result.error_code, f"creating SCRAM user {result.user}", result.error_message)
