@@ -160,7 +160,11 @@ def admin_client(topology: TopologyConfig, state_dir: Path) -> ClientSecurity | 
 
 
 def topology_users(topology: TopologyConfig) -> list[str]:
-    return [ADMIN_USER, *sorted({worker_user(flow) for flow in topology.flows})]
+    """`admin` and a worker user for each flow and for its reverse, which a failover runs
+    (mirror/runtime/links.py `flow_between`): every user exists before it is needed."""
+    pairs = {(flow.source, flow.target) for flow in topology.flows}
+    pairs |= {(target, source) for source, target in pairs}
+    return [ADMIN_USER, *sorted(f"worker-{source}-{target}" for source, target in pairs)]
 
 
 async def create_users(

@@ -3,7 +3,8 @@ topologies/two-regions-secure.toml makes a CA, certificates and SCRAM users in t
 (0600), runs every broker listener SASL_SSL, and its worker mirrors as its own user. A
 confluent-kafka client configured with exactly what `regionlink endpoint --json` prints
 produces on the primary and reads the copy on the standby; a plaintext client gets nothing;
-no password is in `regionlink status --json`, any log, the span store or any other file of
+a switchover runs the reverse flow as its own user; no password is in
+`regionlink status --json`, any log, the span store or any other file of
 the state dir but its own password files."""
 
 from __future__ import annotations
@@ -54,6 +55,17 @@ def _read(config: dict[str, str], topic: str, count: int, timeout_s: float) -> l
     return values
 
 
+def _wait_running(state: Path, flow: tuple[str, str], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        done = regionlink("status", "--state-dir", str(state), "--json")
+        flows = {(f["source"], f["target"]): f["state"] for f in json.loads(done.stdout)["flows"]}
+        if flows.get(flow) == "running":
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"flow {flow} not running: {flows}")
+
+
 def test_secured_topology_end_to_end(state_dir: Path) -> None:  # noqa: F811
     started = regionlink("up", str(TOPOLOGY), "--state-dir", str(state_dir), "--json")
     assert started.returncode == 0, started.stderr
@@ -74,6 +86,12 @@ def test_secured_topology_end_to_end(state_dir: Path) -> None:  # noqa: F811
     plaintext = AdminClient({"bootstrap.servers": us["bootstrap.servers"]})
     with pytest.raises(KafkaException):
         plaintext.list_topics(timeout=3)
+
+    # The failover tools log in as admin, and the reverse flow's workers as their own user.
+    switched = regionlink("switchover", "--to", "eu-west", "--state-dir", str(state_dir), "--json")
+    assert switched.returncode == 0, switched.stderr
+    assert json.loads(switched.stdout)["outcome"] == "done"
+    _wait_running(state_dir, ("eu-west", "us-east"))
 
     secrets_dir = state_dir / "security"
     private = [p for p in secrets_dir.rglob("*") if p.is_file()]
