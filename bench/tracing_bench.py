@@ -42,6 +42,7 @@ import shlex
 import statistics
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -65,6 +66,7 @@ from bench.mirror_bench import (
     client_result,
     cpu_seconds,
     lag_phase,
+    machine_cpu_s,
     make_topic,
     mirror_phase,
     positive_float,
@@ -80,6 +82,9 @@ from broker.telemetry import SPAN_STORE_ENV
 MODES = ("off", "on")
 GOAL_THROUGHPUT_RATIO = 0.9  # tracing on costs under 10 % of throughput
 GOAL_P99_MS = 100.0
+SETTLE_MAX_S = 30.0
+SETTLE_SAMPLE_S = 0.5
+SETTLE_BUSY_CORES = 0.2
 _TRACING_ENV = (
     SPAN_STORE_ENV,
     "OTEL_SDK_DISABLED",
@@ -220,9 +225,25 @@ def span_figures(latencies_s: list[float]) -> dict[str, Any]:
     }
 
 
+def settle(status: Console) -> None:
+    """Let the machine go quiet before the next mode: a mode writes gigabytes of logs, and
+    the kernel's writeback of them would otherwise land on the mode that runs next (seen as
+    0.5-1 core of "other processes" in the second mode of most rounds)."""
+    os.sync()
+    deadline_s, busy_cores = time.monotonic() + SETTLE_MAX_S, 0.0
+    while time.monotonic() < deadline_s:
+        busy_s, _ = machine_cpu_s()
+        time.sleep(SETTLE_SAMPLE_S)
+        busy_cores = (machine_cpu_s()[0] - busy_s) / SETTLE_SAMPLE_S
+        if busy_cores < SETTLE_BUSY_CORES:
+            return
+    status.print(f"  the machine stayed busy ({busy_cores:.2f} cores) for {SETTLE_MAX_S:g} s")
+
+
 def bench_round(o: TracingOptions, index: int, status: Console) -> Round:
     round_ = Round()
     for mode in MODES if index % 2 == 0 else MODES[::-1]:
+        settle(status)
         mode_phases(o, mode, round_, status)
     return round_
 
@@ -246,7 +267,11 @@ FIGURES = (
     Figure("mirror.us_cpu_s", "mirror: us broker CPU", "s"),
     Figure("mirror.eu_cpu_s", "mirror: eu broker CPU", "s"),
     Figure("live.rate", "live: producer -> us -> mirror -> eu, on eu", "records/s"),
-    Figure("latency.target_rate", "latency: offered load on us (half of live)", "records/s"),
+    Figure(
+        "latency.target_rate",
+        "latency: offered load on us (half of live, or --lag-rate)",
+        "records/s",
+    ),
     Figure("latency.achieved_rate", "latency: achieved load on us", "records/s"),
     Figure("latency.p50_ms", "latency: produce() -> consumed on eu, p50", "ms"),
     Figure("latency.p99_ms", "latency: produce() -> consumed on eu, p99", "ms"),
