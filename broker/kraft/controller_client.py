@@ -21,6 +21,7 @@ import grpc
 from broker.kraft.controller import controller_pb2 as pb
 from broker.kraft.controller import controller_pb2_grpc
 from broker.kraft.controller.transport import CHANNEL_OPTIONS
+from broker.kraft.grpc_tls import GrpcTls, open_channel
 from broker.kraft.metadata import (
     MetadataError,
     MetadataImage,
@@ -76,13 +77,21 @@ class MetadataUpdate:
 
 
 class ControllerClient:
-    def __init__(self, quorum: Mapping[int, tuple[str, int]], *, timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        quorum: Mapping[int, tuple[str, int]],
+        *,
+        timeout_s: float = 5.0,
+        tls: GrpcTls | None = None,
+    ) -> None:
+        """`tls`: dial the controllers with mutual TLS (broker/kraft/grpc_tls.py)."""
         if not quorum:
             raise ValueError("the controller quorum is empty")
         self._addresses = {n: f"{h}:{p}" for n, (h, p) in quorum.items()}
         self._order = sorted(self._addresses)
         self._timeout_s = timeout_s
         self._channels: dict[int, grpc.aio.Channel] = {}
+        self._tls = tls
         self._leader: int | None = None
         self._next = 0
 
@@ -228,7 +237,7 @@ class ControllerClient:
     def _stub(self, node_id: int) -> controller_pb2_grpc.ControllerQuorumStub:
         channel = self._channels.get(node_id)
         if channel is None:
-            channel = grpc.aio.insecure_channel(self._addresses[node_id], options=CHANNEL_OPTIONS)
+            channel = open_channel(self._addresses[node_id], self._tls, CHANNEL_OPTIONS)
             self._channels[node_id] = channel
         return controller_pb2_grpc.ControllerQuorumStub(channel)
 

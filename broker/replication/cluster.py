@@ -29,6 +29,7 @@ from broker.kraft.controller_client import (
     TopicResult,
     TopicSpec,
 )
+from broker.kraft.grpc_tls import GrpcTls
 from broker.kraft.metadata import (
     CLUSTER_RESOURCE,
     BrokerInfo,
@@ -64,7 +65,7 @@ class ClusterLink:
     def __init__(self, broker: Broker, quorum: Mapping[int, tuple[str, int]]) -> None:
         self.broker = broker
         self.local_id = broker.config.node_id
-        self.controllers = ControllerClient(quorum)
+        self.controllers = ControllerClient(quorum, tls=_controller_tls(broker.config.security))
         self.image = MetadataImage()
         self.metadata_offset = 0
         self.broker_epoch = -1
@@ -412,6 +413,14 @@ def _address(info: BrokerInfo, listener: str) -> tuple[str, int] | None:
     if listener == CLIENT_LISTENER:
         return info.host, info.port
     return info.listener_address(listener)
+
+
+def _controller_tls(security: SecurityConfig) -> GrpcTls | None:
+    """Mutual TLS to the controllers with this broker's certificate, when asked for."""
+    tls = security.tls
+    if not security.controller_tls or tls is None or tls.ca is None:
+        return None
+    return GrpcTls(tls.certificate, tls.key, tls.ca)
 
 
 def _replica_tls(security: SecurityConfig, listener: str) -> ssl.SSLContext | None:

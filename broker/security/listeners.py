@@ -116,6 +116,9 @@ class SecurityConfig:
     # certificate) but not SASL yet, so a region whose client listener uses SASL names a
     # PLAINTEXT or SSL listener here.
     inter_broker_listener: str | None = None
+    # Dial the region's controllers with mutual TLS, showing this broker's certificate and
+    # checking theirs against the CA (broker/kraft/grpc_tls.py); ours, no Kafka name.
+    controller_tls: bool = False
 
     def protocol_of(self, listener: str) -> SecurityProtocol:
         name = listener.upper()
@@ -155,5 +158,7 @@ class SecurityConfig:
                 "authenticate with SASL yet; name a PLAINTEXT or SSL listener as "
                 "inter.broker.listener.name"
             )
+        if self.controller_tls and (self.tls is None or self.tls.ca is None):
+            raise ValueError("controller TLS needs a certificate, a key and the CA certificates")
         if self.failed_authentication_delay_ms < 0 or self.max_failed_authentications < 1:
             raise ValueError("the failed-authentication delay and limit must be positive")

@@ -192,6 +192,7 @@ def broker(
     max_failed_authentications: sec.MaxFailedAuthentications = 10,
     failed_authentication_window_ms: sec.FailedAuthenticationWindowMs = 60_000,
     inter_broker_listener_name: sec.InterBrokerListener = None,
+    controller_tls: sec.ControllerTls = False,
 ) -> None:
     """Run a Kafka-compatible broker: a single-node region, or one broker of a region.
 
@@ -277,6 +278,7 @@ def broker(
             max_failed_authentications,
             failed_authentication_window_ms,
             inter_broker_listener_name,
+            controller_tls,
         ),
     )
     sec.check(config)
@@ -312,6 +314,9 @@ def controller(
     ] = 3,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     metrics_listen: MetricsListen = None,
+    ssl_certificate: sec.ControllerSslCertificate = None,
+    ssl_key: sec.ControllerSslKey = None,
+    ssl_ca: sec.ControllerSslCa = None,
 ) -> None:
     """Run one member of a region's controller quorum (KRaft-style).
 
@@ -353,7 +358,8 @@ def controller(
         raise CliError(str(exc)) from exc
     metrics_address = _metrics_listen(metrics_listen)
     _setup_logging(log_level)
-    config = ControllerConfig(node_id, data_dir, host, port, members, policy=policy)
+    tls = sec.controller_tls(ssl_certificate, ssl_key, ssl_ca)
+    config = ControllerConfig(node_id, data_dir, host, port, members, policy=policy, tls=tls)
     try:
         run_controller(config, metrics_address)
     except (OSError, BaseExceptionGroup) as exc:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from broker.kraft.grpc_tls import GrpcTls
 from broker.security.listeners import (
     DEFAULT_MECHANISMS,
     ClientAuth,
@@ -89,6 +90,43 @@ MaxFailedAuthentications = Annotated[
 FailedAuthenticationWindowMs = Annotated[
     int, typer.Option(help="The window --max-failed-authentications counts in.")
 ]
+ControllerTls = Annotated[
+    bool,
+    typer.Option(
+        help="With --controllers: dial them with mutual TLS, showing --ssl-certificate and "
+        "checking theirs against --ssl-ca (controllers started with the same --ssl-* options)."
+    ),
+]
+ControllerSslCertificate = Annotated[
+    Path | None,
+    typer.Option(
+        help="PEM certificate for mutual TLS on this controller's gRPC (with --ssl-key and "
+        "--ssl-ca: every peer and broker must show a certificate from that CA)."
+    ),
+]
+ControllerSslKey = Annotated[
+    Path | None, typer.Option(help="PEM key of --ssl-certificate (unencrypted).")
+]
+ControllerSslCa = Annotated[
+    Path | None,
+    typer.Option(help="PEM CA certificates peers' and brokers' certificates must chain to."),
+]
+
+
+def controller_tls(certificate: Path | None, key: Path | None, ca: Path | None) -> GrpcTls | None:
+    """The controller's --ssl-* options as GrpcTls (all three or none); CliError if a file
+    is missing or only some are given."""
+    given = [v for v in (certificate, key, ca) if v is not None]
+    if not given:
+        return None
+    if certificate is None or key is None or ca is None:
+        raise CliError("--ssl-certificate, --ssl-key and --ssl-ca go together")
+    for path in given:
+        if not path.is_file():
+            raise CliError(f"{path}: no such file")
+    return GrpcTls(certificate, key, ca)
+
+
 InterBrokerListener = Annotated[
     str | None,
     typer.Option(
@@ -110,6 +148,7 @@ def security_config(
     max_failed_authentications: int,
     failed_authentication_window_ms: int,
     inter_broker_listener: str | None,
+    controller_tls: bool = False,
 ) -> SecurityConfig:
     """The options as a SecurityConfig; CliError naming the option that is wrong."""
     try:
@@ -135,6 +174,7 @@ def security_config(
         max_failed_authentications=max_failed_authentications,
         failed_authentication_window_ms=failed_authentication_window_ms,
         inter_broker_listener=inter_broker_listener,
+        controller_tls=controller_tls,
     )
 
 

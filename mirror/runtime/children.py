@@ -30,15 +30,21 @@ def regionlink_argv(*args: str) -> tuple[str, ...]:
 
 
 def controller_spec(
-    state_dir: Path, region: str, index: int, quorum: str, replication_factor: int
+    state_dir: Path,
+    region: str,
+    index: int,
+    quorum: str,
+    replication_factor: int,
+    security: tuple[str, ...] = (),
 ) -> ChildSpec:
-    """Controller `index` of `region`; it listens on its own entry of `quorum`."""
+    """Controller `index` of `region`; it listens on its own entry of `quorum`; `security`
+    are its mutual-TLS arguments (mirror/runtime/secure.py)."""
     return _node_spec(
         state_dir,
         region,
         "controller",
         index,
-        ("--quorum", quorum, "--default-replication-factor", str(replication_factor)),
+        ("--quorum", quorum, "--default-replication-factor", str(replication_factor), *security),
     )
 
 

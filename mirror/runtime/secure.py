@@ -14,8 +14,9 @@ Every broker listener then speaks SASL_SSL (SSL without `sasl`); a broker also g
 `INTERNAL` listener on loopback, SSL with client certificates required, which replicas
 fetch through (they do not speak SASL) and through which the supervisor creates the SCRAM
 users with AlterUserScramCredentials — the first user needs a way in that is not SASL
-(docs/security.md, "The first user"). The authorizer stays off: the switch gives
-encryption and authentication; ACLs are the operator's to add.
+(docs/security.md, "The first user"). In a region with controllers, their gRPC (Raft and
+broker <-> controller) is mutual TLS with the same certificate. The authorizer stays off:
+the switch gives encryption and authentication; ACLs are the operator's to add.
 """
 
 from __future__ import annotations
@@ -92,9 +93,21 @@ class TopologySecurity:
                 with os.fdopen(descriptor, "w") as handle:
                     handle.write(secrets.token_urlsafe(24) + "\n")
 
-    def broker_args(self, internal_port: int, listeners: tuple[str, ...]) -> tuple[str, ...]:
+    def controller_args(self) -> tuple[str, ...]:
+        """A controller's: mutual TLS on its gRPC, with the brokers' certificate."""
+        broker = self.certificate("broker")
+        return (
+            "--ssl-certificate", str(broker.cert),
+            "--ssl-key", str(broker.key),
+            "--ssl-ca", str(self.ca.cert),
+        )  # fmt: skip
+
+    def broker_args(
+        self, internal_port: int, listeners: tuple[str, ...], *, clustered: bool = False
+    ) -> tuple[str, ...]:
         """A broker's TLS/SASL arguments: every listener (CLIENT, the WAN ones in
-        `listeners`) speaks the switch's protocol; INTERNAL is mutual TLS on loopback."""
+        `listeners`) speaks the switch's protocol; INTERNAL is mutual TLS on loopback; in a
+        region with controllers, their gRPC is mutual TLS too."""
         names = [arg.split("=", 1)[0] for arg in listeners if "=" in arg]
         protocol = self.config.protocol
         mapping = ",".join(
@@ -113,6 +126,8 @@ class TopologySecurity:
         )  # fmt: skip
         if self.config.sasl is not None:
             args += ("--sasl-enabled-mechanisms", self.config.sasl)
+        if clustered:
+            args += ("--controller-tls",)
         return args
 
     def client(self, user: str = ADMIN_USER) -> ClientSecurity:

@@ -183,7 +183,7 @@ class Supervisor:
             for index in range(1, (config.brokers or 1) + 1):
                 port = self._port(f"{region}/broker-{index}")
                 listeners = listener_args(self.wan, region, index)
-                security = self._broker_security(region, index, listeners)
+                security = self._broker_security(region, index, listeners, quorum is not None)
                 spec = broker_spec(self.state_dir, region, index, port, quorum, listeners, security)
                 addresses.append(await self._start_ready(tg, spec))
             bootstraps[region] = ",".join(addresses)
@@ -191,12 +191,12 @@ class Supervisor:
         return bootstraps
 
     def _broker_security(
-        self, region: str, index: int, listeners: tuple[str, ...]
+        self, region: str, index: int, listeners: tuple[str, ...], clustered: bool
     ) -> tuple[str, ...]:
         if self.security is None:
             return ()
         internal = self._port(f"{region}/broker-{index}/internal")
-        return self.security.broker_args(internal, listeners)
+        return self.security.broker_args(internal, listeners, clustered=clustered)
 
     async def _create_users(self, region: str) -> None:
         """The topology's SCRAM users in `region`, through broker 1's INTERNAL listener
@@ -225,7 +225,10 @@ class Supervisor:
         )
         replication_factor = min(MAX_REPLICATION_FACTOR, config.brokers or 1)
         for index in range(1, count + 1):
-            spec = controller_spec(self.state_dir, region, index, quorum, replication_factor)
+            security = self.security.controller_args() if self.security else ()
+            spec = controller_spec(
+                self.state_dir, region, index, quorum, replication_factor, security
+            )
             await self._start_ready(tg, spec)
         return quorum
 

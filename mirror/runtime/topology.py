@@ -198,7 +198,7 @@ class SecurityConfig(BaseModel):
     ``tls = true`` makes `regionlink up` create a CA and certificates in the state dir and
     run every broker listener with TLS; ``sasl`` adds SCRAM users (an admin and one per
     flow, random passwords in files mode 0600) and makes the listeners SASL_SSL
-    (docs/security.md). Controllers' gRPC stays plaintext on loopback.
+    (docs/security.md). Controllers' gRPC becomes mutual TLS.
     """
 
     model_config = _MODEL_CONFIG

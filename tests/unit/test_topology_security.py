@@ -67,6 +67,13 @@ def test_ensure_makes_private_files_once_and_settings_use_them(tmp_path: Path) -
     assert mapping == "CLIENT:SASL_SSL,INTERNAL:SSL,from-eu:SASL_SSL"
     assert args[args.index("--inter-broker-listener-name") + 1] == "INTERNAL"
     assert args[-2:] == ("--sasl-enabled-mechanisms", "SCRAM-SHA-256")
+    clustered = security.broker_args(4242, (), clustered=True)
+    assert clustered[-1] == "--controller-tls"  # with its --ssl-* files, to the controllers
+    assert security.controller_args() == (
+        "--ssl-certificate", str(security.certificate("broker").cert),
+        "--ssl-key", str(security.certificate("broker").key),
+        "--ssl-ca", str(security.ca.cert),
+    )  # fmt: skip
 
     settings = security.cluster_settings("worker-us-eu")
     assert settings["sasl_password_file"] == str(security.password_file("worker-us-eu"))

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from broker.kraft.config import RaftConfig
+from broker.kraft.grpc_tls import GrpcTls
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,7 @@ class ControllerConfig:
     snapshot_every_entries: int = 1_000  # compact the Raft log this often
     commit_timeout_ms: int = 5_000  # a write RPC answers REQUEST_TIMED_OUT after this
     seed: int | None = None  # election-timeout rng; None derives it from the node id
+    tls: GrpcTls | None = None  # mutual TLS for every gRPC call, served and made
 
     def __post_init__(self) -> None:
         if self.node_id not in self.quorum:

@@ -42,7 +42,7 @@ async def serve(
     `meter`, its metrics are observed from the Raft node and the metadata image."""
     wal, persisted = await anyio.to_thread.run_sync(RaftWal.open, config.data_dir / WAL_NAME)
     state = MetadataState()
-    transport = RaftTransport(config.peers)
+    transport = RaftTransport(config.peers, config.tls)
     driver = RaftDriver(config, wal, persisted, transport, state)
     if meter is not None:
         observe_controller(meter, driver, state)
@@ -53,7 +53,11 @@ async def serve(
     controller_pb2_grpc.add_ControllerQuorumServicer_to_server(servicer, server)
     listen = f"{config.host}:{config.port}"
     try:
-        port = int(server.add_insecure_port(listen))
+        port = int(
+            server.add_insecure_port(listen)
+            if config.tls is None
+            else server.add_secure_port(listen, config.tls.server_credentials())
+        )
     except RuntimeError:
         port = 0
     if port == 0:

@@ -18,6 +18,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from broker.kraft.controller import controller_pb2, controller_pb2_grpc
 from broker.kraft.controller.codec import encode_message
+from broker.kraft.grpc_tls import GrpcTls, open_channel
 from broker.kraft.messages import Message
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,9 @@ class _Peer:
 
 
 class RaftTransport:
-    def __init__(self, peers: dict[int, tuple[str, int]]) -> None:
+    def __init__(self, peers: dict[int, tuple[str, int]], tls: GrpcTls | None = None) -> None:
         self._peers = {n: _Peer(n, f"{h}:{p}") for n, (h, p) in peers.items()}
+        self._tls = tls
 
     def send(self, message: Message) -> None:
         """Queue for the peer; drop if it is unknown or its queue is full."""
@@ -65,7 +67,7 @@ class RaftTransport:
                 tasks.start_soon(self._sender, peer)
 
     async def _sender(self, peer: _Peer) -> None:
-        async with grpc.aio.insecure_channel(peer.address, options=CHANNEL_OPTIONS) as channel:
+        async with open_channel(peer.address, self._tls, CHANNEL_OPTIONS) as channel:
             stub = controller_pb2_grpc.ControllerQuorumStub(channel)
             with peer.receive:
                 async for first in peer.receive:
