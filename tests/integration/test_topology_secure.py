@@ -15,10 +15,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from broker.kraft.controller_client import ControllerClient, ControllerError
+from mirror.config import parse_host_port
+from mirror.runtime.secure import TopologySecurity
+from mirror.runtime.topology import load_topology
 from tests.integration.security_harness import files_holding
 from tests.integration.test_runtime import TOPOLOGIES, regionlink, state_dir  # noqa: F401
 
@@ -108,3 +113,56 @@ def test_secured_topology_end_to_end(state_dir: Path) -> None:  # noqa: F811
     assert (state_dir / "spans.db").exists() and list((state_dir / "logs").iterdir())
     leaks = [f for f in files_holding(state_dir, passwords) if "/security/users/" not in f]
     assert leaks == []
+
+
+SECURE_RF3 = """\
+name = "secure-rf3"
+[regions.us-east]
+brokers = 3
+controllers = 3
+[security]
+tls = true
+sasl = "SCRAM-SHA-256"
+"""
+
+
+def test_secured_region_with_controllers(state_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    """Replicas fetch over the INTERNAL mutual-TLS listener (the ISR stays full), and the
+    controllers' gRPC takes no plaintext client."""
+    topology = tmp_path / "secure-rf3.toml"
+    topology.write_text(SECURE_RF3)
+    started = regionlink("up", str(topology), "--state-dir", str(state_dir), "--json")
+    assert started.returncode == 0, started.stderr
+    up = json.loads(started.stdout)
+    security = TopologySecurity(state_dir.resolve(), load_topology(topology).security)
+    client = {
+        "bootstrap.servers": up["regions"]["us-east"]["bootstrap"],
+        **security.client().librdkafka(),
+    }
+    admin = AdminClient(client)  # must outlive its futures
+    admin.create_topics([NewTopic("orders", 3, 3)])["orders"].result(20)
+    producer = Producer({**client, "acks": "all"})
+    for i in range(RECORDS):
+        producer.produce("orders", value=b"v%d" % i)
+    assert producer.flush(20) == 0
+    partitions = admin.list_topics(timeout=10).topics["orders"].partitions.values()
+    assert all(sorted(p.isrs) == [1, 2, 3] for p in partitions), partitions
+
+    quorum = {
+        int(p["name"].rsplit("-", 1)[1]): parse_host_port(p["address"])
+        for p in up["processes"]
+        if p["kind"] == "controller"
+    }
+    assert len(quorum) == 3
+
+    async def plaintext_register() -> str:
+        controllers = ControllerClient(quorum, timeout_s=2.0)
+        try:
+            await controllers.register_broker(9, "intruder", "127.0.0.1", 1)
+            return "registered"
+        except ControllerError as exc:
+            return str(exc)
+        finally:
+            await controllers.aclose()
+
+    assert "UNAVAILABLE" in anyio.run(plaintext_register)
