@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import ssl
 import time
 import uuid
 from functools import partial
@@ -34,6 +35,7 @@ from broker.security.authz import Access
 from broker.security.connection import listener_securities
 from broker.security.guard import Guard
 from broker.security.store import LocalSecurityStore, SecurityStore
+from broker.security.tls import client_context
 from broker.server import ConnectionInfo, serve
 from broker.topics import TopicError, TopicInfo, TopicRegistry
 from broker.topology import (
@@ -101,6 +103,13 @@ class Broker:
     def topology(self) -> Topology:
         """The region's topology epoch and role, as client writes and links are checked."""
         return newest(self.topics.topology, self.config.startup_topology)
+
+    def _lease_tls(self) -> ssl.SSLContext | None:
+        """The TLS context lease probes dial the standby with, if asked to (--lease-tls)."""
+        tls = self.config.security.tls
+        if not self.config.lease_tls or tls is None or tls.ca is None:
+            return None
+        return client_context(tls.ca, tls.certificate, tls.key)
 
     def lease_refusal(self) -> str | None:
         """Why a primary refuses client writes on its own (its write lease lapsed), or None."""
@@ -334,7 +343,9 @@ class Broker:
                 tasks.start_soon(self._maintenance_loop)
                 tasks.start_soon(self._groups_loop)
                 if self.lease is not None and self.config.lease_peers:
-                    tasks.start_soon(keep_lease, self.lease, list(self.config.lease_peers))
+                    tasks.start_soon(
+                        keep_lease, self.lease, list(self.config.lease_peers), self._lease_tls()
+                    )
                 if self.cluster is not None:
                     await tasks.start(self.cluster.run)
                 log.info(

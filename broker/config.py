@@ -65,6 +65,7 @@ class BrokerConfig:
     # primary may go without reaching one before it refuses client writes. None: no lease.
     lease_s: float | None = None
     lease_peers: tuple[tuple[str, int], ...] = ()
+    lease_tls: bool = False  # probe the peers with TLS (the broker's CA and certificate)
     # Named extra listeners, as Kafka's `listeners` / `advertised.listeners`: clients that
     # connect to one are told its advertised address (e.g. a WAN link's fault proxy in front
     # of it), so they keep coming through it. Registered with the controllers in a

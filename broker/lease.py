@@ -15,6 +15,7 @@ writes even though its clients can reach it. Off unless the topology sets `lease
 from __future__ import annotations
 
 import logging
+import ssl
 import struct
 import time
 from dataclasses import dataclass
@@ -59,9 +60,18 @@ _PROBE = struct.pack(">hhih", 18, 0, 1, len(_CLIENT_ID)) + _CLIENT_ID
 _PROBE_FRAME = struct.pack(">i", len(_PROBE)) + _PROBE
 
 
-async def probe(host: str, port: int) -> None:
-    """One ApiVersions round trip with the peer; OSError if it does not answer properly."""
-    async with await anyio.connect_tcp(host, port) as stream:
+async def probe(host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
+    """One ApiVersions round trip with the peer (over TLS with `ssl_context`: a SASL
+    listener answers ApiVersions before authentication, so no credentials are needed);
+    OSError if it does not answer properly."""
+    stream = (
+        await anyio.connect_tcp(host, port)
+        if ssl_context is None
+        else await anyio.connect_tcp(
+            host, port, ssl_context=ssl_context, tls_standard_compatible=False
+        )
+    )
+    async with stream:
         await stream.send(_PROBE_FRAME)
         received = b""
         while len(received) < 8:  # size and correlation id
@@ -70,16 +80,24 @@ async def probe(host: str, port: int) -> None:
             raise OSError("the peer answered another request")
 
 
-async def keep_lease(lease: WriteLease, peers: list[tuple[str, int]]) -> None:
-    """Probe the standby's listeners forever; any answered probe renews the lease."""
+async def keep_lease(
+    lease: WriteLease, peers: list[tuple[str, int]], ssl_context: ssl.SSLContext | None = None
+) -> None:
+    """Probe the standby's listeners forever (with TLS when `ssl_context` is given); any
+    answered probe renews the lease."""
     was_expired = False
     while True:
         interval_s = lease.probe_interval_s
         for host, port in peers:
             try:
                 with anyio.fail_after(interval_s):
-                    await probe(host, port)
-            except (OSError, TimeoutError, anyio.EndOfStream, anyio.BrokenResourceError):
+                    await probe(host, port, ssl_context)
+            except (
+                OSError,  # ssl.SSLError too
+                TimeoutError,
+                anyio.EndOfStream,
+                anyio.BrokenResourceError,
+            ):
                 continue
             lease.reached(time.monotonic())
             break

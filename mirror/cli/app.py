@@ -150,6 +150,13 @@ def broker(
         str | None,
         typer.Option(help="With --lease-s: HOST:PORT[,HOST:PORT...] of the standby's brokers."),
     ] = None,
+    lease_tls: Annotated[
+        bool,
+        typer.Option(
+            help="With --lease-peer: probe the peers with TLS, checking them against --ssl-ca "
+            "(for TLS or SASL_SSL listeners)."
+        ),
+    ] = False,
     listener: Annotated[
         list[str] | None,
         typer.Option(
@@ -232,6 +239,8 @@ def broker(
         raise CliError(f"--controllers: {exc}") from exc
     if (lease_s is None) != (lease_peer is None):
         raise CliError("--lease-s and --lease-peer go together")
+    if lease_tls and (lease_peer is None or ssl_ca is None):
+        raise CliError("--lease-tls needs --lease-peer and --ssl-ca")
     if lease_s is not None and lease_s <= 0:
         raise CliError(f"--lease-s must be > 0, got {lease_s:g}")
     try:
@@ -266,6 +275,7 @@ def broker(
         startup_topology=startup_topology,
         lease_s=lease_s,
         lease_peers=peers,
+        lease_tls=lease_tls,
         authorizer=authorizer_settings,
         security=sec.security_config(
             listener_security_protocol_map,

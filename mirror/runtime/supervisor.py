@@ -381,7 +381,8 @@ class Supervisor:
             peers = ",".join(
                 f"127.0.0.1:{self._port(f'{other}/broker-{i}')}" for i in range(1, count + 1)
             )
-        return ("--lease-s", f"{failover.lease_s:g}", "--lease-peer", peers)
+        tls = ("--lease-tls",) if self.security is not None else ()  # the peers speak TLS
+        return ("--lease-s", f"{failover.lease_s:g}", "--lease-peer", peers, *tls)
 
     async def _retire(self, child: _Child) -> None:
         """Stop a worker for good. A worker is crash-safe, so one stuck on a dead region

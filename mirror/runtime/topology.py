@@ -324,8 +324,8 @@ class TopologyConfig(BaseModel):
         return problems
 
     def _security_problems(self) -> list[Problem]:
-        """What `[security] tls = true` cannot secure yet: external clusters (their
-        listeners and users are not ours) and the write lease (its probe is plaintext)."""
+        """What `[security] tls = true` cannot secure: external clusters (their listeners
+        and users are not the topology's)."""
         if not self.security.tls:
             return []
         problems: list[Problem] = [
@@ -336,14 +336,6 @@ class TopologyConfig(BaseModel):
             )
             for alias in sorted(self.external_regions)
         ]
-        if self.failover is not None and self.failover.lease_s is not None:
-            problems.append(
-                (
-                    ("failover", "lease_s"),
-                    "the write lease's probe is plaintext: it cannot be used with "
-                    "[security] tls = true yet",
-                )
-            )
         return problems
 
     def link_between(self, a: str, b: str) -> LinkConfig | None:

@@ -21,6 +21,7 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from broker.kraft.controller_client import ControllerClient, ControllerError
+from broker.lease import probe
 from mirror.config import parse_host_port
 from mirror.runtime.secure import TopologySecurity
 from mirror.runtime.topology import load_topology
@@ -166,3 +167,38 @@ def test_secured_region_with_controllers(state_dir: Path, tmp_path: Path) -> Non
             await controllers.aclose()
 
     assert "UNAVAILABLE" in anyio.run(plaintext_register)
+
+
+def test_write_lease_is_probed_over_tls(state_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    """active-passive.toml (a 5 s write lease) secured: the primary's lease probes reach the
+    standby's SASL_SSL listener over TLS, so it still takes writes after twice the lease —
+    and a plaintext probe of that listener gets no answer."""
+    topology = tmp_path / "active-passive-secure.toml"
+    text = (TOPOLOGIES / "active-passive.toml").read_text()
+    topology.write_text(text + '\n[security]\ntls = true\nsasl = "SCRAM-SHA-512"\n')
+    started = regionlink("up", str(topology), "--state-dir", str(state_dir), "--json")
+    assert started.returncode == 0, started.stderr
+    us, eu = _endpoint(state_dir, "us-east"), _endpoint(state_dir, "eu-west")
+    time.sleep(2 * 5 + 1)  # past the lease: only answered probes keep the primary writable
+    admin = AdminClient(us)  # must outlive its futures
+    admin.create_topics([NewTopic("orders", 1, 1)])["orders"].result(15)
+    errors: list[str] = []
+    producer = Producer({**us, "acks": "all", "message.timeout.ms": 10_000})
+    producer.produce(
+        "orders",
+        value=b"after the lease",
+        on_delivery=lambda e, _m: errors.append(str(e) if e else ""),
+    )
+    assert producer.flush(15) == 0 and errors == [""], errors
+
+    host, port = parse_host_port(eu["bootstrap.servers"])
+
+    async def plaintext_probe() -> str:
+        try:
+            with anyio.fail_after(5):
+                await probe(host, port)
+        except (OSError, TimeoutError, anyio.EndOfStream, anyio.BrokenResourceError) as exc:
+            return f"no answer: {type(exc).__name__}"
+        return "answered"
+
+    assert anyio.run(plaintext_probe).startswith("no answer")
