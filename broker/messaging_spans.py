@@ -23,7 +23,6 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext, suppress
 
-from opentelemetry.sdk.trace import SpanLimits
 from opentelemetry.trace import Link, Span, SpanContext, SpanKind, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
@@ -31,7 +30,7 @@ from broker import telemetry
 from broker.protocol.batch import HEADER_BYTES, BatchHeader, InvalidBatch, iter_headers
 from broker.protocol.records import decompress
 
-MAX_LINKS_PER_SPAN = SpanLimits().max_links or 128  # OTEL_SPAN_LINK_COUNT_LIMIT, else 128
+MAX_LINKS_PER_SPAN = telemetry.links_per_span()
 
 SYSTEM = "messaging.system"
 OPERATION_NAME = "messaging.operation.name"

@@ -35,7 +35,7 @@ from pathlib import Path
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
-from opentelemetry.sdk.trace import TracerProvider, sampling
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider, sampling
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -52,6 +52,8 @@ REGION_ATTRIBUTE = "regionlink.region"
 SPAN_STORE_ENV = "REGIONLINK_SPAN_STORE"
 SPAN_STORE_MAX_MB_ENV = "REGIONLINK_SPAN_STORE_MAX_MB"
 SPAN_STORE_MAX_AGE_H_ENV = "REGIONLINK_SPAN_STORE_MAX_AGE_H"
+LINK_LIMIT_ENV = "OTEL_SPAN_LINK_COUNT_LIMIT"
+DEFAULT_LINKS_PER_SPAN = 10_000
 _ENDPOINT_ENVS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 _PROTOCOL_ENVS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
 
@@ -135,6 +137,14 @@ def sampler_from_env() -> sampling.Sampler:
     return FollowLinks(configured) if isinstance(configured, sampling.ParentBased) else configured
 
 
+def links_per_span() -> int:
+    """How many links a span keeps: `OTEL_SPAN_LINK_COUNT_LIMIT`, else 10,000 rather than the
+    SDK's 128 — a broker's or the mirror's span links every sampled record of what it moves,
+    and a worker catching up copies thousands of records at a time; a record left out of
+    the links would lose that hop of its trace."""
+    return int(_positive(LINK_LIMIT_ENV, DEFAULT_LINKS_PER_SPAN))
+
+
 def resource_for(service_name: str) -> Resource:
     """`service.name` = `service_name` unless `OTEL_SERVICE_NAME` or
     `OTEL_RESOURCE_ATTRIBUTES` say otherwise; the rest of those variables are added."""
@@ -190,7 +200,11 @@ def build_provider(service_name: str, span_store: Path | None = None) -> TracerP
         )
     if not exporters:
         return None
-    provider = TracerProvider(resource=resource_for(service_name), sampler=sampler_from_env())
+    provider = TracerProvider(
+        resource=resource_for(service_name),
+        sampler=sampler_from_env(),
+        span_limits=SpanLimits(max_links=links_per_span()),
+    )
     for exporter in exporters:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     return provider

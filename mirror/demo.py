@@ -42,9 +42,6 @@ READ_AT_SOURCE = 4_000
 RUN = time.strftime("%H%M%S")
 TOPIC, GROUP = f"orders-{RUN}", f"billing-{RUN}"
 console = Console(width=max(120, Console().width))
-# A broker's and the mirror's spans link to at most 128 records' contexts (the SDK's link
-# limit): batches of at most 100 orders keep every order's hops in its trace.
-BATCH_RECORDS = 100
 
 
 def regionlink(*args: str, show: bool = False) -> str:
@@ -86,7 +83,6 @@ def produce(bootstrap: str, region: str) -> None:
         "enable.idempotence": True,
         "linger.ms": 5,
         "compression.type": "lz4",
-        "batch.num.messages": BATCH_RECORDS,
     }
     producer = traced_producer(config, region)
     for i in range(RECORDS):

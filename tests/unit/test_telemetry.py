@@ -73,15 +73,16 @@ def test_the_span_store_gets_spans_named_by_the_environment(
     provider = build_provider("regionlink-broker")
     assert provider is not None
     assert provider.resource.attributes["service.name"] == "regionlink-broker"
-    with provider.get_tracer("t").start_as_current_span("send orders"):
-        pass
+    many = [Link(_context(sampled=True, trace_id=i + 1)) for i in range(300)]
+    with provider.get_tracer("t").start_as_current_span("send orders", links=many):
+        pass  # more links than the SDK's default limit of 128 are all kept
     monkeypatch.setenv("OTEL_SERVICE_NAME", "billing")
     renamed = build_provider("regionlink-broker")
     assert renamed is not None and renamed.resource.attributes["service.name"] == "billing"
     provider.shutdown()
     renamed.shutdown()
     (span,) = SpanStore(store).trace(SpanStore(store).search()[0].trace_id)
-    assert (span.service, span.region) == ("regionlink-broker", "eu-west")
+    assert (span.service, span.region, len(span.links)) == ("regionlink-broker", "eu-west", 300)
 
 
 def _write_spans(count: int, key_bytes: int = 200) -> None:
