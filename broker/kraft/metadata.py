@@ -38,7 +38,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
-from typing import Any, TypeAlias
+from typing import Any, Self, TypeAlias
 
 from broker.security.acl import (
     AclBinding,
@@ -137,7 +137,7 @@ class ProducerIdsBlock:
 
 
 @dataclass(frozen=True, slots=True)
-class CreateAcl:
+class _AclRecord:
     """An ACL binding (broker/security/acl.py), its enums as Kafka's wire values."""
 
     resource_type: int
@@ -163,23 +163,18 @@ class CreateAcl:
             raise MetadataError(f"invalid ACL {self!r}: {exc}") from None
 
     @classmethod
-    def of(cls, binding: AclBinding) -> CreateAcl:
+    def of(cls, binding: AclBinding) -> Self:
         return cls(*_acl_fields(binding))
 
 
 @dataclass(frozen=True, slots=True)
-class DeleteAcl:
-    resource_type: int
-    resource_name: str
-    pattern_type: int
-    principal: str
-    host: str
-    operation: int
-    permission: int
+class CreateAcl(_AclRecord):
+    pass
 
-    @classmethod
-    def of(cls, binding: AclBinding) -> DeleteAcl:
-        return cls(*_acl_fields(binding))
+
+@dataclass(frozen=True, slots=True)
+class DeleteAcl(_AclRecord):
+    pass
 
 
 def _acl_fields(binding: AclBinding) -> tuple[int, str, int, str, str, int, int]:
@@ -607,7 +602,7 @@ class MetadataImage:
             case CreateAcl():
                 self._acls = self._acls | {record.binding()}
             case DeleteAcl():
-                binding = CreateAcl(*_acl_fields_of(record)).binding()
+                binding = record.binding()
                 if binding not in self._acls:
                     raise MetadataError(f"no such ACL: {record!r}")
                 self._acls = self._acls - {binding}
@@ -800,10 +795,6 @@ class MetadataImage:
         for obj in body["records"]:
             image.apply(_from_dict(obj))
         return image
-
-
-def _acl_fields_of(record: DeleteAcl) -> tuple[int, str, int, str, str, int, int]:
-    return tuple(getattr(record, f.name) for f in fields(record))
 
 
 def _check_scram(record: SetScramCredential) -> None:
