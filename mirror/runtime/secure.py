@@ -8,14 +8,16 @@
   `certs/admin.*` — the supervisor's client certificate, `User:CN=admin,O=regionlink`;
 - `users/<user>.password` — with `sasl`, a random password per SCRAM user: `admin` (the
   supervisor, the failover tools, `regionlink endpoint`) and `worker-<source>-<target>`
-  per flow. Files are mode 0600 and kept across restarts, so identities are stable.
+  per flow and per reverse flow (which a failover starts). Files are mode 0600 and kept
+  across restarts, so identities are stable.
 
 Every broker listener then speaks SASL_SSL (SSL without `sasl`); a broker also gets an
 `INTERNAL` listener on loopback, SSL with client certificates required, which replicas
 fetch through (they do not speak SASL) and through which the supervisor creates the SCRAM
 users with AlterUserScramCredentials — the first user needs a way in that is not SASL
 (docs/security.md, "The first user"). In a region with controllers, their gRPC (Raft and
-broker <-> controller) is mutual TLS with the same certificate. The authorizer stays off:
+broker <-> controller) is mutual TLS with the same certificate, and a write lease probes
+the standby over TLS. The authorizer stays off:
 the switch gives encryption and authentication; ACLs are the operator's to add.
 """
 
