@@ -119,6 +119,11 @@ def render_topology(topology: TopologyConfig) -> Tree:
     else:
         failover.add(Text.assemble("primary: ", (topology.failover.primary, "cyan")))
         failover.add(Text.assemble("standby: ", (topology.failover.standby, "cyan")))
+    if topology.security.tls:  # shown only when on: plaintext topologies draw as before
+        security = tree.add(Text("security", style="bold"))
+        mechanism = f" ({topology.security.sasl})" if topology.security.sasl else ""
+        security.add(Text(f"listeners: {topology.security.protocol}{mechanism}"))
+        security.add(Text("controllers: mutual TLS; CA, certificates and users in the state dir"))
     return tree
 
 

@@ -7,12 +7,15 @@ import stat
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
+from mirror.cli.topology import render_topology
 from mirror.config import FlowConfig
 from mirror.errors import ConfigError
 from mirror.runtime.secure import TopologySecurity, topology_users, worker_user
 from mirror.runtime.topology import SecurityConfig, load_topology
 
+TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
 BASE = """\
 name = "t"
 [regions.us]
@@ -90,3 +93,13 @@ def test_tls_only_has_no_users(tmp_path: Path) -> None:
     path.write_text(BASE)
     users = ["admin", "worker-eu-us", "worker-us-eu"]  # a failover runs the reverse flow
     assert topology_users(load_topology(path)) == users
+
+
+def test_show_draws_the_switch() -> None:
+    console = Console(width=120, record=True)
+    console.print(render_topology(load_topology(TOPOLOGIES / "two-regions-secure.toml")))
+    text = console.export_text()
+    assert "security" in text and "listeners: SASL_SSL (SCRAM-SHA-512)" in text
+    console = Console(width=120, record=True)
+    console.print(render_topology(load_topology(TOPOLOGIES / "two-regions.toml")))
+    assert "security" not in console.export_text()
