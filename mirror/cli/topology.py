@@ -123,7 +123,7 @@ def render_topology(topology: TopologyConfig) -> Tree:
         security = tree.add(Text("security", style="bold"))
         mechanism = f" ({topology.security.sasl})" if topology.security.sasl else ""
         security.add(Text(f"listeners: {topology.security.protocol}{mechanism}"))
-        security.add(Text("controllers: mutual TLS; CA, certificates and users in the state dir"))
+        security.add(Text("controllers (if any): mutual TLS; CA, certificates, users: state dir"))
     return tree
 
 
