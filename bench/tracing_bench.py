@@ -57,6 +57,7 @@ from bench.brokers import REPO_ROOT, RunningBroker
 from bench.machine import machine_info, machine_summary
 from bench.mirror_bench import (
     Child,
+    Goal,
     Options,
     PhaseError,
     Processes,
@@ -65,6 +66,7 @@ from bench.mirror_bench import (
     client_argv,
     client_result,
     cpu_seconds,
+    format_value,
     lag_phase,
     machine_cpu_s,
     make_topic,
@@ -72,6 +74,7 @@ from bench.mirror_bench import (
     positive_float,
     produce_step,
     run_phase,
+    verdict,
     watch_end_offsets,
 )
 from bench.report import save_results
@@ -296,15 +299,6 @@ def ratio(rounds: list[Round], key: str) -> float | None:
     return on / off if on is not None and off else None
 
 
-@dataclass(frozen=True)
-class Goal:
-    label: str
-    value: float | None
-    goal: str
-    met: bool | None
-    text: str
-
-
 def goals(rounds: list[Round]) -> list[Goal]:
     produce = ratio(rounds, "produce.records_per_s")
     mirror = ratio(rounds, "mirror.steady_records_per_s")
@@ -329,16 +323,6 @@ def goals(rounds: list[Round]) -> list[Goal]:
         under("p99 accepted in us -> appended in eu (on, spans)", span_p99),
         under("p99 produce() -> consumed on eu (on, clients)", client_p99),
     ]
-
-
-def format_value(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.2f}"
-
-
-def verdict(met: bool | None) -> str:
-    return "not measured" if met is None else "met" if met else "MISSED"
 
 
 def rows(rounds: list[Round]) -> list[tuple[str, str, str, str, str]]:
