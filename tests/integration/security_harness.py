@@ -1,14 +1,16 @@
 """Secured brokers for the security tests: a CA with certificates for brokers and clients
 (mirror/runtime/pki.py), broker arguments by Kafka's names, client settings by
-librdkafka's, users created through AlterUserScramCredentials, and a check that no secret
-was left in any file a test run wrote."""
+librdkafka's, users created through AlterUserScramCredentials, a reader with those
+settings, and a check that no secret was left in any file a test run wrote."""
 
 from __future__ import annotations
 
 import datetime
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from confluent_kafka import Consumer
 from confluent_kafka.admin import (
     AdminClient,
     ScramCredentialInfo,
@@ -116,3 +118,27 @@ def files_holding(root: Path, secrets: list[str]) -> list[str]:
             data = path.read_bytes()
             found += [f"{path}: {s!r}" for s in secrets if s.encode() in data]
     return found
+
+
+def read_values(config: dict[str, str], topic: str, count: int, timeout_s: float) -> list[bytes]:
+    """Up to `count` values of `topic`, from the start, read with the client settings
+    `config` (a fresh group, nothing committed) within `timeout_s`."""
+    consumer = Consumer(
+        {
+            **config,
+            "group.id": "check",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    values: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(values) < count and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                values.append(message.value() or b"")
+    finally:
+        consumer.close()
+    return values

@@ -9,13 +9,12 @@ logs, the brokers' data — must not hold it, nor may `worker status`.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 from confluent_kafka.admin import (
     AclBinding,
     AclOperation,
@@ -30,7 +29,7 @@ from broker.client import KafkaClient, KafkaConnectionError
 from broker.client.security import ClientSecurity
 from tests.integration.conftest import BrokerProcess, free_port
 from tests.integration.mirror_harness import WorkerProcess, worker_factory  # noqa: F401
-from tests.integration.security_harness import Pki, create_users, files_holding
+from tests.integration.security_harness import Pki, create_users, files_holding, read_values
 
 pytestmark = pytest.mark.integration
 
@@ -105,28 +104,6 @@ def _cluster_toml(alias: str, region: SecuredRegion, password_key: str, where: s
     )
 
 
-def _consume(config: dict[str, str], topic: str, count: int, timeout_s: float) -> list[bytes]:
-    consumer = Consumer(
-        {
-            **config,
-            "group.id": "check",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
-    values: list[bytes] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(values) < count and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                values.append(message.value() or b"")
-    finally:
-        consumer.close()
-    return values
-
-
 async def _our_client_logins(region: SecuredRegion) -> dict[str, str]:
     """How our client fares logging in as the worker with each mechanism, and with a
     wrong password (refused: a KafkaConnectionError naming the user, not the password)."""
@@ -179,7 +156,7 @@ def test_worker_mirrors_between_secured_regions(
         for i in range(RECORDS):
             producer.produce("orders", key=b"k%d" % i, value=b"v%d" % i)
         assert producer.flush(20) == 0
-        copied = _consume(eu.admin(), "us.orders", RECORDS, timeout_s=40)
+        copied = read_values(eu.admin(), "us.orders", RECORDS, timeout_s=40)
         assert sorted(copied) == sorted(b"v%d" % i for i in range(RECORDS))
 
         status = worker.status()

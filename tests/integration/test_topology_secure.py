@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from broker.kraft.controller_client import ControllerClient, ControllerError
@@ -25,7 +25,7 @@ from broker.lease import probe
 from mirror.config import parse_host_port
 from mirror.runtime.secure import TopologySecurity
 from mirror.runtime.topology import load_topology
-from tests.integration.security_harness import files_holding
+from tests.integration.security_harness import files_holding, read_values
 from tests.integration.test_runtime import TOPOLOGIES, regionlink, state_dir  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -37,28 +37,6 @@ def _endpoint(state: Path, region: str) -> dict[str, str]:
     done = regionlink("endpoint", "--state-dir", str(state), "--region", region, "--json")
     assert done.returncode == 0, done.stderr
     return dict(json.loads(done.stdout)["client"])
-
-
-def _read(config: dict[str, str], topic: str, count: int, timeout_s: float) -> list[bytes]:
-    consumer = Consumer(
-        {
-            **config,
-            "group.id": "check",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
-    values: list[bytes] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(values) < count and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                values.append(message.value() or b"")
-    finally:
-        consumer.close()
-    return values
 
 
 def _wait_running(state: Path, flow: tuple[str, str], timeout_s: float = 30) -> None:
@@ -86,7 +64,7 @@ def test_secured_topology_end_to_end(state_dir: Path) -> None:  # noqa: F811
     for i in range(RECORDS):
         producer.produce("orders", key=b"k%d" % i, value=b"v%d" % i)
     assert producer.flush(20) == 0
-    copied = _read(eu, "us-east.orders", RECORDS, timeout_s=45)
+    copied = read_values(eu, "us-east.orders", RECORDS, timeout_s=45)
     assert sorted(copied) == sorted(b"v%d" % i for i in range(RECORDS))
 
     plaintext = AdminClient({"bootstrap.servers": us["bootstrap.servers"]})
