@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import datetime
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, KafkaException
 from confluent_kafka.admin import (
     AdminClient,
     ScramCredentialInfo,
@@ -142,3 +143,36 @@ def read_values(config: dict[str, str], topic: str, count: int, timeout_s: float
     finally:
         consumer.close()
     return values
+
+
+def consume_in_group(
+    config: Mapping[str, str | int | float | bool],
+    topic: str,
+    group: str,
+    count: int,
+    timeout_s: float,
+) -> tuple[int, int]:
+    """Subscribe in `group` with the client settings `config`, read up to `count` records
+    and commit them: (records read, first error code or 0) — what an ACL let through."""
+    consumer = Consumer(
+        {**config, "group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False}
+    )
+    consumer.subscribe([topic])
+    read, error = 0, 0
+    deadline = time.monotonic() + timeout_s
+    try:
+        while read < count and not error and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if failure := msg.error():
+                error = failure.code()
+            else:
+                read += 1
+        if read:
+            consumer.commit(asynchronous=False)
+    except KafkaException as exc:
+        error = exc.args[0].code()
+    finally:
+        consumer.close()
+    return read, error

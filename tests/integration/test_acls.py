@@ -38,6 +38,7 @@ from kafka.admin import ACLResourcePatternType as KafkaPatternType
 from kafka.admin import ResourceType as KafkaResourceType
 
 from tests.integration.conftest import BrokerProcess
+from tests.integration.security_harness import consume_in_group
 
 ANONYMOUS = "User:ANONYMOUS"
 TIMEOUT_S = 15
@@ -66,37 +67,6 @@ def _produce(bootstrap: str, topic: str, count: int = 3) -> list[int]:
         )
     producer.flush(TIMEOUT_S)
     return errors
-
-
-def _consume(bootstrap: str, topic: str, group: str, count: int) -> tuple[int, int]:
-    """Subscribe in `group` and read; (records read, first error code or 0)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": group,
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
-    read, error = 0, 0
-    deadline = time.monotonic() + TIMEOUT_S
-    try:
-        while read < count and not error and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            if failure := msg.error():
-                error = failure.code()
-            else:
-                read += 1
-        if read:
-            consumer.commit(asynchronous=False)
-    except KafkaException as exc:
-        error = exc.args[0].code()
-    finally:
-        consumer.close()
-    return read, error
 
 
 def _fetch_error(bootstrap: str, topic: str, group: str) -> int:
@@ -143,7 +113,9 @@ def test_acls_decide_what_an_ordinary_principal_may_do_after_a_restart(
         future.result(TIMEOUT_S)
     assert _produce(bootstrap, "readable", 6) == [0] * 6
     for group in ("billing", "audit"):  # groups that exist, for ListGroups to show or hide
-        assert _consume(bootstrap, "readable", group, 3) == (3, 0)  # commits offset 3
+        assert consume_in_group(
+            {"bootstrap.servers": bootstrap}, "readable", group, 3, TIMEOUT_S
+        ) == (3, 0)  # commits offset 3
 
     wanted = [
         _allow(ResourceType.TOPIC, "readable", AclOperation.READ),
@@ -178,8 +150,12 @@ def test_acls_decide_what_an_ordinary_principal_may_do_after_a_restart(
     assert _produce(bootstrap, "writable") == [0, 0, 0]
     assert set(_produce(bootstrap, "readable")) == {KafkaError.TOPIC_AUTHORIZATION_FAILED}
     # READ on "readable" and the group "billing": consume the rest and commit; else refused.
-    assert _consume(bootstrap, "readable", "billing", 3) == (3, 0)
-    assert _consume(bootstrap, "readable", "audit", 3) == (
+    assert consume_in_group(
+        {"bootstrap.servers": bootstrap}, "readable", "billing", 3, TIMEOUT_S
+    ) == (3, 0)
+    assert consume_in_group(
+        {"bootstrap.servers": bootstrap}, "readable", "audit", 3, TIMEOUT_S
+    ) == (
         0,
         KafkaError.GROUP_AUTHORIZATION_FAILED,
     )

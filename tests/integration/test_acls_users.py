@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from confluent_kafka.admin import (
 )
 
 from tests.integration.conftest import BrokerProcess, free_port
-from tests.integration.security_harness import Pki, create_users
+from tests.integration.security_harness import Pki, consume_in_group, create_users
 
 pytestmark = pytest.mark.integration
 
@@ -95,30 +94,6 @@ def _produce(config: Config, topic: str, count: int = 3) -> list[int]:
     return errors
 
 
-def _consume(config: Config, topic: str, group: str, count: int) -> tuple[int, int]:
-    """(records read, first error code or 0), committing what was read."""
-    consumer = Consumer(
-        {**config, "group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False}
-    )
-    consumer.subscribe([topic])
-    read, error = 0, 0
-    deadline = time.monotonic() + TIMEOUT_S
-    try:
-        while read < count and not error and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
-            if msg is None:
-                continue
-            if failure := msg.error():
-                error = failure.code()
-            else:
-                read += 1
-        if read:
-            consumer.commit(asynchronous=False)
-    finally:
-        consumer.close()
-    return read, error
-
-
 def _commit_error(config: Config, group: str, topic: str) -> int:
     """Commit an offset for `topic` in `group` without joining it; the error code or 0."""
     consumer = Consumer({**config, "group.id": group, "enable.auto.commit": False})
@@ -135,11 +110,17 @@ def test_each_user_may_do_what_its_acls_allow(secured: Secured) -> None:
     alice, bob = secured.user("alice"), secured.user("bob")
     assert set(_produce(alice, "orders")) == {KafkaError.TOPIC_AUTHORIZATION_FAILED}
     assert _produce(bob, "orders") == [0, 0, 0]
-    assert _consume(bob, "orders", "billing", 3) == (0, KafkaError.TOPIC_AUTHORIZATION_FAILED)
-    assert _consume(alice, "orders", "billing", 3) == (3, 0)
+    assert consume_in_group(bob, "orders", "billing", 3, TIMEOUT_S) == (
+        0,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    )
+    assert consume_in_group(alice, "orders", "billing", 3, TIMEOUT_S) == (3, 0)
     assert _commit_error(alice, "billing", "orders") == 0
     # Without READ on a group, alice cannot even find or join it.
-    assert _consume(alice, "orders", "reports", 3) == (0, KafkaError.GROUP_AUTHORIZATION_FAILED)
+    assert consume_in_group(alice, "orders", "reports", 3, TIMEOUT_S) == (
+        0,
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
+    )
     assert _commit_error(bob, "billing", "orders") == KafkaError.TOPIC_AUTHORIZATION_FAILED
 
     # Metadata: alice sees "orders" (READ implies DESCRIBE), never "payments".
