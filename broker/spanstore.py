@@ -25,7 +25,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,29 +105,8 @@ class StoredSpan:
         return self.end_ns - self.start_ns
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "trace_id": self.trace_id,
-            "span_id": self.span_id,
-            "parent_id": self.parent_id,
-            "name": self.name,
-            "kind": self.kind,
-            "service": self.service,
-            "region": self.region,
-            "start_ns": self.start_ns,
-            "end_ns": self.end_ns,
-            "duration_ns": self.duration_ns,
-            "status": self.status,
-            "attributes": dict(self.attributes),
-            "links": [
-                {
-                    "trace_id": link.trace_id,
-                    "span_id": link.span_id,
-                    "attributes": dict(link.attributes),
-                }
-                for link in self.links
-            ],
-            "events": [dict(event) for event in self.events],
-        }
+        """As JSON would carry it, with the duration added (links and events as lists)."""
+        return _json_ready(asdict(self)) | {"duration_ns": self.duration_ns}
 
 
 @dataclass(frozen=True)
@@ -149,18 +128,16 @@ class TraceSummary:
         return self.end_ns - self.start_ns
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "trace_id": self.trace_id,
-            "root_name": self.root_name,
-            "start_ns": self.start_ns,
-            "end_ns": self.end_ns,
-            "duration_ns": self.duration_ns,
-            "span_count": self.span_count,
-            "services": list(self.services),
-            "regions": list(self.regions),
-            "topic": self.topic,
-            "message_key": self.message_key,
-        }
+        return _json_ready(asdict(self)) | {"duration_ns": self.duration_ns}
+
+
+def _json_ready(value: Any) -> Any:
+    """`asdict`'s output with tuples as lists, as `json.loads` would give them back."""
+    if isinstance(value, dict):
+        return {key: _json_ready(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(item) for item in value]
+    return value
 
 
 def connect(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
