@@ -207,6 +207,9 @@ class FlowConfig(BaseModel):
     start_from: Literal["earliest", "latest"] = "earliest"
     sync_group_offsets: bool = False
     sync_topic_configs: bool = True
+    # MM2's sync.topic.acls.enabled: copy the read side of the source's topic ACLs onto the
+    # remote topics (mirror/copy/acl_plan.py); nothing happens where there is no authorizer.
+    sync_topic_acls: bool = True
     emit_checkpoints_interval_s: PositiveSeconds = 5.0
     emit_heartbeats_interval_s: PositiveSeconds = 1.0
     refresh_topics_interval_s: PositiveSeconds = 5.0

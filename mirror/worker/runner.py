@@ -22,6 +22,7 @@ from broker.client import KafkaClient, KafkaConnectionError, KafkaError
 from broker.client.data import TopicPartition
 from broker.links import HEARTBEATS_TOPIC, MIRROR_SOURCE, REMOTE_SOURCE
 from mirror.config import FlowConfig, MirrorConfig
+from mirror.copy.acl_sync import sync_topic_acls
 from mirror.copy.copier import CopierBase, CopySettings, PartitionCopier
 from mirror.copy.fetcher import FetcherPool, FetchSettings
 from mirror.copy.latency import ReplicationLatency
@@ -80,6 +81,7 @@ class FlowRunner:
         self._reconcile_lock = anyio.Lock()
         self._task_group: TaskGroup | None = None
         self.paused = False
+        self._acl_error = ""
 
     def _client(self, alias: str) -> KafkaClient:
         cluster = self.config.clusters[alias]
@@ -145,7 +147,24 @@ class FlowRunner:
                 self.status.state = "error"
                 self.status.last_error = str(exc)
                 log.warning("flow %s: topic sync failed: %s", self.flow.name, exc)
+            else:
+                await self._sync_acls()
             await anyio.sleep(self.flow.refresh_topics_interval_s)
+
+    async def _sync_acls(self) -> None:
+        """Member 0 copies topic ACLs (one writer, so members do not race), after topic
+        sync made the remote topics. A refusal is logged once per distinct error and does
+        not stop the flow: the data keeps moving while an operator grants what is missing."""
+        if not self.flow.sync_topic_acls or self.assignment is None or self.assignment.index:
+            return
+        mirrored = [t.source_topic for t in self.topics]
+        try:
+            await sync_topic_acls(self.source, self.target, mirrored, self.policy)
+            self._acl_error = ""
+        except (KafkaError, KafkaConnectionError) as exc:
+            if str(exc) != self._acl_error:
+                log.warning("flow %s: topic ACL sync failed: %s", self.flow.name, exc)
+            self._acl_error = str(exc)
 
     def _link_configs(self) -> dict[str, str]:
         """What new remote topics are on a regionlink target (nothing on other clusters)."""
