@@ -10,6 +10,7 @@ from pathlib import Path
 import anyio
 
 from broker.log import LogConfig, PartitionLog
+from broker.log.producer_snapshot_files import restore_producer_state
 from broker.producer_state import ProducerStateTable
 from broker.protocol.errors import ErrorCode
 from broker.replication.state import LeaderState
@@ -36,6 +37,14 @@ class Partition:
     min_insync_replicas: int = 1
     follower_high_watermark: int = 0
     replicated: anyio.Event = field(default_factory=anyio.Event)
+
+    def __post_init__(self) -> None:
+        self.log.producers = self.producers  # snapshotted by the log at each roll and close
+
+    def restore_producer_state(self) -> None:
+        """Rebuild the producer state for the log as it now is (after open or truncation):
+        from the newest producer snapshot and the batches after it, or the whole log."""
+        restore_producer_state(self.log, self.producers)
 
     @property
     def is_leader(self) -> bool:
@@ -118,7 +127,7 @@ class PartitionManager:
         directory.mkdir(parents=True, exist_ok=True)
         log = PartitionLog.open(directory, config, now_ms=now_ms)
         partition = Partition(topic, index, log, self._notify)
-        partition.producers.rebuild(header for header, _ in log.iter_batches(log.log_start_offset))
+        partition.restore_producer_state()
         self._partitions[key] = partition
         return partition
 

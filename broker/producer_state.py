@@ -8,7 +8,7 @@ with its original offset instead of being appended twice.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from broker.protocol.batch import BatchHeader
@@ -103,6 +103,16 @@ class ProducerStateTable:
 
     def truncate(self) -> None:
         self._producers.clear()
+
+    def items(self) -> Iterator[tuple[int, ProducerEntry]]:
+        """(producer id, entry) for every producer: what a snapshot saves."""
+        return iter(self._producers.items())
+
+    def restore(self, producer_id: int, epoch: int, batches: Iterable[AppendedBatch]) -> None:
+        """Set one producer's state as a snapshot saved it."""
+        entry = ProducerEntry(epoch)
+        entry.batches.extend(batches)
+        self._producers[producer_id] = entry
 
     @property
     def producer_count(self) -> int:

@@ -148,8 +148,7 @@ def _truncate(partition: Partition, request: LinkTruncatePartition, outcome: _Ou
         return
     log = partition.log
     log.truncate_to(request.offset)
-    partition.producers.truncate()
-    partition.producers.rebuild(header for header, _ in log.iter_batches(log.log_start_offset))
+    partition.restore_producer_state()
 
 
 def _each_partition(

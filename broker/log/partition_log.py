@@ -28,8 +28,14 @@ from broker.log.epoch_cache import FILE_NAME as EPOCH_FILE_NAME
 from broker.log.epoch_cache import LeaderEpochCache
 from broker.log.errors import OffsetMismatch, OffsetOutOfRange, RecordTooLarge
 from broker.log.index import write_atomically
+from broker.log.producer_snapshot_files import (
+    delete_snapshots_above,
+    delete_snapshots_below,
+    write_snapshot,
+)
 from broker.log.retention import deletable_segment_count
 from broker.log.segment import MAX_RELATIVE_OFFSET, MAX_SEGMENT_BYTES, Segment, scan_batches
+from broker.producer_state import ProducerStateTable
 from broker.protocol.batch import (
     BatchHeader,
     InvalidBatch,
@@ -77,6 +83,9 @@ class PartitionLog:
         self._compaction_key: tuple[object, ...] | None = None
         self._compaction_due_ms = NEVER_MS
         self._closed = False
+        # The owner's idempotent-producer state, snapshotted at each roll and on close so a
+        # restart replays only the batches after the snapshot (producer_snapshot_files).
+        self.producers: ProducerStateTable | None = None
 
     # --- open / recover -------------------------------------------------------
 
@@ -255,6 +264,16 @@ class PartitionLog:
         self._unflushed.append(old)
         base_offset = max(old.next_offset, next_offset or 0)
         self._add_segment(_new_segment(self.directory, base_offset, self.config, now_ms))
+        self._snapshot_producers(base_offset)
+
+    def _snapshot_producers(self, offset: int) -> None:
+        """Save the producer state, which covers every batch below offset (the log end)."""
+        if self.producers is None:
+            return
+        try:
+            write_snapshot(self.directory, self.producers, offset)
+        except OSError as exc:  # only an optimisation: a restart scans more of the log
+            log.warning("%s: producer snapshot at %d not written: %s", self.directory, offset, exc)
 
     def _add_segment(self, segment: Segment) -> None:
         assert not self._bases or segment.base_offset >= self._bases[-1]
@@ -334,12 +353,14 @@ class PartitionLog:
         self._epochs.truncate_from_end(self.log_end_offset)
         if self.log_end_offset < self.log_start_offset:  # the cut batch straddled the start
             self.truncate_fully_and_start_at(self.log_start_offset)
+        delete_snapshots_above(self.directory, self.log_end_offset)
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
         """Empty the log; the next append gets offset (a follower far behind the leader)."""
         for segment in self._segments:
             segment.delete()
         self._segments, self._bases, self._unflushed = [], [], []
+        delete_snapshots_above(self.directory, -1)  # all: the state below offset is unknown
         self._add_segment(_new_segment(self.directory, offset, self.config, _wall_clock_ms()))
         self._set_log_start(offset)
         self._epochs.clear()
@@ -380,6 +401,7 @@ class PartitionLog:
         self.log_start_offset = offset
         write_atomically(self.directory / LOG_START_FILE, str(offset).encode())
         self._epochs.truncate_from_start(offset)
+        delete_snapshots_below(self.directory, offset)
 
     # --- compaction -----------------------------------------------------------
 
@@ -425,6 +447,7 @@ class PartitionLog:
             return
         self.flush()
         self.active.write_indexes(fsync=True)
+        self._snapshot_producers(self.log_end_offset)
         for segment in self._segments:
             segment.close()
         write_atomically(self.directory / CLEAN_SHUTDOWN_FILE, b"", fsync=True)

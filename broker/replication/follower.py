@@ -202,5 +202,4 @@ def _truncate_to_leader(partition: Partition, leader_epoch: int, leader_end_offs
         leader_end_offset,
     )
     log_.truncate_to(target)
-    partition.producers.truncate()
-    partition.producers.rebuild(header for header, _ in log_.iter_batches(log_.log_start_offset))
+    partition.restore_producer_state()
