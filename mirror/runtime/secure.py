@@ -17,8 +17,16 @@ fetch through (they do not speak SASL) and through which the supervisor creates 
 users with AlterUserScramCredentials — the first user needs a way in that is not SASL
 (docs/security.md, "The first user"). In a region with controllers, their gRPC (Raft and
 broker <-> controller) is mutual TLS with the same certificate, and a write lease probes
-the standby over TLS. The authorizer stays off:
-the switch gives encryption and authentication; ACLs are the operator's to add.
+the standby over TLS.
+
+With `sasl`, brokers run the authorizer (`allow.everyone.if.no.acl.found` false): the
+principals of the topology's own machinery are super users — the brokers' certificate
+(replicas), the admin's certificate and `admin` (the supervisor, the failover tools, the
+dashboard, `regionlink endpoint`), and every worker user. Workers need CLUSTER_ACTION
+(LinkAppend) and ALTER on the cluster (ACL sync), and ALTER on the cluster lets a principal
+grant itself anything, so a narrower set of ACLs would protect nothing more. Every other
+user — applications — gets only what ACLs grant it. With `tls` alone no client has an
+identity (no client certificates on the client listeners), so the authorizer stays off.
 """
 
 from __future__ import annotations
@@ -36,13 +44,18 @@ from broker.protocol.messages import MessageBuilder
 from broker.protocol.versions import ApiKey
 from broker.security.scram import ScramMechanism
 from mirror.config import FlowConfig, parse_bootstrap
-from mirror.runtime.pki import CertificateFiles, ensure_ca, ensure_leaf
+from mirror.runtime.pki import ORGANIZATION, CertificateFiles, ensure_ca, ensure_leaf
 from mirror.runtime.topology import SecurityConfig, TopologyConfig
 
 ADMIN_USER = "admin"
 INTERNAL_LISTENER = "INTERNAL"
 SCRAM_ITERATIONS = 8192
 _PRIVATE = 0o600
+
+
+def certificate_principal(name: str) -> str:
+    """The principal of a certificate `ensure_leaf` issued for `name` (RFC 2253 order)."""
+    return f"User:CN={name},O={ORGANIZATION}"
 
 
 def worker_user(flow: FlowConfig) -> str:
@@ -104,12 +117,24 @@ class TopologySecurity:
             "--ssl-ca", str(self.ca.cert),
         )  # fmt: skip
 
+    def super_users(self, users: list[str]) -> tuple[str, ...]:
+        """The principals the authorizer lets do anything: the brokers' and the admin's
+        certificates, and the topology's SCRAM `users` (admin and the workers)."""
+        certificates = (certificate_principal("broker"), certificate_principal(ADMIN_USER))
+        return certificates + tuple(f"User:{user}" for user in users)
+
     def broker_args(
-        self, internal_port: int, listeners: tuple[str, ...], *, clustered: bool = False
+        self,
+        internal_port: int,
+        listeners: tuple[str, ...],
+        *,
+        clustered: bool = False,
+        users: list[str] | None = None,
     ) -> tuple[str, ...]:
         """A broker's TLS/SASL arguments: every listener (CLIENT, the WAN ones in
         `listeners`) speaks the switch's protocol; INTERNAL is mutual TLS on loopback; in a
-        region with controllers, their gRPC is mutual TLS too."""
+        region with controllers, their gRPC is mutual TLS too. With SASL, the authorizer is
+        on, the topology's machinery and its `users` super users."""
         names = [arg.split("=", 1)[0] for arg in listeners if "=" in arg]
         protocol = self.config.protocol
         mapping = ",".join(
@@ -128,6 +153,8 @@ class TopologySecurity:
         )  # fmt: skip
         if self.config.sasl is not None:
             args += ("--sasl-enabled-mechanisms", self.config.sasl)
+            super_users = ";".join(self.super_users(users or [ADMIN_USER]))
+            args += ("--authorizer", "--super-users", super_users)
         if clustered:
             args += ("--controller-tls",)
         return args

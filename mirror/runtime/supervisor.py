@@ -196,7 +196,9 @@ class Supervisor:
         if self.security is None:
             return ()
         internal = self._port(f"{region}/broker-{index}/internal")
-        return self.security.broker_args(internal, listeners, clustered=clustered)
+        return self.security.broker_args(
+            internal, listeners, clustered=clustered, users=topology_users(self.topology)
+        )
 
     async def _create_users(self, region: str) -> None:
         """The topology's SCRAM users in `region`, through broker 1's INTERNAL listener

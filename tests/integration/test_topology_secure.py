@@ -2,7 +2,8 @@
 topologies/two-regions-secure.toml makes a CA, certificates and SCRAM users in the state dir
 (0600), runs every broker listener SASL_SSL, and its worker mirrors as its own user. A
 confluent-kafka client configured with exactly what `regionlink endpoint --json` prints
-produces on the primary and reads the copy on the standby; a plaintext client gets nothing;
+produces on the primary and reads the copy on the standby; the authorizer is on, so a user
+the admin creates may not produce until granted; a plaintext client gets nothing;
 a switchover runs the reverse flow as its own user; no password is in
 `regionlink status --json`, any log, the span store or any other file of
 the state dir but its own password files."""
@@ -17,7 +18,7 @@ from typing import Any
 
 import anyio
 import pytest
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from broker.kraft.controller_client import ControllerClient, ControllerError
@@ -25,12 +26,13 @@ from broker.lease import probe
 from mirror.config import parse_host_port
 from mirror.runtime.secure import TopologySecurity
 from mirror.runtime.topology import load_topology
-from tests.integration.security_harness import files_holding, read_values
+from tests.integration.security_harness import create_users, files_holding, read_values
 from tests.integration.test_runtime import TOPOLOGIES, regionlink, state_dir  # noqa: F401
 
 pytestmark = pytest.mark.integration
 TOPOLOGY = TOPOLOGIES / "two-regions-secure.toml"
 RECORDS = 200
+APP_PASSWORD = "app-Secret-512-abc"
 
 
 def _endpoint(state: Path, region: str) -> dict[str, str]:
@@ -50,6 +52,20 @@ def _wait_running(state: Path, flow: tuple[str, str], timeout_s: float = 30) -> 
     raise AssertionError(f"flow {flow} not running: {flows}")
 
 
+def _produce_one(config: dict[str, str], topic: str) -> int | None:
+    """The error code of producing one record with the client settings `config`, or None."""
+    outcome: list[int | None] = []
+
+    def delivered(error: KafkaError | None, _message: object) -> None:
+        outcome.append(None if error is None else error.code())
+
+    producer = Producer({**config, "message.timeout.ms": 10_000})
+    producer.produce(topic, value=b"x", on_delivery=delivered)
+    producer.flush(15)
+    assert outcome, "no delivery report"
+    return outcome[0]
+
+
 def test_secured_topology_end_to_end(state_dir: Path) -> None:  # noqa: F811
     started = regionlink("up", str(TOPOLOGY), "--state-dir", str(state_dir), "--json")
     assert started.returncode == 0, started.stderr
@@ -66,6 +82,13 @@ def test_secured_topology_end_to_end(state_dir: Path) -> None:  # noqa: F811
     assert producer.flush(20) == 0
     copied = read_values(eu, "us-east.orders", RECORDS, timeout_s=45)
     assert sorted(copied) == sorted(b"v%d" % i for i in range(RECORDS))
+
+    # The authorizer is on: a user the admin creates may do nothing until granted, while
+    # the admin (a super user) may.
+    create_users(us, {"app": ("SCRAM-SHA-512", APP_PASSWORD, 4096)})
+    app = {**us, "sasl.username": "app", "sasl.password": APP_PASSWORD}
+    assert _produce_one(app, "orders") == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert _produce_one(us, "orders") is None
 
     plaintext = AdminClient({"bootstrap.servers": us["bootstrap.servers"]})
     with pytest.raises(KafkaException):

@@ -67,7 +67,15 @@ def test_ensure_makes_private_files_once_and_settings_use_them(tmp_path: Path) -
     mapping = args[args.index("--listener-security-protocol-map") + 1]
     assert mapping == "CLIENT:SASL_SSL,INTERNAL:SSL,from-eu:SASL_SSL"
     assert args[args.index("--inter-broker-listener-name") + 1] == "INTERNAL"
-    assert args[-2:] == ("--sasl-enabled-mechanisms", "SCRAM-SHA-256")
+    assert args[args.index("--sasl-enabled-mechanisms") + 1] == "SCRAM-SHA-256"
+    # With SASL the authorizer is on; the topology's own principals are super users.
+    assert args[-3:] == (
+        "--authorizer",
+        "--super-users",
+        "User:CN=broker,O=regionlink;User:CN=admin,O=regionlink;User:admin",
+    )
+    with_users = security.broker_args(4242, (), users=users)
+    assert with_users[-1].endswith(";User:admin;User:worker-us-eu")
     clustered = security.broker_args(4242, (), clustered=True)
     assert clustered[-1] == "--controller-tls"  # with its --ssl-* files, to the controllers
     assert security.controller_args() == (
@@ -89,6 +97,7 @@ def test_tls_only_has_no_users(tmp_path: Path) -> None:
     assert not (security.root / "users").exists()
     assert security.client().protocol == "SSL" and security.client().password is None
     assert "--sasl-enabled-mechanisms" not in security.broker_args(1, ())
+    assert "--authorizer" not in security.broker_args(1, ())  # no identities to authorize
     path = tmp_path / "t.toml"
     path.write_text(BASE)
     users = ["admin", "worker-eu-us", "worker-us-eu"]  # a failover runs the reverse flow
