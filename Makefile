@@ -46,11 +46,12 @@ unit: $(STAMP)
 integration: system-deps $(STAMP) $(TANSU)
 	$(PY) -m pytest -q tests/integration
 
-## bench: our broker vs Tansu, the mirror bench, RF=3 cost and leader failover, switchover/failover/failback times, then tracing on vs off (not tests)
+## bench: our broker vs Tansu, the mirror bench, RF=3 cost and leader failover, start-up with 1 GB of log, switchover/failover/failback times, then tracing on vs off (not tests)
 bench: $(STAMP)
 	$(PY) -m bench.broker_bench
 	$(PY) -m bench.mirror_bench
 	$(PY) -m bench.replication_bench
+	$(PY) -m bench.startup_bench
 	$(PY) -m bench.failover_bench
 	$(PY) -m bench.tracing_bench
 
