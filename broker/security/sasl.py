@@ -10,7 +10,8 @@ store serves both: PLAIN checks the password against the user's SCRAM credential
 it with the stored salt and iterations), so no password is kept anywhere, unlike Kafka's
 JAAS-configured PLAIN users.
 
-Failed authentications are answered with SASL_AUTHENTICATION_FAILED, then the connection
+Failed authentications are answered with SASL_AUTHENTICATION_FAILED (a mechanism that is
+not enabled with UNSUPPORTED_SASL_MECHANISM and the enabled ones), then the connection
 closes after a delay (Kafka's `connection.failed.authentication.delay.ms`), and a source
 that fails too often within a window is refused at once until the window has passed
 (`FailureLimiter`): guessing passwords costs time.
@@ -88,8 +89,10 @@ class SaslSession:
         if self.state is not State.HANDSHAKE:
             return self._fail(ErrorCode.illegal_sasl_state, "SaslHandshake was already done")
         if mechanism not in self.enabled:
-            # Kafka lists the enabled mechanisms and lets the client close.
-            return Answer(ErrorCode.unsupported_sasl_mechanism, f"{mechanism} is not enabled")
+            # As Kafka: the answer lists the enabled mechanisms (the handler adds them), then
+            # the connection closes like after any failed authentication — after the delay,
+            # counted against the source — so probing for mechanisms costs what guessing does.
+            return self._fail(ErrorCode.unsupported_sasl_mechanism, f"{mechanism} is not enabled")
         self.mechanism, self.state = mechanism, State.AUTHENTICATE
         self.raw_tokens = raw_tokens
         scram = ScramMechanism.named(mechanism)

@@ -412,6 +412,20 @@ def test_sasl_handshake_v0_and_v1(sasl_plaintext: BrokerProcess, version: int) -
         assert _metadata_served(client)
 
 
+def test_an_unsupported_mechanism_is_answered_then_closed(sasl_plaintext: BrokerProcess) -> None:
+    """As Kafka: UNSUPPORTED_SASL_MECHANISM (33) with the enabled mechanisms, then close."""
+    with RawClient(sasl_plaintext.bootstrap) as client:
+        shake = client.request(
+            ApiKey.SASL_HANDSHAKE, 1, "SaslHandshakeRequest", mechanism="SCRAM-SHA-256"
+        )
+        assert shake.error_code == ErrorCode.unsupported_sasl_mechanism
+        assert tuple(shake.mechanisms) == ("PLAIN", "SCRAM-SHA-512")
+        assert client.receive_frame() is None  # closed
+    with RawClient(sasl_plaintext.bootstrap) as client:  # the broker serves others
+        assert _plain(client, "carol", USERS["alice"][1]) == ErrorCode.none
+        assert _metadata_served(client)
+
+
 def test_a_host_failing_too_often_is_refused_until_its_window_passes(
     sasl_plaintext: BrokerProcess,
 ) -> None:

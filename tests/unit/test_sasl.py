@@ -82,7 +82,8 @@ def test_a_wrong_scram_password_fails() -> None:
 def test_mechanisms_not_enabled_and_requests_out_of_order() -> None:
     s = session(enabled=("SCRAM-SHA-256",))
     answer = s.handshake("PLAIN")
-    assert answer.error_code == ErrorCode.unsupported_sasl_mechanism and not answer.close
+    assert answer.error_code == ErrorCode.unsupported_sasl_mechanism and answer.close
+    assert s.state is State.FAILED and not s.allows(3)  # the driver closes, as Kafka does
     assert s.authenticate(b"x").error_code == ErrorCode.illegal_sasl_state
     again = session()
     again.handshake("PLAIN")
