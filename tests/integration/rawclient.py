@@ -55,7 +55,10 @@ class RawClient:
     def _read_exactly(self, count: int) -> bytes | None:
         chunks = b""
         while len(chunks) < count:
-            chunk = self.sock.recv(count - len(chunks))
+            try:
+                chunk = self.sock.recv(count - len(chunks))
+            except ConnectionResetError:  # closed with our request unread: a reset, not a FIN
+                return None
             if not chunk:
                 return None
             chunks += chunk
