@@ -46,5 +46,13 @@ async def sync_topic_acls(
     missing = plan_acl_sync(source_acls, target_acls, mirrored, policy)
     if missing:
         await create_acls(target, missing)
-        log.info("synced %d topic ACLs: %s", len(missing), [str(b) for b in missing])
+        log.info("synced %d topic ACLs: %s", len(missing), "; ".join(map(_shown, missing)))
     return missing
+
+
+def _shown(binding: AclBinding) -> str:
+    """A binding as kafka-acls lists it, for the log."""
+    return (
+        f"{binding.principal} from {binding.host} {binding.permission.name} "
+        f"{binding.operation.name} on {binding.pattern_type.name} TOPIC {binding.resource_name}"
+    )

@@ -3,7 +3,8 @@ topologies/two-regions-secure.toml makes a CA, certificates and SCRAM users in t
 (0600), runs every broker listener SASL_SSL, and its worker mirrors as its own user. A
 confluent-kafka client configured with exactly what `regionlink endpoint --json` prints
 produces on the primary and reads the copy on the standby; the authorizer is on, so a user
-the admin creates may not produce until granted; a plaintext client gets nothing;
+the admin creates may not produce until granted, and a READ granted on the primary reaches the
+standby's copy (ACL sync); a plaintext client gets nothing;
 a switchover runs the reverse flow as its own user; no password is in
 `regionlink status --json`, any log, the span store or any other file of
 the state dir but its own password files."""
@@ -19,7 +20,16 @@ from typing import Any
 import anyio
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+)
 
 from broker.kraft.controller_client import ControllerClient, ControllerError
 from broker.lease import probe
@@ -50,6 +60,34 @@ def _wait_running(state: Path, flow: tuple[str, str], timeout_s: float = 30) -> 
             return
         time.sleep(0.5)
     raise AssertionError(f"flow {flow} not running: {flows}")
+
+
+def _allow(config: dict[str, str], kind: ResourceType, name: str, op: AclOperation) -> None:
+    """ALLOW `op` on a LITERAL resource for `app`, created with the client settings `config`."""
+    binding = AclBinding(
+        kind, name, ResourcePatternType.LITERAL, "User:app", "*", op, AclPermissionType.ALLOW
+    )
+    admin = AdminClient(config)
+    for future in admin.create_acls([binding]).values():
+        future.result(timeout=10)
+
+
+def _wait_acl(config: dict[str, str], topic: str, timeout_s: float = 30) -> None:
+    """Until the cluster holds an ACL on `topic` (LITERAL), for `app`."""
+    wanted = AclBindingFilter(
+        ResourceType.TOPIC,
+        topic,
+        ResourcePatternType.LITERAL,
+        "User:app",
+        None,
+        AclOperation.ANY,
+        AclPermissionType.ANY,
+    )
+    admin = AdminClient(config)
+    deadline = time.monotonic() + timeout_s
+    while not admin.describe_acls(wanted).result(timeout=10):
+        assert time.monotonic() < deadline, f"no ACL on {topic}"
+        time.sleep(0.5)
 
 
 def _produce_one(config: dict[str, str], topic: str) -> int | None:
@@ -89,6 +127,14 @@ def test_secured_topology_end_to_end(state_dir: Path) -> None:  # noqa: F811
     app = {**us, "sasl.username": "app", "sasl.password": APP_PASSWORD}
     assert _produce_one(app, "orders") == KafkaError.TOPIC_AUTHORIZATION_FAILED
     assert _produce_one(us, "orders") is None
+    # ACL sync is on in a secured topology: READ on orders at the primary lets `app` read
+    # the copy on the standby (its group there is the standby's own to grant).
+    create_users(eu, {"app": ("SCRAM-SHA-512", APP_PASSWORD, 4096)})
+    _allow(us, ResourceType.TOPIC, "orders", AclOperation.READ)
+    _allow(eu, ResourceType.GROUP, "check", AclOperation.READ)
+    app_at_eu = {**eu, "sasl.username": "app", "sasl.password": APP_PASSWORD}
+    _wait_acl(eu, "us-east.orders")  # a consumer refused once waits for its metadata refresh
+    assert len(read_values(app_at_eu, "us-east.orders", RECORDS, timeout_s=30)) == RECORDS
 
     plaintext = AdminClient({"bootstrap.servers": us["bootstrap.servers"]})
     with pytest.raises(KafkaException):
