@@ -83,11 +83,11 @@ def _decode_body(body: memoryview) -> ProducerSnapshot:
         position += _PRODUCER.size
         if not 0 <= batch_count <= CACHED_BATCHES_PER_PRODUCER:
             raise SnapshotError(f"producer {producer_id} has {batch_count} cached batches")
-        batches = tuple(
-            AppendedBatch(*_BATCH.unpack_from(body, position + n * _BATCH.size))
-            for n in range(batch_count)
-        )
-        position += batch_count * _BATCH.size
+        end = position + batch_count * _BATCH.size
+        if end > len(body):
+            raise SnapshotError(f"producer {producer_id}'s batches are cut off")
+        batches = tuple(AppendedBatch(*f) for f in _BATCH.iter_unpack(body[position:end]))
+        position = end
         producers.append(ProducerSnapshotEntry(producer_id, epoch, batches))
     if position != len(body):
         raise SnapshotError(f"{len(body) - position} bytes after the last producer")
