@@ -10,6 +10,7 @@ import anyio
 
 from broker.broker import Broker
 from broker.config import BrokerConfig
+from broker.memory import keep_freed_buffers
 from broker.metrics.broker_metrics import observe_broker
 from broker.metrics.endpoint import MetricsEndpoint
 
@@ -47,4 +48,5 @@ async def run_until_signalled(
 
 
 def run_broker(config: BrokerConfig, metrics_listen: tuple[str, int] | None = None) -> None:
+    keep_freed_buffers()
     anyio.run(run_until_signalled, config, metrics_listen, backend="asyncio")

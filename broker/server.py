@@ -22,15 +22,15 @@ import anyio
 from anyio.abc import ByteStream, SocketAttribute, SocketStream, TaskStatus
 from anyio.streams.tls import TLSStream
 
+from broker.frame_receiver import FrameSource, frame_source
 from broker.protocol.codec import Frame
 from broker.protocol.errors import ProtocolError
-from broker.protocol.framing import FrameReader, frame
+from broker.protocol.framing import frame
 from broker.security.connection import ANONYMOUS, HandshakeFailed, ListenerSecurity
 from broker.security.sasl import SaslSession, State
 
 log = logging.getLogger("regionlink.broker.server")
 
-RECEIVE_CHUNK_BYTES = 1 << 20
 _API_KEY = struct.Struct(">h")
 PLAINTEXT = ListenerSecurity()
 
@@ -86,7 +86,8 @@ async def serve_connection(
             security.sasl.session() if security.sasl is not None else None,
         )
         try:
-            await _serve_frames(secured, dispatch, FrameReader(max_frame_bytes), info, security)
+            frames = frame_source(secured, max_frame_bytes)
+            await _serve_frames(secured, dispatch, frames, info, security)
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass
         except ProtocolError as exc:
@@ -100,28 +101,27 @@ async def serve_connection(
 async def _serve_frames(
     stream: ByteStream,
     dispatch: Dispatcher,
-    reader: FrameReader,
+    frames: FrameSource,
     info: ConnectionInfo,
     security: ListenerSecurity,
 ) -> None:
     """Serve requests until the peer leaves or the connection must close."""
     session = info.sasl
     while True:
-        data = await stream.receive(RECEIVE_CHUNK_BYTES)
-        for request in reader.feed(data):
-            if session is None or session.state is State.AUTHENTICATED:
-                await _send(stream, await dispatch(request, info))
-            elif not await _authenticating(stream, dispatch, request, info, session):
-                if session.state is State.FAILED and security.sasl is not None:
-                    log.info(
-                        "failed authentication from %s:%s on %s (%s)",
-                        info.peer_host,
-                        info.peer_port,
-                        info.listener,
-                        session.mechanism,
-                    )
-                    await security.sasl.failed(info.peer_host)
-                return
+        request = await frames.receive_frame()
+        if session is None or session.state is State.AUTHENTICATED:
+            await _send(stream, await dispatch(request, info))
+        elif not await _authenticating(stream, dispatch, request, info, session):
+            if session.state is State.FAILED and security.sasl is not None:
+                log.info(
+                    "failed authentication from %s:%s on %s (%s)",
+                    info.peer_host,
+                    info.peer_port,
+                    info.listener,
+                    session.mechanism,
+                )
+                await security.sasl.failed(info.peer_host)
+            return
 
 
 async def _authenticating(

@@ -17,14 +17,14 @@ import anyio
 from anyio.abc import ByteStream, TaskGroup
 
 from broker.client.security import ClientSecurity, SaslAuthenticationError, authenticate
+from broker.frame_receiver import frame_source
 from broker.protocol.codec import RequestHeader, decode_response, encode_request_frame
-from broker.protocol.framing import FrameReader
+from broker.protocol.framing import DEFAULT_MAX_FRAME_BYTES
 from broker.protocol.versions import ApiKey
 
 log = logging.getLogger(__name__)
 
 _CORRELATION = struct.Struct(">i")
-_RECEIVE_BYTES = 1 << 20
 
 
 class KafkaConnectionError(Exception):
@@ -159,12 +159,10 @@ class KafkaConnection:
         return pending.body
 
     async def _read_loop(self) -> None:
-        reader = FrameReader()
+        frames = frame_source(self._stream, DEFAULT_MAX_FRAME_BYTES)
         try:
             while True:
-                data = await self._stream.receive(_RECEIVE_BYTES)
-                for payload in reader.feed(data):
-                    self._complete(payload)
+                self._complete(await frames.receive_frame())
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             await self.aclose("closed by the broker")
         except (OSError, anyio.BrokenResourceError) as exc:

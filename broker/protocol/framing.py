@@ -70,6 +70,77 @@ class FrameReader:
         return self._buffered
 
 
+class FrameAssembler:
+    """FrameReader for a receiver that reads *into* buffers it is given (recv_into), so a
+    large frame is written by the kernel straight into its own bytearray.
+
+    `buffer()` says where the next received bytes go; `filled(n)` says n bytes went there
+    and returns the frames completed. Until a frame's size is known the bytes go to a
+    scratch buffer, from which small frames are copied out; a frame too big for the scratch
+    gets a bytearray of its size, seeded with the part already received, and the rest is
+    received into it directly — nothing of it is copied twice.
+    """
+
+    def __init__(
+        self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES, scratch_bytes: int = 64 << 10
+    ) -> None:
+        assert scratch_bytes > _SIZE.size
+        self.max_frame_bytes = max_frame_bytes
+        self._scratch = bytearray(scratch_bytes)
+        self._scratch_used = 0
+        self._body: bytearray | None = None  # the large frame being received, if any
+        self._body_filled = 0
+        self.refused: FrameTooLarge | None = None  # set at a bad size: receive no more
+
+    def buffer(self) -> memoryview:
+        """Where the next received bytes are to be written (never empty)."""
+        if self._body is not None:
+            return memoryview(self._body)[self._body_filled :]
+        return memoryview(self._scratch)[self._scratch_used :]
+
+    def filled(self, nbytes: int) -> list[bytearray]:
+        """`nbytes` were written at the start of `buffer()`: the frames now complete (those
+        before a bad size prefix, which sets `refused`)."""
+        assert self.refused is None, "nothing is received after a refused frame"
+        if self._body is None:
+            self._scratch_used += nbytes
+            assert self._scratch_used <= len(self._scratch)
+            return self._split_scratch()
+        self._body_filled += nbytes
+        assert self._body_filled <= len(self._body)
+        if self._body_filled < len(self._body):
+            return []
+        done, self._body = self._body, None
+        return [done]
+
+    def _split_scratch(self) -> list[bytearray]:
+        frames: list[bytearray] = []
+        scratch, used, at = self._scratch, self._scratch_used, 0
+        while used - at >= _SIZE.size:
+            (size,) = _SIZE.unpack_from(scratch, at)
+            if size < 0 or size > self.max_frame_bytes:
+                self.refused = FrameTooLarge(
+                    f"frame of {size} bytes (limit {self.max_frame_bytes})"
+                )
+                break
+            start = at + _SIZE.size
+            if used - start >= size:
+                frames.append(scratch[start : start + size])
+                at = start + size
+            elif _SIZE.size + size > len(scratch):  # too big for the scratch: its own buffer
+                self._body = bytearray(size)
+                self._body[: used - start] = scratch[start:used]
+                self._body_filled, at = used - start, used
+                break
+            else:
+                break  # a small frame not all received yet
+        if at:
+            rest = scratch[at:used]
+            scratch[: len(rest)] = rest
+            self._scratch_used = len(rest)
+        return frames
+
+
 def frame(payload: bytes) -> bytes:
     """Prefix `payload` with its big-endian int32 size."""
     return _SIZE.pack(len(payload)) + payload

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import anyio
 
+from broker.memory import keep_freed_buffers
 from broker.metrics import catalog
 from broker.metrics.endpoint import MetricsEndpoint
 from broker.metrics.instruments import histogram
@@ -72,6 +73,7 @@ async def _serve(config: MirrorConfig, options: WorkerOptions) -> None:
 
 def run_worker_process(config: MirrorConfig, options: WorkerOptions) -> None:
     check_secrets(config)
+    keep_freed_buffers()  # fetched and written chunks are megabytes each
     anyio.run(_serve, config, options)
 
 
