@@ -15,12 +15,16 @@ one, where decoding takes 7 µs and a bare bytes.count 0.09 and 0.27). Only samp
 are linked: an unsampled one has no spans anywhere to join. A record value that happens to
 hold those exact bytes would add one stray link — telemetry only, never data. The records
 themselves are never changed: the header passes the broker and the mirror byte for byte.
+
+Each batch is searched once per region hop, not at every process it passes: the mirror sends
+the contexts it found to the target broker with the records (LinkAppend v1, a list of ids),
+and the target's span links to those (`contexts=`) instead of searching the records again.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext, suppress
 
 from opentelemetry.trace import Link, Span, SpanContext, SpanKind, TraceFlags
@@ -113,17 +117,40 @@ def _records_sections(
             yield decompress(header.compression, section)
 
 
+def context_ids(contexts: Iterable[SpanContext]) -> tuple[tuple[int, int], ...]:
+    """(trace id, span id) of each context: what a LinkAppend carries to the target."""
+    return tuple((context.trace_id, context.span_id) for context in contexts)
+
+
+def remote_contexts(
+    ids: Iterable[tuple[int, int]], limit: int = MAX_LINKS_PER_SPAN
+) -> list[SpanContext]:
+    """The sampled remote contexts of (trace id, span id) pairs a sender found in its records
+    (invalid ids left out), at most `limit`."""
+    contexts = []
+    for trace_id, span_id in ids:
+        if trace_id and span_id:
+            contexts.append(SpanContext(trace_id, span_id, is_remote=True, trace_flags=_SAMPLED))
+            if len(contexts) == limit:
+                break
+    return contexts
+
+
 def batch_span(
     name: str,
     kind: SpanKind,
     attributes: dict[str, AttributeValue],
     buffers: Iterable[bytes | bytearray | memoryview],
+    contexts: Sequence[SpanContext] | None = None,
 ) -> AbstractContextManager[Span | None]:
     """The current span around handling the batches in `buffers`, linked to their records'
-    sampled trace contexts; with tracing off a shared null context that yields None."""
+    sampled trace contexts — `contexts` when the caller has them already, else found in the
+    batches; with tracing off a shared null context that yields None."""
     if not telemetry.tracing_enabled():
         return NO_SPAN
-    links = [Link(context) for context in sampled_contexts(buffers)]
+    if contexts is None:
+        contexts = sampled_contexts(buffers)
+    links = [Link(context) for context in contexts]
     return telemetry.tracer().start_as_current_span(
         name, kind=kind, attributes=attributes, links=links
     )

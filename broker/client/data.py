@@ -354,9 +354,12 @@ async def link_append(
     topology_epoch: int,
     batches: Mapping[TopicPartition, tuple[int, bytes | bytearray]],
     timeout_ms: int = 30_000,
+    trace_contexts: Mapping[TopicPartition, link.TraceContexts] | None = None,
 ) -> dict[TopicPartition, LinkResult]:
     """LinkAppend {tp: (expected_next_offset, batches)} to the leader `node_id` of mirror
-    topics of `source_region`: each batch lands at its own base offset.
+    topics of `source_region`: each batch lands at its own base offset. `trace_contexts`
+    {tp: ((trace id, span id), ...)}: the sampled contexts found in a partition's records,
+    sent along (LinkAppend v1) so the target need not search them again.
 
     Only regionlink brokers serve it (it is not advertised; a Kafka broker drops the
     connection, which raises KafkaConnectionError).
@@ -369,7 +372,9 @@ async def link_append(
             link.LinkAppendTopic(
                 topic,
                 tuple(
-                    link.LinkAppendPartition(p, expected, records)
+                    link.LinkAppendPartition(
+                        p, expected, records, (trace_contexts or {}).get((topic, p))
+                    )
                     for p, (expected, records) in parts.items()
                 ),
             )
@@ -378,7 +383,8 @@ async def link_append(
     )
     connection = await client.connection(node_id)
     timeout_s = client.request_timeout_s + timeout_ms / 1000
-    response = await connection.request(ApiKey.LINK_APPEND, link.LINK_VERSION, body, timeout_s)
+    version = link.link_append_version(body)
+    response = await connection.request(ApiKey.LINK_APPEND, version, body, timeout_s)
     return _link_results(response)
 
 

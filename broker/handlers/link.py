@@ -127,7 +127,13 @@ def _traced_append(
     """`_append` inside the broker's send span (broker/handlers/spans.py)."""
     records = request.records or b""
     with append_span(
-        broker, ApiKey.LINK_APPEND, partition.topic, partition.index, records, source_region
+        broker,
+        ApiKey.LINK_APPEND,
+        partition.topic,
+        partition.index,
+        records,
+        source_region,
+        request.trace_contexts,  # v1: the contexts the mirror found; None: search the records
     ) as span:
         _append(partition, request, outcome)
         if span is not None:

@@ -3,11 +3,13 @@
 Named `send <topic>` with kind SERVER: the server side of a client's (or a mirror's) send,
 one span per partition of a request, since each partition's batches go to their own log at
 their own offsets (`messaging.kafka.offset` is the first appended offset). It links to the
-sampled trace contexts in the records (broker/messaging_spans.py).
+sampled trace contexts in the records (broker/messaging_spans.py): for a LinkAppend that
+carries them (v1), the contexts the mirror found, so the records are not searched again.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import AbstractContextManager, suppress
 from typing import TYPE_CHECKING
 
@@ -21,6 +23,7 @@ from broker.messaging_spans import (
     SERVER_PORT,
     batch_span,
     messaging_attributes,
+    remote_contexts,
 )
 from broker.protocol.batch import InvalidBatch, iter_headers
 from broker.protocol.versions import ApiKey
@@ -39,6 +42,7 @@ def append_span(
     partition: int,
     batches: bytes | bytearray | memoryview,
     source_region: str | None = None,
+    trace_contexts: Iterable[tuple[int, int]] | None = None,
 ) -> AbstractContextManager[Span | None]:
     """The span around appending `batches` to `topic`[`partition`]; None with tracing off,
     and for internal topics, whose bookkeeping records no application's trace passes."""
@@ -51,4 +55,5 @@ def append_span(
         attributes[LINK_SOURCE_REGION] = source_region
     with suppress(InvalidBatch):  # the append refuses it, and the span records why
         attributes[BATCH_COUNT] = sum(header.records_count for header in iter_headers(batches))
-    return batch_span(f"send {topic}", SpanKind.SERVER, attributes, (batches,))
+    contexts = None if trace_contexts is None else remote_contexts(trace_contexts)
+    return batch_span(f"send {topic}", SpanKind.SERVER, attributes, (batches,), contexts)

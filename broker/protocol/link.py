@@ -7,6 +7,11 @@ are never advertised in ApiVersions; a link knows its peer is a regionlink regio
 
   LinkAppend (10001) request:  source_region STRING, topology_epoch INT32, timeout_ms INT32,
       topics [name STRING, partitions [index INT32, expected_next_offset INT64, records BYTES]]
+  LinkAppend v1 adds, after each partition's records, trace_contexts NULLABLE_BYTES: the
+      sampled W3C trace contexts the sender found in those records, 24 bytes each (trace id
+      16, span id 8, big-endian), so the target links its span to them without searching the
+      records again (broker/messaging_spans.py); null: the sender did not look. A link sends
+      v1 only when it carries contexts (its tracing is on), v0 otherwise.
   LinkTruncate (10002) request: source_region STRING, topology_epoch INT32,
       topics [name STRING, partitions [index INT32, offset INT64]]
   Both responses: throttle_time_ms INT32, topics [name STRING, partitions [index INT32,
@@ -28,9 +33,13 @@ from broker.protocol.errors import MalformedRequest
 from broker.protocol.versions import ApiKey
 
 LINK_VERSION = 0
+LINK_APPEND_TRACED_VERSION = 1  # LinkAppend with the records' sampled trace contexts
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
 _I64 = struct.Struct(">q")
+_CONTEXT = struct.Struct(">QQQ")  # trace id (high, low 64 bits), span id
+
+TraceContexts = tuple[tuple[int, int], ...]  # (trace id, span id), each sampled
 
 Records = bytes | bytearray | memoryview
 
@@ -40,6 +49,7 @@ class LinkAppendPartition:
     index: int
     expected_next_offset: int
     records: Records | None
+    trace_contexts: TraceContexts | None = None  # v1; None: the sender did not look
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,19 +121,42 @@ def _done(cursor: Cursor, what: str) -> None:
         raise MalformedRequest(f"{len(cursor.view) - cursor.offset} bytes after the {what}")
 
 
-def read_link_append_request(frame: bytes | bytearray, offset: int) -> LinkAppendRequest:
+def _trace_contexts(cursor: Cursor) -> TraceContexts | None:
+    raw = cursor.records()
+    if raw is None:
+        return None
+    if len(raw) % _CONTEXT.size:
+        raise MalformedRequest(f"trace contexts of {len(raw)} bytes, not 24 each")
+    return tuple((high << 64 | low, span) for high, low, span in _CONTEXT.iter_unpack(raw))
+
+
+def _read_link_append(frame: bytes | bytearray, offset: int, traced: bool) -> LinkAppendRequest:
     cursor = Cursor(frame, offset)
     source_region, epoch, timeout_ms = _string(cursor), cursor.int32(), cursor.int32()
     topics = []
     for _ in range(cursor.count()):
         name = _string(cursor)
         partitions = tuple(
-            LinkAppendPartition(cursor.int32(), cursor.int64(), cursor.records())
+            LinkAppendPartition(
+                cursor.int32(),
+                cursor.int64(),
+                cursor.records(),
+                _trace_contexts(cursor) if traced else None,
+            )
             for _ in range(cursor.count())
         )
         topics.append(LinkAppendTopic(name, partitions))
     _done(cursor, "LinkAppend request")
     return LinkAppendRequest(source_region, epoch, timeout_ms, tuple(topics))
+
+
+def read_link_append_request(frame: bytes | bytearray, offset: int) -> LinkAppendRequest:
+    return _read_link_append(frame, offset, traced=False)
+
+
+def read_traced_link_append_request(frame: bytes | bytearray, offset: int) -> LinkAppendRequest:
+    """LinkAppend v1: each partition also carries its records' sampled trace contexts."""
+    return _read_link_append(frame, offset, traced=True)
 
 
 def read_link_truncate_request(frame: bytes | bytearray, offset: int) -> LinkTruncateRequest:
@@ -180,7 +213,24 @@ def _write_records(out: Writable, records: Records | None) -> None:
     out.write(records)  # by reference: a frame writer keeps megabytes as their own segment
 
 
+def link_append_version(body: LinkAppendRequest) -> int:
+    """The version `body` is written in: v1 when any partition carries trace contexts."""
+    traced = any(p.trace_contexts is not None for t in body.topics for p in t.partitions)
+    return LINK_APPEND_TRACED_VERSION if traced else LINK_VERSION
+
+
+def _write_trace_contexts(out: Writable, contexts: TraceContexts | None) -> None:
+    if contexts is None:
+        out.write(_I32.pack(-1))
+        return
+    pack, mask = _CONTEXT.pack, (1 << 64) - 1
+    out.write(_I32.pack(len(contexts) * _CONTEXT.size))
+    out.write(b"".join(pack(trace >> 64, trace & mask, span) for trace, span in contexts))
+
+
 def write_link_append_request(out: Writable, body: LinkAppendRequest) -> None:
+    """In the version `link_append_version(body)` says, which the request header must name."""
+    traced = link_append_version(body) == LINK_APPEND_TRACED_VERSION
     _write_string(out, body.source_region)
     out.write(_I32.pack(body.topology_epoch) + _I32.pack(body.timeout_ms))
     out.write(_I32.pack(len(body.topics)))
@@ -190,6 +240,8 @@ def write_link_append_request(out: Writable, body: LinkAppendRequest) -> None:
         for partition in topic.partitions:
             out.write(_I32.pack(partition.index) + _I64.pack(partition.expected_next_offset))
             _write_records(out, partition.records)
+            if traced:
+                _write_trace_contexts(out, partition.trace_contexts)
 
 
 def write_link_truncate_request(out: Writable, body: LinkTruncateRequest) -> None:
@@ -218,10 +270,12 @@ def write_link_response(out: Writable, body: LinkResponse) -> None:
 
 LINK_REQUEST_READERS: dict[tuple[int, int], Callable[[bytes | bytearray, int], Any]] = {
     (ApiKey.LINK_APPEND, LINK_VERSION): read_link_append_request,
+    (ApiKey.LINK_APPEND, LINK_APPEND_TRACED_VERSION): read_traced_link_append_request,
     (ApiKey.LINK_TRUNCATE, LINK_VERSION): read_link_truncate_request,
 }
 LINK_RESPONSE_READERS: dict[tuple[int, int], Callable[[bytes | bytearray, int], Any]] = {
     (ApiKey.LINK_APPEND, LINK_VERSION): read_link_response,
+    (ApiKey.LINK_APPEND, LINK_APPEND_TRACED_VERSION): read_link_response,
     (ApiKey.LINK_TRUNCATE, LINK_VERSION): read_link_response,
 }
 LINK_WRITERS: dict[type, Callable[[Any, Any], None]] = {

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
-from opentelemetry.trace import Span
+from opentelemetry.trace import Span, SpanContext
 
 from broker import links, telemetry
 from broker.client import KafkaClient, KafkaConnectionError, KafkaError
@@ -32,7 +32,7 @@ from broker.client.data import (
     produce,
     produce_pipelined,
 )
-from broker.messaging_spans import NO_SPAN
+from broker.messaging_spans import NO_SPAN, sampled_contexts
 from broker.protocol.batch import InvalidBatch
 from broker.protocol.errors import ErrorCode
 from mirror.backoff import Backoff
@@ -125,19 +125,40 @@ class CopierBase:
         self.fetcher.taken(self.source_tp, item)
         return item
 
+    def _traced(self, batches: Sequence[bytes | bytearray | memoryview]) -> bool:
+        return (
+            bool(batches)
+            and telemetry.tracing_enabled()
+            and not links.is_internal(self.source_tp[0])
+        )
+
+    def _contexts(
+        self, batches: Sequence[bytes | bytearray | memoryview]
+    ) -> list[SpanContext] | None:
+        """The sampled trace contexts in a chunk's records, when this copier traces it."""
+        return sampled_contexts(batches) if self._traced(batches) else None
+
     async def _span(
         self,
         batches: Sequence[bytes | bytearray | memoryview],
         first_source_offset: int,
         record_count: int,
+        contexts: Sequence[SpanContext] | None = None,
     ) -> AbstractContextManager[Span | None]:
-        """The span around writing one chunk to the target (mirror/copy/tracing.py)."""
-        if not batches or not telemetry.tracing_enabled() or links.is_internal(self.source_tp[0]):
+        """The span around writing one chunk to the target (mirror/copy/tracing.py), linked
+        to `contexts` when given (else to those found in `batches`)."""
+        if not self._traced(batches):
             return NO_SPAN
         leader = await self.target.leader_for(*self.target_tp)
         server = self.target.view.brokers.get(leader)
         return copy_span(
-            batches, self.source_tp, self.target_tp, first_source_offset, record_count, server
+            batches,
+            self.source_tp,
+            self.target_tp,
+            first_source_offset,
+            record_count,
+            server,
+            contexts,
         )
 
     async def _offset(self, client: KafkaClient, tp: TopicPartition, which: int) -> int:

@@ -17,6 +17,7 @@ import time
 
 from broker.client import KafkaClient, KafkaError
 from broker.client.data import EARLIEST, LATEST, LinkResult, link_append
+from broker.messaging_spans import context_ids
 from broker.protocol.errors import ErrorCode
 from mirror.backoff import Backoff
 from mirror.copy.copier import CopierBase, CopyError, CopySettings
@@ -105,7 +106,9 @@ class LinkCopier(CopierBase):
         """One LinkAppend of the whole plan; a refusal restarts from the target's log end."""
         leader = await self.target.leader_for(*self.target_tp)
         records = b"".join(batch.data for batch in plan.batches)
-        with await self._span([records], expected_offset, plan.record_count):
+        contexts = self._contexts([records])  # searched once, linked here and by the target
+        traced = None if contexts is None else {self.target_tp: context_ids(contexts)}
+        with await self._span([records], expected_offset, plan.record_count, contexts):
             results = await link_append(
                 self.target,
                 leader,
@@ -113,6 +116,7 @@ class LinkCopier(CopierBase):
                 self.link_epoch,
                 {self.target_tp: (expected_offset, records)},
                 timeout_ms=self.settings.produce_timeout_ms,
+                trace_contexts=traced,
             )
         result: LinkResult = results[self.target_tp]
         if result.error == ErrorCode.none:

@@ -4,7 +4,9 @@
 PRODUCER only when its context is the messages' creation context, and the mirror creates
 no message — it passes the records on byte for byte, their `traceparent` headers included,
 so the consumer in the other region continues the producer's trace. The span links to the
-sampled contexts in the records (broker/messaging_spans.py) and says where they came from.
+sampled contexts in the records (broker/messaging_spans.py) and says where they came from;
+a link copier sends the same contexts to the target broker with the records (LinkAppend v1),
+so the target's span links to them without searching the records again.
 With tracing off it is a shared null context, and no batch is looked into.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import Span, SpanContext, SpanKind
 
 from broker import telemetry
 from broker.client.data import TopicPartition
@@ -38,8 +40,10 @@ def copy_span(
     first_source_offset: int,
     record_count: int,
     server: tuple[str, int] | None,
+    contexts: Sequence[SpanContext] | None = None,
 ) -> AbstractContextManager[Span | None]:
-    """The current span around writing `batches` to `target` (None when tracing is off)."""
+    """The current span around writing `batches` to `target` (None when tracing is off),
+    linked to `contexts` when given, else to the sampled contexts found in `batches`."""
     if not telemetry.tracing_enabled():
         return NO_SPAN
     attributes = messaging_attributes("send", *target)
@@ -53,4 +57,4 @@ def copy_span(
     )
     if server is not None:
         attributes[SERVER_ADDRESS], attributes[SERVER_PORT] = server
-    return batch_span(f"send {target[0]}", SpanKind.CLIENT, attributes, batches)
+    return batch_span(f"send {target[0]}", SpanKind.CLIENT, attributes, batches, contexts)

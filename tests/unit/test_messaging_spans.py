@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
 
-from broker.messaging_spans import batch_span, sampled_contexts
+from broker import messaging_spans, telemetry
+from broker.messaging_spans import batch_span, context_ids, remote_contexts, sampled_contexts
 from broker.protocol.records import LZ4, NewRecord, build_batch
 
 
@@ -45,3 +50,32 @@ def test_with_tracing_off_a_batch_span_is_nothing() -> None:
     batch = _batch([_traceparent(True)[1]])
     with batch_span("send orders", SpanKind.SERVER, {}, [batch]) as span:
         assert span is None
+
+
+def _recording_tracer(monkeypatch: pytest.MonkeyPatch) -> InMemorySpanExporter:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(telemetry, "_provider", provider)
+    monkeypatch.setattr(telemetry, "_tracer", provider.get_tracer("test"))
+    return exporter
+
+
+def test_a_span_given_the_contexts_links_them_without_searching(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    exporter = _recording_tracer(monkeypatch)
+    found = sampled_contexts([_batch([_traceparent(True)[1], _traceparent(True)[1]])])
+    ids = context_ids(found)  # what a mirror's LinkAppend v1 carries to the target
+    assert remote_contexts((*ids, (0, 5))) == found  # invalid ids left out
+    assert len(remote_contexts(ids, limit=1)) == 1
+
+    def no_search(*_: object) -> None:
+        raise AssertionError("searched the records although the contexts were given")
+
+    monkeypatch.setattr(messaging_spans, "sampled_contexts", no_search)
+    batch = _batch([_traceparent(True)[1]])  # other contexts: the given ones are linked
+    with batch_span("send orders", SpanKind.SERVER, {}, [batch], remote_contexts(ids)):
+        pass
+    (span,) = exporter.get_finished_spans()
+    assert [link.context for link in span.links] == found

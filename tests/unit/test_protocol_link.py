@@ -19,6 +19,7 @@ from broker.protocol.codec import (
 )
 from broker.protocol.errors import MalformedRequest, UnsupportedVersion
 from broker.protocol.link import (
+    LINK_APPEND_TRACED_VERSION,
     LINK_VERSION,
     LinkAppendPartition,
     LinkAppendRequest,
@@ -29,6 +30,7 @@ from broker.protocol.link import (
     LinkTruncatePartition,
     LinkTruncateRequest,
     LinkTruncateTopic,
+    link_append_version,
 )
 from broker.protocol.versions import SERVED, ApiKey
 
@@ -48,6 +50,25 @@ append_requests = st.builds(
             LinkAppendTopic,
             text,
             st.lists(st.builds(LinkAppendPartition, int32, int64, records), max_size=3).map(tuple),
+        ),
+        max_size=3,
+    ).map(tuple),
+)
+trace_contexts = st.none() | st.lists(
+    st.tuples(st.integers(0, 2**128 - 1), st.integers(0, 2**64 - 1)), max_size=4
+).map(tuple)
+traced_append_requests = st.builds(
+    LinkAppendRequest,
+    text,
+    int32,
+    int32,
+    st.lists(
+        st.builds(
+            LinkAppendTopic,
+            text,
+            st.lists(
+                st.builds(LinkAppendPartition, int32, int64, records, trace_contexts), max_size=3
+            ).map(tuple),
         ),
         max_size=3,
     ).map(tuple),
@@ -91,6 +112,28 @@ def test_link_append_request_round_trips(body: LinkAppendRequest) -> None:
     decoded = decode_request(encode_request(_header(ApiKey.LINK_APPEND), body))
     assert decoded.header == _header(ApiKey.LINK_APPEND)
     assert decoded.body == body
+
+
+@settings(max_examples=200, deadline=None)
+@given(traced_append_requests)
+def test_link_append_v1_carries_each_partitions_trace_contexts(body: LinkAppendRequest) -> None:
+    version = link_append_version(body)
+    traced = any(p.trace_contexts is not None for t in body.topics for p in t.partitions)
+    assert version == (LINK_APPEND_TRACED_VERSION if traced else LINK_VERSION)
+    header = RequestHeader(ApiKey.LINK_APPEND, version, 41, "link")
+    decoded = decode_request(encode_request(header, body))
+    assert decoded.header == header
+    assert decoded.body == body
+
+
+def test_trace_contexts_of_a_wrong_length_are_malformed() -> None:
+    part = LinkAppendPartition(0, 5, b"abc", ((1, 2),))
+    body = LinkAppendRequest("us-east", 3, 1000, (LinkAppendTopic("t", (part,)),))
+    header = RequestHeader(ApiKey.LINK_APPEND, LINK_APPEND_TRACED_VERSION, 41, "link")
+    frame = bytearray(encode_request(header, body))
+    struct.pack_into(">i", frame, len(frame) - 28, 23)  # 24 bytes of contexts, said to be 23
+    with pytest.raises(MalformedRequest):
+        decode_request(bytes(frame[:-1]))
 
 
 @settings(max_examples=200, deadline=None)
