@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -79,3 +81,37 @@ def test_a_span_given_the_contexts_links_them_without_searching(
         pass
     (span,) = exporter.get_finished_spans()
     assert [link.context for link in span.links] == found
+
+
+_HEADER = b"\x16traceparent\x6e00-"
+_PIECES = st.sampled_from(
+    [
+        _HEADER,
+        _HEADER + b"0" * 32 + b"-" + b"1" * 16 + b"-01",
+        _HEADER + b"a" * 32 + b"-" + b"b" * 16 + b"-0",
+        b"f",
+        b"1",
+        b"-",
+        b"\x16",
+        b"\x16traceparent",
+    ]
+)
+
+
+@pytest.mark.skipif(not messaging_spans.NATIVE_SEARCH, reason="broker/_tracescan not built")
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PIECES | st.binary(max_size=80), max_size=12).map(b"".join))
+def test_the_c_search_finds_what_the_regular_expression_finds(data: bytes) -> None:
+    expected = messaging_spans._regex_sampled_headers(data)
+    assert messaging_spans._sampled_headers(data) == expected
+    assert messaging_spans._sampled_headers(memoryview(bytearray(data))[0:]) == expected
+
+
+@pytest.mark.skipif(not messaging_spans.NATIVE_SEARCH, reason="broker/_tracescan not built")
+def test_the_c_search_on_real_batches_and_wrong_arguments() -> None:
+    headers: list[bytes | None] = [_traceparent(i % 3 == 0)[1] for i in range(30)]
+    batch = _batch(headers)
+    assert messaging_spans._sampled_headers(batch) == messaging_spans._regex_sampled_headers(batch)
+    assert len(messaging_spans._sampled_headers(batch)) == 10
+    with pytest.raises(TypeError):
+        messaging_spans._sampled_headers("a str is no buffer")  # type: ignore[arg-type]

@@ -1,0 +1,3 @@
+"""broker/_tracescan.c: the sampled `traceparent` search of broker/messaging_spans.py in C."""
+
+def sampled_headers(buffer: bytes | bytearray | memoryview, /) -> list[int]: ...
