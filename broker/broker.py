@@ -25,6 +25,7 @@ from broker.log import LogConfig
 from broker.metrics.traffic import Traffic
 from broker.offsets_topic import OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIGS, build_group_coordinator
 from broker.partitions import Partition, PartitionManager
+from broker.pipeline import Later, Response
 from broker.protocol.codec import Frame, decode_header, decode_request, encode_response_frame
 from broker.protocol.errors import ErrorCode, ProtocolError, UnsupportedVersion
 from broker.protocol.framing import frame as framed
@@ -299,8 +300,9 @@ class Broker:
             log.info("group coordinator at leader epoch %d", partition.leader_epoch)
 
     # -- requests -------------------------------------------------------------------------
-    async def dispatch(self, frame: bytes | bytearray, info: ConnectionInfo) -> Frame | None:
-        """Handle one request frame; returns the framed response (size prefix included)."""
+    async def dispatch(self, frame: bytes | bytearray, info: ConnectionInfo) -> Response:
+        """Handle one request frame; returns the framed response (size prefix included), or
+        `Later` that gives it (a produce request waiting for the ISR)."""
         try:
             request = decode_request(frame)
         except UnsupportedVersion as exc:
@@ -312,9 +314,18 @@ class Broker:
         if handler is None:
             raise ProtocolError(f"no handler for api_key {request.header.api_key}")
         body: Any = await handler(self, request, info)
+        header = request.header
+        if isinstance(body, Later):
+            later: Later[Any] = body
+
+            async def frame_later() -> Frame:
+                return encode_response_frame(
+                    header.api_key, header.api_version, header.correlation_id, await later.finish()
+                )
+
+            return Later(frame_later)
         if body is None:
             return None  # acks=0 produce: no response
-        header = request.header
         return encode_response_frame(
             header.api_key, header.api_version, header.correlation_id, body
         )

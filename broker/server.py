@@ -23,6 +23,7 @@ from anyio.abc import ByteStream, SocketAttribute, SocketStream, TaskStatus
 from anyio.streams.tls import TLSStream
 
 from broker.frame_receiver import FrameSource, frame_source
+from broker.pipeline import Later, ProducePipeline, Response, is_produce
 from broker.protocol.codec import Frame
 from broker.protocol.errors import ProtocolError
 from broker.protocol.framing import frame
@@ -56,7 +57,7 @@ class ConnectionInfo:
 
 
 # Returns the framed response (size prefix included) as segments, or None for no response.
-Dispatcher = Callable[[bytearray, ConnectionInfo], Awaitable[Frame | None]]
+Dispatcher = Callable[[bytearray, ConnectionInfo], Awaitable[Response]]
 
 
 async def serve_connection(
@@ -105,12 +106,41 @@ async def _serve_frames(
     info: ConnectionInfo,
     security: ListenerSecurity,
 ) -> None:
-    """Serve requests until the peer leaves or the connection must close."""
+    """Serve requests until the peer leaves or the connection must close. Consecutive
+    produce requests are pipelined (`ProducePipeline`); any other request waits until the
+    responses before it are sent, as in Kafka."""
+    failure: Exception | None = None
+    async with anyio.create_task_group() as tasks:
+        pipeline = ProducePipeline(tasks, lambda frame: _send(stream, frame))
+        try:
+            await _serve_requests(stream, dispatch, frames, info, security, pipeline)
+        except Exception as exc:  # raised below, unwrapped, for serve_connection's handlers
+            failure = pipeline.failure or exc
+        finally:
+            tasks.cancel_scope.cancel()
+    failure = failure or pipeline.failure
+    if failure is not None:
+        raise failure
+
+
+async def _serve_requests(
+    stream: ByteStream,
+    dispatch: Dispatcher,
+    frames: FrameSource,
+    info: ConnectionInfo,
+    security: ListenerSecurity,
+    pipeline: ProducePipeline,
+) -> None:
     session = info.sasl
     while True:
         request = await frames.receive_frame()
         if session is None or session.state is State.AUTHENTICATED:
-            await _send(stream, await dispatch(request, info))
+            if is_produce(request):
+                await pipeline.room()
+                pipeline.add(await dispatch(request, info))  # appended now, answered in order
+            else:
+                await pipeline.drain()
+                await _answer(stream, await dispatch(request, info))
         elif not await _authenticating(stream, dispatch, request, info, session):
             if session.state is State.FAILED and security.sasl is not None:
                 log.info(
@@ -145,8 +175,12 @@ async def _authenticating(
             info.peer_port,
         )
         return False
-    await _send(stream, await dispatch(request, info))
+    await _answer(stream, await dispatch(request, info))
     return session.state is not State.FAILED
+
+
+async def _answer(stream: ByteStream, response: Response) -> None:
+    await _send(stream, await response.finish() if isinstance(response, Later) else response)
 
 
 async def _send(stream: ByteStream, response: Frame | None) -> None:

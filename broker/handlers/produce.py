@@ -12,6 +12,7 @@ from broker.handlers.spans import append_span
 from broker.log import RecordTooLarge
 from broker.messaging_spans import OFFSET
 from broker.partitions import Partition
+from broker.pipeline import Later
 from broker.producer_state import ProducerFenced
 from broker.protocol.batch import BatchHeader, InvalidBatch, iter_headers
 from broker.protocol.codec import Request
@@ -176,9 +177,18 @@ async def produce(broker: Broker, request: Request, info: ConnectionInfo) -> Any
         per_topic.append((topic.name, outcomes))
     if body.acks == 0:
         return None
-    if body.acks == -1:
+    if body.acks == -1:  # answered once the ISR holds the appends (broker/pipeline.py)
         timeout_ms = int(millis(body.timeout))
-        await _await_isr([o for _, outcomes in per_topic for o in outcomes], timeout_ms)
+
+        async def after_isr() -> Any:
+            await _await_isr([o for _, outcomes in per_topic for o in outcomes], timeout_ms)
+            return _response(build, per_topic)
+
+        return Later(after_isr)
+    return _response(build, per_topic)
+
+
+def _response(build: MessageBuilder, per_topic: list[tuple[str, list[_Outcome]]]) -> Any:
     topics = tuple(
         build.make(
             "TopicProduceResponse",
