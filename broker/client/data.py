@@ -11,6 +11,7 @@ from typing import Any
 from broker.client.client import CLIENT_MAX_VERSION, FETCH_LANE, KafkaClient, KafkaError
 from broker.protocol import link
 from broker.protocol.errors import ErrorCode
+from broker.protocol.fetch_reader import FetchResponse, PartitionData
 from broker.protocol.messages import MessageBuilder, request_builder
 from broker.protocol.versions import ApiKey
 
@@ -58,7 +59,7 @@ def _by_topic(partitions: Mapping[TopicPartition, Any]) -> dict[str, dict[int, A
     return grouped
 
 
-async def fetch(
+async def fetch_views(
     client: KafkaClient,
     node_id: int,
     positions: Mapping[TopicPartition, int],
@@ -71,8 +72,10 @@ async def fetch(
     lane: str = FETCH_LANE,
     replica_id: int = -1,
     leader_epochs: Mapping[TopicPartition, int] | None = None,
-) -> dict[TopicPartition, FetchedPartition]:
-    """One sessionless Fetch from `node_id` (the leader of every partition asked for).
+) -> dict[TopicPartition, PartitionData]:
+    """One sessionless Fetch from `node_id` (the leader of every partition asked for), each
+    partition's record batches a view into the response frame (a follower writes them
+    straight to its log; `fetch` copies them out).
 
     Fetches use their own connection (`lane`): brokers answer a connection's requests in
     order, and a long-poll must not hold up other requests. A follower broker passes its
@@ -115,21 +118,28 @@ async def fetch(
 
     timeout_s = client.request_timeout_s + max_wait_ms / 1000
     response = await client.call(ApiKey.FETCH, build, node_id, timeout_s, lane)
-    result: dict[TopicPartition, FetchedPartition] = {}
-    for topic in response.responses:
-        for p in topic.partitions:
-            aborted = tuple(
-                (int(a.producer_id), int(a.first_offset)) for a in (p.aborted_transactions or ())
-            )
-            result[(topic.topic, int(p.partition_index))] = FetchedPartition(
-                int(p.error_code),
-                int(p.high_watermark),
-                int(getattr(p, "last_stable_offset", -1)),
-                int(getattr(p, "log_start_offset", -1)),
-                aborted,
-                bytes(p.records or b""),
-            )
-    return result
+    assert isinstance(response, FetchResponse), "Fetch v4-v11 responses are read by hand"
+    return {(t.topic, p.partition_index): p for t in response.responses for p in t.partitions}
+
+
+async def fetch(
+    client: KafkaClient,
+    node_id: int,
+    positions: Mapping[TopicPartition, int],
+    **options: Any,
+) -> dict[TopicPartition, FetchedPartition]:
+    """`fetch_views` (same options), each partition's records copied out of the response."""
+    return {
+        key: FetchedPartition(
+            p.error_code,
+            p.high_watermark,
+            p.last_stable_offset,
+            p.log_start_offset,
+            tuple((a.producer_id, a.first_offset) for a in p.aborted_transactions or ()),
+            bytes(p.records or b""),
+        )
+        for key, p in (await fetch_views(client, node_id, positions, **options)).items()
+    }
 
 
 async def fetch_now(

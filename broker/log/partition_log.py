@@ -163,7 +163,7 @@ class PartitionLog:
         return _append_info(headers, append_time_ms, len(buffer))
 
     def append_as_follower(
-        self, batches: bytes | bytearray, *, now_ms: int | None = None
+        self, batches: bytes | bytearray | memoryview, *, now_ms: int | None = None
     ) -> AppendInfo:
         """Append batches that already carry offsets and epochs (from the leader).
 

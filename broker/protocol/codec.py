@@ -19,6 +19,7 @@ from kio.static.constants import EntityType
 
 from broker.protocol.cursor import Cursor
 from broker.protocol.errors import MalformedRequest, UnsupportedVersion
+from broker.protocol.fetch_reader import FETCH_RESPONSE_READERS
 from broker.protocol.lenient import LENIENT_READERS
 from broker.protocol.link import LINK_REQUEST_READERS, LINK_RESPONSE_READERS, LINK_WRITERS
 from broker.protocol.produce_reader import PRODUCE_READERS
@@ -166,6 +167,8 @@ def encode_response(api_key: int, version: int, correlation_id: int, body: Any) 
 
 Frame = list[bytes | bytearray | memoryview]  # a framed message as segments, in order
 _LARGE_WRITE_BYTES = 64 * 1024
+# Responses read by hand: regionlink's link API, and Fetch (record batches as views).
+_HAND_RESPONSE_READERS = {**LINK_RESPONSE_READERS, **FETCH_RESPONSE_READERS}
 
 
 class _FrameWriter:
@@ -233,7 +236,7 @@ def decode_response(api_key: int, version: int, payload: bytes | bytearray) -> t
     """Decode a response frame into (correlation_id, body) — for our client and tests."""
     (correlation_id,) = _CORRELATION.unpack_from(payload, 0)
     offset = 4
-    link_reader = LINK_RESPONSE_READERS.get((api_key, version))
+    link_reader = _HAND_RESPONSE_READERS.get((api_key, version))
     if link_reader is not None:
         return correlation_id, link_reader(payload, offset)
     cls = response_class(api_key, version)

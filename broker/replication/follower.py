@@ -22,6 +22,7 @@ from broker.log import OffsetMismatch
 from broker.partitions import Partition
 from broker.protocol.batch import InvalidBatch, iter_headers
 from broker.protocol.errors import ErrorCode
+from broker.protocol.fetch_reader import PartitionData
 
 if TYPE_CHECKING:
     from broker.broker import Broker
@@ -130,7 +131,7 @@ class ReplicaFetcher:
                 positions[key] = partition.log.log_end_offset
         if not positions:
             return False
-        results = await data.fetch(
+        results = await data.fetch_views(
             self._client,
             leader_id,
             positions,
@@ -151,16 +152,16 @@ class ReplicaFetcher:
         return healthy
 
     def _apply(
-        self, partition: Partition, follow: Follow, position: int, result: data.FetchedPartition
+        self, partition: Partition, follow: Follow, position: int, result: PartitionData
     ) -> bool:
-        if result.error == ErrorCode.offset_out_of_range:
+        if result.error_code == ErrorCode.offset_out_of_range:
             if 0 <= position < result.log_start_offset:  # the leader deleted what we lack
                 partition.log.truncate_fully_and_start_at(result.log_start_offset)
                 partition.producers.truncate()
             else:
                 follow.truncated = False
             return True
-        if result.error != ErrorCode.none:
+        if result.error_code != ErrorCode.none:
             return False
         if partition.log.log_end_offset != position:
             return True  # truncated meanwhile; the next fetch starts from the new end
@@ -175,7 +176,7 @@ class ReplicaFetcher:
         return True
 
 
-def _append(partition: Partition, records: bytes) -> None:
+def _append(partition: Partition, records: bytes | memoryview) -> None:
     partition.log.append_as_follower(records)
     for header in iter_headers(records):
         if header.has_producer_id and not header.is_control:
