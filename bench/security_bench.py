@@ -5,6 +5,7 @@ Besides wall-clock rates it reports the broker's CPU time per record, which a bu
 machine disturbs far less.
 
     python -m bench.security_bench [--records N] [--repeat R] [--connections C]
+        [--steps produce,consume] [--listeners PLAINTEXT,SSL,SASL_SSL]
 
 Each client step runs in its own process (bench.workload, as `make bench`); the listeners
 are measured in turn within each round, so a slow moment hits all of them. Results go to the
@@ -61,7 +62,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3, help="rounds; medians shown")
     parser.add_argument("--connections", type=int, default=50, help="set-ups per mechanism")
     parser.add_argument("--timeout-s", type=float, default=300.0)
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--steps", default="produce,consume", help="comma-separated: produce, consume"
+    )
+    parser.add_argument(
+        "--listeners", default=",".join(LISTENERS), help="comma-separated, PLAINTEXT first"
+    )
+    args = parser.parse_args(argv)
+    args.steps = tuple(s for s in ("produce", "consume") if s in args.steps.split(","))
+    args.listeners = tuple(n for n in LISTENERS if n in args.listeners.split(","))
+    if "PLAINTEXT" not in args.listeners or not args.steps:
+        parser.error("--listeners must include PLAINTEXT and --steps at least one step")
+    return args
 
 
 class SecuredBroker:
@@ -236,24 +248,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     machine = machine_info()
     throughput: dict[str, dict[str, list[float]]] = {
-        name: {"produce": [], "consume": []} for name in LISTENERS
+        name: {step: [] for step in args.steps} for name in args.listeners
     }
     cpu: dict[str, dict[str, list[float]]] = {
-        name: {"produce": [], "consume": []} for name in LISTENERS
+        name: {step: [] for step in args.steps} for name in args.listeners
     }
     with tempfile.TemporaryDirectory(prefix="security-bench-") as tmp:
         work = Path(tmp)
         broker = SecuredBroker(work)
         try:
             for _ in range(args.repeat):
-                for listener in LISTENERS:
+                for listener in args.listeners:
                     topic = f"bench-{listener.lower()}-{uuid.uuid4().hex[:8]}"
                     create_topic(broker.bootstrap("PLAINTEXT"), topic, args.partitions)
-                    for step in ("produce", "consume"):
+                    for step in args.steps:
+                        if step == "consume" and "produce" not in args.steps:
+                            run_step("produce", broker, listener, topic, work, args)
                         result = run_step(step, broker, listener, topic, work, args)
                         throughput[listener][step].append(result["records_per_s"])
                         cpu[listener][step].append(result["broker_cpu_us_per_record"])
-            set_up = set_up_times(broker, args.connections)
+            set_up = set_up_times(broker, args.connections) if args.connections else {}
         finally:
             broker.running.stop()
     medians = {

@@ -10,12 +10,16 @@ asyncio BufferedProtocol: the transport calls recv_into with buffers `FrameAssem
 (pure, in broker/protocol/framing.py) provides, so a large frame is written once, by the
 kernel, into its own bytearray, and the waiting task is woken once per frame. anyio's
 stream still sends: the write flow-control and connection-lost callbacks are passed on to
-its protocol. TLS and trio streams keep the portable path (`StreamFrames`).
+its protocol. A TLS connection whose records asyncio's SSLProtocol runs
+(broker/security/native_tls.py) gets `FrameProtocol` too, on its TLS transport: the
+decrypted bytes are written into the frame's buffer by `SSLObject.read`. anyio's TLSStream
+and trio streams keep the portable path (`StreamFrames`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections import deque
 from typing import Protocol
 
@@ -99,7 +103,9 @@ class FrameProtocol(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if exc is not None and self._failure is None:
-            self._failure = anyio.BrokenResourceError(str(exc))
+            # a TLS record that does not decrypt is raised as such (the server names it)
+            ssl_error = isinstance(exc, ssl.SSLError)
+            self._failure = exc if ssl_error else anyio.BrokenResourceError(str(exc))
         self._at_eof = True
         self._wake()
         self._inner.connection_lost(exc)
@@ -139,16 +145,22 @@ class FrameProtocol(asyncio.BufferedProtocol):
             self._waiter.set_result(None)
 
 
+def _native_tls(stream: ByteStream) -> bool:
+    """A TLS stream whose `_transport` is asyncio's TLS transport (decrypted bytes, and
+    BufferedProtocol app protocols supported): broker/security/native_tls.py."""
+    return getattr(stream, "native_tls", False) is True
+
+
 def frame_source(stream: ByteStream, max_frame_bytes: int) -> FrameSource:
     """The cheapest receiver this stream allows: FrameProtocol on anyio's plaintext asyncio
     TCP stream (reached through its private `_transport` and `_protocol`: anyio offers no
-    recv_into), StreamFrames on anything else."""
+    recv_into) and on a NativeTLSStream, StreamFrames on anything else."""
     transport = getattr(stream, "_transport", None)
     inner = getattr(stream, "_protocol", None)
     if (
         not isinstance(transport, asyncio.Transport)
         or not isinstance(inner, asyncio.Protocol)
-        or transport.get_extra_info("sslcontext") is not None
+        or (transport.get_extra_info("sslcontext") is not None and not _native_tls(stream))
         or transport.get_extra_info("socket") is None
         or transport.is_closing()
     ):

@@ -9,6 +9,7 @@ The connection driver (broker/server.py) asks; nothing here reads or writes Kafk
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import ssl
 import time
@@ -20,6 +21,7 @@ from anyio.abc import ByteStream
 from anyio.streams.tls import TLSAttribute, TLSStream
 
 from broker.security.listeners import ClientAuth, SecurityConfig, SecurityProtocol
+from broker.security.native_tls import NativeTLSStream
 from broker.security.sasl import Credentials, FailureLimiter, SaslSession
 from broker.security.tls import principal_of_certificate, server_context
 
@@ -31,10 +33,16 @@ NONCE_BYTES = 24
 
 
 TRANSPORT_RECEIVE_BYTES = 1 << 20
+# TLS through asyncio's record layer (broker/security/native_tls.py) where the stream allows;
+# REGIONLINK_NATIVE_TLS=0 keeps every connection on anyio's TLSStream (DrainingTLSStream).
+NATIVE_TLS = os.environ.get("REGIONLINK_NATIVE_TLS", "1") != "0"
 
 
 class DrainingTLSStream(TLSStream):
-    """anyio's TLSStream, except that `receive` returns everything that can be decrypted
+    """The fallback TLS stream, where NativeTLSStream (broker/security/native_tls.py)
+    cannot take the connection over (trio, REGIONLINK_NATIVE_TLS=0).
+
+    anyio's TLSStream, except that `receive` returns everything that can be decrypted
     from what has arrived, in one buffer, rather than one TLS record per call.
 
     librdkafka writes many small TLS records (a 1 KiB record value often gets its own), and
@@ -148,12 +156,18 @@ class ListenerSecurity:
             return stream, None
         try:
             with anyio.fail_after(TLS_HANDSHAKE_TIMEOUT_S):
-                tls = await DrainingTLSStream.wrap(
-                    stream,
-                    server_side=True,
-                    ssl_context=self.ssl_context,
-                    standard_compatible=False,
-                )
+                tls: TLSStream | None = None
+                if NATIVE_TLS:
+                    tls = await NativeTLSStream.wrap_accepted(
+                        stream, self.ssl_context, TLS_HANDSHAKE_TIMEOUT_S
+                    )
+                if tls is None:  # not anyio's asyncio TCP stream (trio, a test's stream)
+                    tls = await DrainingTLSStream.wrap(
+                        stream,
+                        server_side=True,
+                        ssl_context=self.ssl_context,
+                        standard_compatible=False,
+                    )
         except TimeoutError:
             raise HandshakeFailed(
                 f"no TLS handshake within {TLS_HANDSHAKE_TIMEOUT_S:g} s"

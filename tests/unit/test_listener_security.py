@@ -235,3 +235,75 @@ def test_a_receive_returns_every_record_that_arrived_and_refuses_forged_ones(
 
     anyio.run(main)
     assert seen == [5000, ssl.SSLError]
+
+
+FRAMES = [b"a" * 10, b"", b"b" * (3 << 20), b"c" * 70_000, b"d" * 5]
+
+
+async def _frames_over_tls(tmp_path: Path, chunk: int) -> tuple[list[bytes], type, type, bytes]:
+    """Framed payloads sent over TLS in `chunk`-byte writes (a TLS record each, as
+    librdkafka writes), received through the listener's handshake and frame_source; the
+    frames, the TLS stream's and the receiver's types, and a response sent back."""
+    from broker.frame_receiver import frame_source
+    from broker.protocol.framing import frame
+
+    files = _files(tmp_path)
+    security = ListenerSecurity(SecurityProtocol.SSL, server_context(files))
+    dial = client_context(files.ca or files.certificate)
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    received: list[bytes] = []
+    types: list[type] = []
+
+    async def accept(stream: SocketStream) -> None:
+        secured, _ = await security.handshake(stream)
+        frames = frame_source(secured, 8 << 20)
+        types.extend((type(secured), type(frames)))
+        try:
+            while True:
+                received.append(bytes(await frames.receive_frame()))
+                await secured.send(b"ack-%d;" % len(received))
+        except anyio.EndOfStream:
+            pass
+
+    async with listener, anyio.create_task_group() as tasks:
+        tasks.start_soon(listener.serve, accept)
+        with anyio.fail_after(20):
+            tls = await anyio.connect_tcp(
+                "127.0.0.1", port, ssl_context=dial, tls_standard_compatible=False
+            )
+            data = b"".join(frame(p) for p in FRAMES)
+            for start in range(0, len(data), chunk):
+                await tls.send(data[start : start + chunk])
+            acks = b""
+            while acks.count(b";") < len(FRAMES):
+                acks += await tls.receive()
+            await tls.aclose()
+            while len(received) < len(FRAMES):
+                await anyio.sleep(0.01)
+        tasks.cancel_scope.cancel()
+    return received, types[0], types[1], acks
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("native", [True, False])
+async def test_frames_over_tls_from_small_and_large_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, anyio_backend: str, native: bool
+) -> None:
+    """On asyncio a TLS listener's records are run by asyncio's SSLProtocol and frames are
+    decrypted straight into their buffers (FrameProtocol); with REGIONLINK_NATIVE_TLS=0, or
+    on trio, anyio's TLSStream and StreamFrames. Every frame arrives either way."""
+    from broker.frame_receiver import FrameProtocol, StreamFrames
+    from broker.security import connection
+    from broker.security.connection import DrainingTLSStream
+    from broker.security.native_tls import NativeTLSStream
+
+    monkeypatch.setattr(connection, "NATIVE_TLS", native)
+    for chunk in (1000, 1 << 20):
+        received, stream_type, receiver_type, acks = await _frames_over_tls(tmp_path, chunk)
+        assert received == FRAMES
+        assert acks == b"".join(b"ack-%d;" % n for n in range(1, len(FRAMES) + 1))
+        if native and anyio_backend == "asyncio":
+            assert (stream_type, receiver_type) == (NativeTLSStream, FrameProtocol)
+        else:
+            assert (stream_type, receiver_type) == (DrainingTLSStream, StreamFrames)
