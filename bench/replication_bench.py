@@ -1,13 +1,16 @@
 """`make bench`, part 3: what replication costs and how fast a region heals.
 
 Each round runs, one after another on this machine (never side by side):
-  1. the broker bench's acks=all produce client against one single-node broker (RF=1);
-  2. the same client and workload against a region of 3 controllers and 3 brokers, on a
+  1. the broker bench's acks=all produce client against one single-node broker (RF=1), as
+     fast as it can (throughput, broker CPU per GB, p99) and then held to --paced-mb-s (p99
+     at an offered load: flat out, p99 is mostly time spent queued in the client);
+  2. the same client and workloads against a region of 3 controllers and 3 brokers, on a
      topic with RF=3 and min.insync.replicas=2;
   3. in that region, an idempotent acks=all producer writing steadily while the topic
      leader is SIGKILLed: the time from the signal to the first acknowledged write that
      was issued after the process was gone (only the new leader can have taken it).
-Medians over --repeat rounds; goals: RF=3 throughput ≥ 0.5x single node, failover < 2 s.
+Medians over --repeat rounds; goals (issue 15): RF=3 throughput ≥ 0.5x single node, broker
+CPU per GB ≤ 3.5x, p99 ≤ 4x; failover < 2 s.
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ from bench.report import save_results
 from bench.scenarios import BenchOptions, ScenarioError, create_topic, run_client, step_error
 
 THROUGHPUT_GOAL_RATIO = 0.5
+CPU_GOAL_RATIO = 3.5  # region's broker CPU per GB / the single node's
+P99_GOAL_RATIO = 4.0
+PACED_MB_S = 100.0  # below both maxima: latency at an offered load, not with the queue full
 FAILOVER_GOAL_S = 2.0
 WARM_UP_S = 1.0
 WARM_UP_TIMEOUT_S = 15.0
@@ -63,6 +69,8 @@ class Round:
 
     single: Produced | None = None
     rf3: Produced | None = None
+    single_paced: Produced | None = None  # the same client held to --paced-mb-s
+    rf3_paced: Produced | None = None
     failover_s: dict[str, float] = field(default_factory=dict)  # see measure_failover
     errors: list[str] = field(default_factory=list)
 
@@ -177,8 +185,9 @@ def produce_for(probes: Iterable[FailoverProbe], topic: str, duration_s: float) 
         time.sleep(PRODUCE_INTERVAL_S)
 
 
-def run_round(options: BenchOptions, status: Console) -> Round:
-    """Single node, then the region (throughput, then failover); every process stopped."""
+def run_round(options: BenchOptions, paced: BenchOptions, status: Console) -> Round:
+    """Single node, then the region (throughput, latency at `paced`'s rate, then failover);
+    every process stopped."""
     result = Round()
     with tempfile.TemporaryDirectory(prefix="bench-replication-") as work:
         try:
@@ -186,12 +195,16 @@ def run_round(options: BenchOptions, status: Console) -> Round:
             broker = launch(BROKERS["ours"], Path(work) / "single", 30.0)
             try:
                 result.single = produce(broker.bootstrap, options, 1, [broker.process.pid])
+                status.print(f"single node: produce at {paced.rate_mb_s:g} MB/s")
+                result.single_paced = produce(broker.bootstrap, paced, 1, [broker.process.pid])
             finally:
                 broker.stop()
             status.print("region of 3: produce (RF=3, acks=all, min.insync.replicas=2)")
             with running_region(Path(work) / "region") as region:
                 pids = [b.process.pid for b in region.brokers.values()]
                 result.rf3 = produce(region.bootstrap, options, 3, pids)
+                status.print(f"region of 3: produce at {paced.rate_mb_s:g} MB/s")
+                result.rf3_paced = produce(region.bootstrap, paced, 3, pids)
                 status.print("region of 3: SIGKILL the leader under acks=all load")
                 result.failover_s = measure_failover(region)
         except (ScenarioError, BrokerStartError) as exc:
@@ -211,17 +224,30 @@ FAILOVER_FIGURES = {
 }
 
 
+def ratio(top: float | None, bottom: float | None) -> float | None:
+    return top / bottom if top is not None and bottom else None
+
+
 def summary(rounds: list[Round]) -> dict[str, Any]:
     single, rf3 = median(rounds, "single", "mb_per_s"), median(rounds, "rf3", "mb_per_s")
     figures: dict[str, Any] = {
         "single_node_mb_per_s": single,
         "rf3_mb_per_s": rf3,
-        "rf3_over_single": rf3 / single if rf3 and single else None,
+        "rf3_over_single": ratio(rf3, single),
         "single_node_p99_ms": median(rounds, "single", "p99_ms"),
         "rf3_p99_ms": median(rounds, "rf3", "p99_ms"),
         "single_node_broker_cpu_s_per_gb": median(rounds, "single", "broker_cpu_s_per_gb"),
         "rf3_broker_cpu_s_per_gb": median(rounds, "rf3", "broker_cpu_s_per_gb"),
+        "single_node_paced_p99_ms": median(rounds, "single_paced", "p99_ms"),
+        "rf3_paced_p99_ms": median(rounds, "rf3_paced", "p99_ms"),
     }
+    figures["rf3_cpu_over_single"] = ratio(
+        figures["rf3_broker_cpu_s_per_gb"], figures["single_node_broker_cpu_s_per_gb"]
+    )
+    figures["rf3_p99_over_single"] = ratio(figures["rf3_p99_ms"], figures["single_node_p99_ms"])
+    figures["rf3_paced_p99_over_single"] = ratio(
+        figures["rf3_paced_p99_ms"], figures["single_node_paced_p99_ms"]
+    )
     for key in FAILOVER_FIGURES:
         values = [r.failover_s[key] for r in rounds if key in r.failover_s]
         figures[f"{key}_median"] = statistics.median(values) if values else None
@@ -229,7 +255,9 @@ def summary(rounds: list[Round]) -> dict[str, Any]:
     return figures
 
 
-def print_table(figures: dict[str, Any], machine: dict[str, Any], title: str) -> None:
+def print_table(
+    figures: dict[str, Any], machine: dict[str, Any], title: str, paced_mb_s: float
+) -> None:
     table = Table(title=title)
     for column in ("figure", "median", "worst", "goal"):
         table.add_column(column)
@@ -239,12 +267,30 @@ def print_table(figures: dict[str, Any], machine: dict[str, Any], title: str) ->
 
     table.add_row("produce, single node, RF=1", show(figures["single_node_mb_per_s"], " MB/s"))
     table.add_row("produce, region, RF=3", show(figures["rf3_mb_per_s"], " MB/s"))
-    table.add_row("RF=3 / single node", show(figures["rf3_over_single"], "x"), "", "≥ 0.5x")
+    table.add_row(
+        "RF=3 / single node",
+        show(figures["rf3_over_single"], "x"),
+        "",
+        f"≥ {THROUGHPUT_GOAL_RATIO}x",
+    )
     table.add_row("p99 produce latency, RF=1", show(figures["single_node_p99_ms"], " ms"))
     table.add_row("p99 produce latency, RF=3", show(figures["rf3_p99_ms"], " ms"))
+    table.add_row(
+        "p99 RF=3 / RF=1", show(figures["rf3_p99_over_single"], "x"), "", f"≤ {P99_GOAL_RATIO:g}x"
+    )
+    paced = f"p99 at {paced_mb_s:g} MB/s"
+    table.add_row(f"{paced}, RF=1", show(figures["single_node_paced_p99_ms"], " ms"))
+    table.add_row(f"{paced}, RF=3", show(figures["rf3_paced_p99_ms"], " ms"))
+    table.add_row(f"{paced}, RF=3 / RF=1", show(figures["rf3_paced_p99_over_single"], "x"))
     table.add_row("broker CPU per GB, RF=1", show(figures["single_node_broker_cpu_s_per_gb"], " s"))
     table.add_row(
         "broker CPU per GB, RF=3 (3 brokers)", show(figures["rf3_broker_cpu_s_per_gb"], " s")
+    )
+    table.add_row(
+        "CPU per GB RF=3 / RF=1",
+        show(figures["rf3_cpu_over_single"], "x"),
+        "",
+        f"≤ {CPU_GOAL_RATIO}x",
     )
     for key, label in FAILOVER_FIGURES.items():
         median_s, worst_s = figures[f"{key}_median"], figures[f"{key}_max"]
@@ -260,6 +306,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--repeat", type=positive_int, default=3, help="rounds; medians shown")
     parser.add_argument("--json", action="store_true", help="print JSON results only")
     parser.add_argument("--client-timeout-s", type=float, default=300.0)
+    parser.add_argument(
+        "--paced-mb-s",
+        type=float,
+        default=PACED_MB_S,
+        help="offered load of the latency step (the throughput step's p99 is queueing time)",
+    )
     return parser.parse_args(argv)
 
 
@@ -268,12 +320,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     exit_on_sigterm()
     options = BenchOptions(args.records, args.value_bytes, args.client_timeout_s)
+    paced = dataclasses.replace(options, rate_mb_s=args.paced_mb_s)
     status = Console(stderr=True, highlight=False)
     machine = machine_info()
     rounds = []
     for number in range(1, args.repeat + 1):
         status.print(f"round {number}/{args.repeat}")
-        rounds.append(run_round(options, status))
+        rounds.append(run_round(options, paced, status))
     figures = summary(rounds)
     results = {
         "command": "python -m bench.replication_bench " + " ".join(argv),
@@ -292,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(results, indent=2))
     else:
         title = f"{args.records:,} x {args.value_bytes} B records, acks=all, 1 partition"
-        print_table(figures, machine, title)
+        print_table(figures, machine, title, args.paced_mb_s)
         for number, r in enumerate(rounds, 1):
             for error in r.errors:
                 status.print(f"round {number}: {error}", style="red")

@@ -43,6 +43,7 @@ class BenchOptions:
     records: int = 200_000
     value_bytes: int = 1024
     client_timeout_s: float = 300.0
+    rate_mb_s: float | None = None  # produce at this offered load (None: as fast as it can)
 
 
 @dataclass
@@ -122,6 +123,8 @@ def run_client(step: str, bootstrap: str, topic: str, options: BenchOptions) -> 
         f"--value-bytes={options.value_bytes}",
         f"--timeout-s={options.client_timeout_s}",
     ]
+    if options.rate_mb_s:
+        argv.append(f"--rate-mb-s={options.rate_mb_s}")
     try:
         done = subprocess.run(
             argv,

@@ -105,9 +105,17 @@ def produce_all(
     values: list[bytes],
     records: int,
     headers: Traceparents | None = None,
+    rate_mb_s: float | None = None,
 ) -> None:
-    """Queue `records` values, polling for delivery reports and backing off on a full queue."""
+    """Queue `records` values, polling for delivery reports and backing off on a full queue;
+    with `rate_mb_s`, no faster than that (checked every POLL_EVERY_RECORDS records), so
+    latency is measured at an offered load rather than with the queue full."""
+    started_s = time.perf_counter()
     for i in range(records):
+        if rate_mb_s and i % POLL_EVERY_RECORDS == 0:
+            due_s = started_s + i * len(values[0]) / MB / rate_mb_s
+            while (wait_s := due_s - time.perf_counter()) > 0:
+                producer.poll(wait_s)
         value = values[i % DISTINCT_VALUES]
         record_headers = headers(i) if headers is not None else None
         while True:
@@ -132,7 +140,8 @@ def run_produce(
     producer = Producer(config)
     values = make_values(args.value_bytes)
     started_s = time.perf_counter()
-    produce_all(producer, args.topic, values, args.records, headers)
+    rate_mb_s = getattr(args, "rate_mb_s", None)  # bench.mirror_clients has no such option
+    produce_all(producer, args.topic, values, args.records, headers, rate_mb_s)
     unflushed = producer.flush(args.timeout_s)
     elapsed_s = time.perf_counter() - started_s
     acked = len(stats.latencies_s)
@@ -245,6 +254,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--value-bytes", type=int, default=1024)
     parser.add_argument("--timeout-s", type=float, default=300.0)
+    parser.add_argument(
+        "--rate-mb-s", type=float, help="produce at this rate instead of as fast as possible"
+    )
     parser.add_argument(
         "--client-config",
         type=Path,
