@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import weakref
 from asyncio import sslproto
 from collections import deque
 
@@ -34,8 +35,13 @@ from anyio.abc import ByteStream
 from anyio.lowlevel import checkpoint
 from anyio.streams.tls import TLSStream
 
-# Bytes read from the socket per read callback (asyncio's default is 256 KiB).
+# Bytes read from the socket per read callback (asyncio's default is 256 KiB). The buffer
+# they land in is shared by the connections of an event loop (see `_landing_buffer`), so
+# a large one costs no memory per connection.
 TRANSPORT_READ_BYTES = 1 << 20
+_LANDING: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, bytearray] = (
+    weakref.WeakKeyDictionary()
+)
 # Decrypted bytes queued before anyone receives them (before frame_source takes over).
 QUEUED_BYTES_HIGH = 1 << 20
 
@@ -117,7 +123,7 @@ class NativeTLSStream(TLSStream):
             # the caller's deadline comes first; this one only guards against a leak
             ssl_handshake_timeout=int(handshake_timeout_s) + 5,
         )
-        records.max_size = TRANSPORT_READ_BYTES  # type: ignore[misc]  # read size per callback
+        _landing_buffer(records, loop)
         raw.pause_reading()
         raw.set_protocol(records)
         records.connection_made(raw)
@@ -188,6 +194,20 @@ class NativeTLSStream(TLSStream):
     async def aclose(self) -> None:
         self._transport.abort()
         await self.transport_stream.aclose()
+
+
+def _landing_buffer(records: sslproto.SSLProtocol, loop: asyncio.AbstractEventLoop) -> None:
+    """Give `records` the loop's shared landing buffer for encrypted bytes. SSLProtocol
+    keeps one of 256 KiB per connection, but only from `get_buffer` to the end of
+    `buffer_updated` — one synchronous read callback, which copies it into the MemoryBIO —
+    so the connections of one loop (one thread) can share one buffer: larger reads
+    without 1 MiB per idle connection."""
+    buffer = _LANDING.get(loop)
+    if buffer is None:
+        buffer = _LANDING[loop] = bytearray(TRANSPORT_READ_BYTES)
+    records.max_size = len(buffer)  # type: ignore[misc]
+    records._ssl_buffer = buffer  # type: ignore[attr-defined]
+    records._ssl_buffer_view = memoryview(buffer)  # type: ignore[attr-defined]
 
 
 def _feed(protocol: asyncio.BufferedProtocol, data: bytes) -> None:
