@@ -20,9 +20,10 @@ Per round, in each mode (off first in odd rounds, on first in even ones), one to
    into us.<topic>): steady records/s, first to last record on eu — the mirror catching up;
 3. live: with the worker running, N more records as fast as a producer sends them into us:
    the rate at which they land on eu (first to last) is the mirror's maximum load, live —
-   producer, both brokers and the worker sharing the machine. (The catch-up rate of 2 is no
-   load a producer on this machine can offer while the mirror runs: the mirror bench found
-   its half out of the load generator's reach.)
+   producer, both brokers and the worker sharing the machine; and the CPU per record of us,
+   the worker and eu meanwhile (from /proc), which others' load moves less than the rate.
+   (The catch-up rate of 2 is no load a producer on this machine can offer while the mirror
+   runs: the mirror bench found its half out of the load generator's reach.)
 4. latency: at half of that maximum, a paced producer on us and a consumer on eu time every
    record from produce() to receipt (the mirror bench's lag phase: linger and fetch wait
    included); with tracing on, the span store also gives, per sampled record, us accepting
@@ -191,6 +192,8 @@ def live_phase(
     topic = f"bench-live-{uuid.uuid4().hex[:8]}"
     make_topic(us, topic, o.partitions)
     check = alive_check(worker, us, eu)
+    pids = {"us": us.process.pid, "worker": worker.process.pid, "eu": eu.process.pid}
+    before_s = {name: cpu_seconds(pid) or 0.0 for name, pid in pids.items()}
     producer = procs.start(
         "live-produce",
         client_argv(
@@ -207,6 +210,10 @@ def live_phase(
         eu, o.remote(topic), o.partitions, o.records, o.phase_timeout_s, o.stall_s, check
     )
     produced = client_result(producer, o.phase_timeout_s, check)
+    used_us = {  # CPU per record, which others' load on the machine moves less than rates
+        f"{name}_cpu_us_per_record": ((cpu_seconds(pid) or 0.0) - before_s[name]) * 1e6 / o.records
+        for name, pid in pids.items()
+    }
     first = watch.first_nonzero()
     assert first is not None
     (first_s, first_count), last_s = first, watch.samples[-1][0]
@@ -214,6 +221,8 @@ def live_phase(
     return {
         "rate": (o.records - first_count) / steady_s if steady_s > 0 else produced["records_per_s"],
         "producer_records_per_s": produced["records_per_s"],
+        **used_us,
+        "cpu_us_per_record": sum(used_us.values()),
     }
 
 
@@ -270,6 +279,10 @@ FIGURES = (
     Figure("mirror.us_cpu_s", "mirror: us broker CPU", "s"),
     Figure("mirror.eu_cpu_s", "mirror: eu broker CPU", "s"),
     Figure("live.rate", "live: producer -> us -> mirror -> eu, on eu", "records/s"),
+    Figure("live.us_cpu_us_per_record", "live: us broker CPU", "us/record"),
+    Figure("live.worker_cpu_us_per_record", "live: worker CPU", "us/record"),
+    Figure("live.eu_cpu_us_per_record", "live: eu broker CPU", "us/record"),
+    Figure("live.cpu_us_per_record", "live: us + worker + eu CPU", "us/record"),
     Figure(
         "latency.target_rate",
         "latency: offered load on us (half of live, or --lag-rate)",
