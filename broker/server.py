@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import anyio
 from anyio.abc import ByteStream, SocketAttribute, SocketStream, TaskStatus
-from anyio.streams.tls import TLSStream
 
 from broker.frame_receiver import FrameSource, frame_source
+from broker.frame_sender import FrameSender, frame_sender
 from broker.pipeline import Later, ProducePipeline, Response, is_produce
 from broker.protocol.codec import Frame
 from broker.protocol.errors import ProtocolError
@@ -110,10 +110,11 @@ async def _serve_frames(
     produce requests are pipelined (`ProducePipeline`); any other request waits until the
     responses before it are sent, as in Kafka."""
     failure: Exception | None = None
+    sender = frame_sender(stream)
     async with anyio.create_task_group() as tasks:
-        pipeline = ProducePipeline(tasks, lambda frame: _send(stream, frame))
+        pipeline = ProducePipeline(tasks, lambda frame: _send(sender, frame))
         try:
-            await _serve_requests(stream, dispatch, frames, info, security, pipeline)
+            await _serve_requests(sender, dispatch, frames, info, security, pipeline)
         except Exception as exc:  # raised below, unwrapped, for serve_connection's handlers
             failure = pipeline.failure or exc
         finally:
@@ -124,7 +125,7 @@ async def _serve_frames(
 
 
 async def _serve_requests(
-    stream: ByteStream,
+    sender: FrameSender,
     dispatch: Dispatcher,
     frames: FrameSource,
     info: ConnectionInfo,
@@ -140,8 +141,8 @@ async def _serve_requests(
                 pipeline.add(await dispatch(request, info))  # appended now, answered in order
             else:
                 await pipeline.drain()
-                await _answer(stream, await dispatch(request, info))
-        elif not await _authenticating(stream, dispatch, request, info, session):
+                await _answer(sender, await dispatch(request, info))
+        elif not await _authenticating(sender, dispatch, request, info, session):
             if session.state is State.FAILED and security.sasl is not None:
                 log.info(
                     "failed authentication from %s:%s on %s (%s)",
@@ -155,7 +156,7 @@ async def _serve_requests(
 
 
 async def _authenticating(
-    stream: ByteStream,
+    sender: FrameSender,
     dispatch: Dispatcher,
     request: bytearray,
     info: ConnectionInfo,
@@ -166,7 +167,7 @@ async def _authenticating(
         answer = session.authenticate(bytes(request))
         if answer.close:
             return False
-        await stream.send(frame(answer.auth_bytes))
+        await sender.send_frame([frame(answer.auth_bytes)])
         return True
     if len(request) < 2 or not session.allows(_API_KEY.unpack_from(request)[0]):
         log.warning(
@@ -175,24 +176,17 @@ async def _authenticating(
             info.peer_port,
         )
         return False
-    await _answer(stream, await dispatch(request, info))
+    await _answer(sender, await dispatch(request, info))
     return session.state is not State.FAILED
 
 
-async def _answer(stream: ByteStream, response: Response) -> None:
-    await _send(stream, await response.finish() if isinstance(response, Later) else response)
+async def _answer(sender: FrameSender, response: Response) -> None:
+    await _send(sender, await response.finish() if isinstance(response, Later) else response)
 
 
-async def _send(stream: ByteStream, response: Frame | None) -> None:
-    if not response:
-        return
-    if isinstance(stream, TLSStream) and len(response) > 1:
-        # One TLS write per segment would make a record and a socket send each: join them
-        # (a copy, cheap next to the encryption) into one write of full records.
-        await stream.send(b"".join(response))
-        return
-    for segment in response:
-        await stream.send(segment)  # type: ignore[arg-type]  # any bytes-like
+async def _send(sender: FrameSender, response: Frame | None) -> None:
+    if response:
+        await sender.send_frame(response)
 
 
 async def serve(

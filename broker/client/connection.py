@@ -18,6 +18,7 @@ from anyio.abc import ByteStream, TaskGroup
 
 from broker.client.security import ClientSecurity, SaslAuthenticationError, authenticate
 from broker.frame_receiver import frame_source
+from broker.frame_sender import frame_sender
 from broker.protocol.codec import RequestHeader, decode_response, encode_request_frame
 from broker.protocol.framing import DEFAULT_MAX_FRAME_BYTES
 from broker.protocol.versions import ApiKey
@@ -46,6 +47,7 @@ class KafkaConnection:
     def __init__(self, stream: ByteStream, address: tuple[str, int], client_id: str) -> None:
         self.address = address
         self._stream = stream
+        self._sender = frame_sender(stream)
         self._client_id = client_id
         self._send_lock = anyio.Lock()
         self._pending: dict[int, Pending] = {}
@@ -141,8 +143,7 @@ class KafkaConnection:
         pending = self._pending[correlation_id] = Pending(api_key, version)
         try:
             async with self._send_lock:
-                for segment in payload:
-                    await self._stream.send(segment)  # type: ignore[arg-type]  # any bytes-like
+                await self._sender.send_frame(payload)
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             await self.aclose(f"send failed: {exc}")
         return pending
