@@ -5,7 +5,7 @@ object and an event-loop round trip (with two epoll_ctl calls when it has to wai
 `FrameReader` then joins a frame's chunks into one bytearray. For the megabyte frames of
 replication (produce requests, fetch responses) that is much of what receiving costs.
 
-On a plaintext asyncio transport, `attach` swaps anyio's protocol for `FrameProtocol`, an
+On a plaintext asyncio transport, `frame_source` swaps anyio's protocol for `FrameProtocol`, an
 asyncio BufferedProtocol: the transport calls recv_into with buffers `FrameAssembler`
 (pure, in broker/protocol/framing.py) provides, so a large frame is written once, by the
 kernel, into its own bytearray, and the waiting task is woken once per frame. anyio's
@@ -26,11 +26,12 @@ from typing import Protocol
 import anyio
 from anyio.abc import ByteStream
 
+from broker.anyio_transport import tcp_parts
 from broker.protocol.framing import FrameAssembler, FrameReader
 
 RECEIVE_CHUNK_BYTES = 1 << 20
-# A connection's requests are handled one at a time; this many complete frames may wait
-# before the transport stops reading (Kafka mutes a channel with a request in flight).
+# This many complete frames may wait for the connection's task before the transport stops
+# reading (Kafka mutes a channel with a request in flight; we pipeline only produce requests).
 QUEUED_FRAMES_HIGH = 16
 
 
@@ -71,14 +72,8 @@ class FrameProtocol(asyncio.BufferedProtocol):
 
     def take_over(self, received: deque[bytes] | tuple[()]) -> None:
         """Bytes anyio's protocol received before the swap come first."""
-        while received:
-            chunk = memoryview(received.popleft())
-            while chunk:
-                buffer = self._assembler.buffer()
-                size = min(len(buffer), len(chunk))
-                buffer[:size] = chunk[:size]
-                chunk = chunk[size:]
-                self.buffer_updated(size)
+        for chunk in received:
+            feed(self, chunk)
 
     # --- called by the transport ---------------------------------------------------
 
@@ -103,9 +98,7 @@ class FrameProtocol(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if exc is not None and self._failure is None:
-            # a TLS record that does not decrypt is raised as such (the server names it)
-            ssl_error = isinstance(exc, ssl.SSLError)
-            self._failure = exc if ssl_error else anyio.BrokenResourceError(str(exc))
+            self._failure = receive_error(exc)
         self._at_eof = True
         self._wake()
         self._inner.connection_lost(exc)
@@ -145,6 +138,25 @@ class FrameProtocol(asyncio.BufferedProtocol):
             self._waiter.set_result(None)
 
 
+def feed(protocol: asyncio.BufferedProtocol, data: bytes) -> None:
+    """Hand `data` to a buffered protocol as its transport would, buffer by buffer."""
+    view = memoryview(data)
+    while view:
+        buffer = memoryview(protocol.get_buffer(len(view)))
+        size = min(len(buffer), len(view))
+        buffer[:size] = view[:size]
+        view = view[size:]
+        protocol.buffer_updated(size)
+
+
+def receive_error(exc: BaseException) -> BaseException:
+    """What a receiver raises for the error a connection was lost with: a TLS record that
+    does not decrypt as such (the server names it), anything else as a broken stream."""
+    if isinstance(exc, ssl.SSLError):
+        return exc
+    return anyio.BrokenResourceError(str(exc))
+
+
 def _native_tls(stream: ByteStream) -> bool:
     """A TLS stream whose `_transport` is asyncio's TLS transport (decrypted bytes, and
     BufferedProtocol app protocols supported): broker/security/native_tls.py."""
@@ -153,18 +165,12 @@ def _native_tls(stream: ByteStream) -> bool:
 
 def frame_source(stream: ByteStream, max_frame_bytes: int) -> FrameSource:
     """The cheapest receiver this stream allows: FrameProtocol on anyio's plaintext asyncio
-    TCP stream (reached through its private `_transport` and `_protocol`: anyio offers no
-    recv_into) and on a NativeTLSStream, StreamFrames on anything else."""
-    transport = getattr(stream, "_transport", None)
-    inner = getattr(stream, "_protocol", None)
-    if (
-        not isinstance(transport, asyncio.Transport)
-        or not isinstance(inner, asyncio.Protocol)
-        or (transport.get_extra_info("sslcontext") is not None and not _native_tls(stream))
-        or transport.get_extra_info("socket") is None
-        or transport.is_closing()
-    ):
+    TCP stream and on a NativeTLSStream (broker/anyio_transport.py), StreamFrames on
+    anything else."""
+    parts = tcp_parts(stream, tls=_native_tls(stream))
+    if parts is None:
         return StreamFrames(stream, max_frame_bytes)
+    transport, inner = parts
     protocol = FrameProtocol(transport, inner, max_frame_bytes)
     transport.set_protocol(protocol)
     protocol.take_over(getattr(inner, "read_queue", ()))

@@ -6,9 +6,9 @@ to the event loop after each, so a fetch response cost three loop round trips; j
 segments would copy the megabytes. On anyio's asyncio TCP stream `TransportSender` writes
 every segment to the transport, then waits as anyio's send() does: until the transport has
 drained if it pushed back (anyio sets its write buffer limit to 0, so any unsent byte pauses
-writing), else one cancel-shielded yield so a busy connection cannot hold the loop. It reaches
-the transport and anyio's protocol through private attributes (anyio has no writelines), as
-broker/frame_receiver.py does; any other stream sends segment by segment.
+writing), else one cancel-shielded yield so a busy connection cannot hold the loop; it
+reaches them through broker/anyio_transport.py (anyio has no writelines). A TLS stream gets
+the segments joined into one write, anything else sends segment by segment.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import anyio.lowlevel
 from anyio.abc import ByteStream
 from anyio.streams.tls import TLSStream
 
+from broker.anyio_transport import tcp_parts
 from broker.protocol.codec import Frame
 
 
@@ -85,12 +86,7 @@ def frame_sender(stream: ByteStream) -> FrameSender:
     StreamSender on any other."""
     if isinstance(stream, TLSStream):
         return JoinedSender(stream)
-    transport = getattr(stream, "_transport", None)
-    protocol = getattr(stream, "_protocol", None)
-    if (
-        isinstance(transport, asyncio.Transport)
-        and transport.get_extra_info("sslcontext") is None
-        and isinstance(getattr(protocol, "write_event", None), asyncio.Event)
-    ):
-        return TransportSender(stream, transport, protocol)
+    parts = tcp_parts(stream)
+    if parts is not None and isinstance(getattr(parts[1], "write_event", None), asyncio.Event):
+        return TransportSender(stream, *parts)
     return StreamSender(stream)

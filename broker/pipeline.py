@@ -13,7 +13,6 @@ sent, so nothing but produce requests observes the difference.
 
 from __future__ import annotations
 
-import struct
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,11 +21,10 @@ from typing import Generic, TypeVar
 import anyio
 from anyio.abc import TaskGroup
 
-from broker.protocol.codec import Frame
+from broker.protocol.codec import Frame, request_api_key
 from broker.protocol.versions import ApiKey
 
 MAX_IN_FLIGHT = 5
-_API_KEY = struct.Struct(">h")
 T = TypeVar("T")
 
 
@@ -43,7 +41,7 @@ Response = Frame | Later[Frame | None] | None
 
 
 def is_produce(request: bytes | bytearray) -> bool:
-    return len(request) >= 2 and _API_KEY.unpack_from(request)[0] == ApiKey.PRODUCE
+    return request_api_key(request) == ApiKey.PRODUCE
 
 
 @dataclass

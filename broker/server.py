@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import ssl
-import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -24,7 +23,7 @@ from anyio.abc import ByteStream, SocketAttribute, SocketStream, TaskStatus
 from broker.frame_receiver import FrameSource, frame_source
 from broker.frame_sender import FrameSender, frame_sender
 from broker.pipeline import Later, ProducePipeline, Response, is_produce
-from broker.protocol.codec import Frame
+from broker.protocol.codec import Frame, request_api_key
 from broker.protocol.errors import ProtocolError
 from broker.protocol.framing import frame
 from broker.security.connection import ANONYMOUS, HandshakeFailed, ListenerSecurity
@@ -32,7 +31,6 @@ from broker.security.sasl import SaslSession, State
 
 log = logging.getLogger("regionlink.broker.server")
 
-_API_KEY = struct.Struct(">h")
 PLAINTEXT = ListenerSecurity()
 
 
@@ -169,7 +167,8 @@ async def _authenticating(
             return False
         await sender.send_frame([frame(answer.auth_bytes)])
         return True
-    if len(request) < 2 or not session.allows(_API_KEY.unpack_from(request)[0]):
+    api_key = request_api_key(request)
+    if api_key is None or not session.allows(api_key):
         log.warning(
             "closing connection from %s:%s: a request before SASL authentication",
             info.peer_host,

@@ -28,6 +28,7 @@ from broker.protocol.versions import ApiKey, serves
 _HEADER_FIXED = struct.Struct(">hhih")
 _CORRELATION = struct.Struct(">i")
 _SIZE = struct.Struct(">i")
+_API_KEY = struct.Struct(">h")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,11 @@ def _skip_tagged_fields(frame: bytes | bytearray, offset: int) -> int:
     cursor = Cursor(frame, offset)
     cursor.skip_tagged_fields()
     return cursor.offset
+
+
+def request_api_key(frame: bytes | bytearray) -> int | None:
+    """The api key a request frame starts with, without decoding it; None if too short."""
+    return _API_KEY.unpack_from(frame)[0] if len(frame) >= _API_KEY.size else None
 
 
 def decode_header(frame: bytes | bytearray) -> tuple[RequestHeader, int]:

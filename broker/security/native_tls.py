@@ -12,14 +12,14 @@ into its own bytearray, the waiting task woken once per frame (docs/benchmarks.m
 Security).
 
 `NativeTLSStream` is an anyio `TLSStream` (its `extra` attributes — peer certificate,
-cipher, TLS version — read the real `SSLObject`; `broker/server.py` joins the segments of a
-response into one write for it as for any `TLSStream`) whose reads and writes go through
+cipher, TLS version — read the real `SSLObject`; broker/frame_sender.py joins the segments of
+a response into one write for it as for any `TLSStream`) whose reads and writes go through
 asyncio's transport. `wrap` returns None for a stream it cannot take over (not anyio's
 asyncio TCP stream, e.g. on trio): the listener then uses anyio's `TLSStream`.
 
 Uses asyncio's `sslproto.SSLProtocol` (documented only through `loop.start_tls`, which
 cannot be given the bytes anyio has already read from the socket — a client's hello often
-is among them) and anyio's stream's `_transport` and `_protocol`, as frame_receiver does.
+is among them) and anyio's stream's `_transport` and `_protocol` (broker/anyio_transport.py).
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ import anyio
 from anyio.abc import ByteStream
 from anyio.lowlevel import checkpoint
 from anyio.streams.tls import TLSStream
+
+from broker.anyio_transport import tcp_parts
+from broker.frame_receiver import feed, receive_error
 
 # Bytes read from the socket per read callback (asyncio's default is 256 KiB). The buffer
 # they land in is shared by the connections of an event loop (see `_landing_buffer`), so
@@ -100,16 +103,10 @@ class NativeTLSStream(TLSStream):
     ) -> NativeTLSStream | None:
         """The TLS server side of anyio's asyncio TCP `stream`, once the handshake is done
         (its errors raised: ssl.SSLError, OSError); None if `stream` is not one."""
-        raw = getattr(stream, "_transport", None)
-        anyio_protocol = getattr(stream, "_protocol", None)
-        if (
-            not isinstance(raw, asyncio.Transport)
-            or anyio_protocol is None
-            or raw.get_extra_info("sslcontext") is not None
-            or raw.get_extra_info("socket") is None
-            or raw.is_closing()
-        ):
+        parts = tcp_parts(stream)
+        if parts is None:
             return None
+        raw, anyio_protocol = parts
         loop = asyncio.get_running_loop()
         handshake_done = loop.create_future()
         app = _AppProtocol()
@@ -128,7 +125,7 @@ class NativeTLSStream(TLSStream):
         raw.set_protocol(records)
         records.connection_made(raw)
         for chunk in getattr(anyio_protocol, "read_queue", ()):  # what anyio already read
-            _feed(records, chunk)
+            feed(records, chunk)
         if getattr(anyio_protocol, "is_at_eof", False):
             records.eof_received()
         raw.resume_reading()
@@ -155,7 +152,7 @@ class NativeTLSStream(TLSStream):
         app = self._protocol
         while not app.read_queue:
             if app.exception is not None:
-                raise _receive_error(app.exception)
+                raise receive_error(app.exception)
             if app.at_eof or app.lost:
                 raise anyio.EndOfStream
             app.readable.clear()
@@ -208,19 +205,3 @@ def _landing_buffer(records: sslproto.SSLProtocol, loop: asyncio.AbstractEventLo
     records.max_size = len(buffer)  # type: ignore[misc]
     records._ssl_buffer = buffer  # type: ignore[attr-defined]
     records._ssl_buffer_view = memoryview(buffer)  # type: ignore[attr-defined]
-
-
-def _feed(protocol: asyncio.BufferedProtocol, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        buffer = memoryview(protocol.get_buffer(len(view)))
-        size = min(len(buffer), len(view))
-        buffer[:size] = view[:size]
-        view = view[size:]
-        protocol.buffer_updated(size)
-
-
-def _receive_error(exc: BaseException) -> BaseException:
-    if isinstance(exc, ssl.SSLError):  # a record that does not decrypt: the caller says so
-        return exc
-    return anyio.BrokenResourceError(str(exc))
