@@ -9,7 +9,7 @@ batches from its offset, so start-up reads the tail of the log, not all of it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -69,15 +69,17 @@ def write_snapshot(directory: Path, table: ProducerStateTable, offset: int) -> N
 
 def delete_snapshots_above(directory: Path, offset: int) -> None:
     """The log was cut at offset: snapshots past it describe batches that are gone."""
-    for found in snapshot_offsets(directory):
-        if found > offset:
-            snapshot_path(directory, found).unlink(missing_ok=True)
+    _delete_snapshots(directory, lambda found: found > offset)
 
 
 def delete_snapshots_below(directory: Path, offset: int) -> None:
     """The log now starts at offset: snapshots before it are never loaded again."""
+    _delete_snapshots(directory, lambda found: found < offset)
+
+
+def _delete_snapshots(directory: Path, doomed: Callable[[int], bool]) -> None:
     for found in snapshot_offsets(directory):
-        if found < offset:
+        if doomed(found):
             snapshot_path(directory, found).unlink(missing_ok=True)
 
 
@@ -107,10 +109,11 @@ def restore_producer_state(log_: SnapshotLog, table: ProducerStateTable) -> int:
     directory = log_.directory
     delete_snapshots_above(directory, log_.log_end_offset)  # left by a crash mid-truncation
     snapshot = load_latest_snapshot(directory, log_.log_start_offset, log_.log_end_offset)
-    table.truncate()
     start = log_.log_start_offset
-    if snapshot is not None:
-        restore_into(table, snapshot)
+    if snapshot is None:
+        table.truncate()
+    else:
+        restore_into(table, snapshot)  # replaces the table's state
         start = snapshot.offset
     table.rebuild(header for header, _ in log_.iter_batches(start))
     return start
