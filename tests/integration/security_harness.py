@@ -1,7 +1,7 @@
 """Secured brokers for the security tests: a CA with certificates for brokers and clients
 (mirror/runtime/pki.py), broker arguments by Kafka's names, client settings by
-librdkafka's, users created through AlterUserScramCredentials, a reader with those
-settings, and a check that no secret was left in any file a test run wrote."""
+librdkafka's, users created through AlterUserScramCredentials, ACLs through CreateAcls,
+a reader with those settings, and a check that no secret was left in any file a test run wrote."""
 
 from __future__ import annotations
 
@@ -13,7 +13,12 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaException
 from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
     AdminClient,
+    ResourcePatternType,
+    ResourceType,
     ScramCredentialInfo,
     ScramMechanism,
     UserScramCredentialUpsertion,
@@ -109,6 +114,23 @@ def create_users(admin_config: dict[str, str], users: dict[str, tuple[str, str, 
     ]
     for future in admin.alter_user_scram_credentials(upsertions).values():
         assert future.result(timeout=20) is None
+
+
+def allow(
+    kind: ResourceType,
+    name: str,
+    principal: str,
+    op: AclOperation,
+    pattern: ResourcePatternType = ResourcePatternType.LITERAL,
+) -> AclBinding:
+    """An ALLOW binding for `principal` from any host."""
+    return AclBinding(kind, name, pattern, principal, "*", op, AclPermissionType.ALLOW)
+
+
+def create_acls(admin: AdminClient, bindings: list[AclBinding], timeout_s: float = 10) -> None:
+    """CreateAcls, waiting for every binding's result (an error raises)."""
+    for future in admin.create_acls(bindings).values():
+        future.result(timeout=timeout_s)
 
 
 def files_holding(root: Path, secrets: list[str]) -> list[str]:

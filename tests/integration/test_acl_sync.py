@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from confluent_kafka import KafkaError, Producer
 from confluent_kafka.admin import (
-    AclBinding,
     AclBindingFilter,
     AclOperation,
     AclPermissionType,
@@ -27,7 +26,9 @@ from confluent_kafka.admin import (
 from tests.integration.mirror_harness import WorkerProcess, worker_factory  # noqa: F401
 from tests.integration.security_harness import (
     Pki,
+    allow,
     consume_in_group,
+    create_acls,
     create_users,
     read_values,
 )
@@ -39,21 +40,6 @@ APP = "app"
 APP_PASSWORD = "app-Secret-512-abc"
 RECORDS = 50
 GROUP = "app-readers"
-
-
-def _binding(
-    kind: ResourceType,
-    name: str,
-    principal: str,
-    op: AclOperation,
-    pattern: ResourcePatternType = ResourcePatternType.LITERAL,
-) -> AclBinding:
-    return AclBinding(kind, name, pattern, principal, "*", op, AclPermissionType.ALLOW)
-
-
-def _create(admin: AdminClient, bindings: list[AclBinding]) -> None:
-    for future in admin.create_acls(bindings).values():
-        future.result(timeout=10)
 
 
 def _remote_topic_acls(admin: AdminClient) -> set[tuple[str, str, str, str]]:
@@ -87,11 +73,11 @@ def test_flow_copies_read_acls_onto_remote_topics(
         us_admin, eu_admin = AdminClient(us.admin()), AdminClient(eu.admin())
         # ACL sync writes ACLs on the target: the worker needs ALTER on its cluster.
         cluster = ResourceType.BROKER, "kafka-cluster"
-        _create(eu_admin, [_binding(*cluster, f"User:{WORKER}", AclOperation.ALTER)])
+        create_acls(eu_admin, [allow(*cluster, f"User:{WORKER}", AclOperation.ALTER)])
         for region in (us, eu):
             create_users(region.admin(), {APP: ("SCRAM-SHA-512", APP_PASSWORD, 4096)})
         # Consumer groups are the target's own (not synced): `app` gets its group there.
-        _create(eu_admin, [_binding(ResourceType.GROUP, GROUP, f"User:{APP}", AclOperation.READ)])
+        create_acls(eu_admin, [allow(ResourceType.GROUP, GROUP, f"User:{APP}", AclOperation.READ)])
         us_admin.create_topics([NewTopic("orders", 1, 1)])["orders"].result(10)
         producer = Producer({**us.admin(), "acks": "all"})
         for i in range(RECORDS):
@@ -113,12 +99,12 @@ def test_flow_copies_read_acls_onto_remote_topics(
             KafkaError.TOPIC_AUTHORIZATION_FAILED,
         )
 
-        _create(
+        create_acls(
             us_admin,
             [
-                _binding(ResourceType.TOPIC, "orders", f"User:{APP}", AclOperation.READ),
-                _binding(ResourceType.TOPIC, "orders", f"User:{APP}", AclOperation.WRITE),
-                _binding(
+                allow(ResourceType.TOPIC, "orders", f"User:{APP}", AclOperation.READ),
+                allow(ResourceType.TOPIC, "orders", f"User:{APP}", AclOperation.WRITE),
+                allow(
                     ResourceType.TOPIC,
                     "ord",
                     f"User:{APP}",

@@ -38,7 +38,7 @@ from kafka.admin import ACLResourcePatternType as KafkaPatternType
 from kafka.admin import ResourceType as KafkaResourceType
 
 from tests.integration.conftest import BrokerProcess
-from tests.integration.security_harness import consume_in_group
+from tests.integration.security_harness import allow, consume_in_group
 
 ANONYMOUS = "User:ANONYMOUS"
 TIMEOUT_S = 15
@@ -46,7 +46,7 @@ TIMEOUT_S = 15
 
 def _allow(kind: ResourceType, name: str, op: AclOperation, prefixed: bool = False) -> AclBinding:
     pattern = ResourcePatternType.PREFIXED if prefixed else ResourcePatternType.LITERAL
-    return AclBinding(kind, name, pattern, ANONYMOUS, "*", op, AclPermissionType.ALLOW)
+    return allow(kind, name, ANONYMOUS, op, pattern)
 
 
 EVERY_ACL = AclBindingFilter(

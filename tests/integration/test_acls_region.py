@@ -21,6 +21,7 @@ from confluent_kafka.admin import (
 )
 
 from tests.integration.region_harness import Region
+from tests.integration.security_harness import create_acls
 
 ANONYMOUS = "User:ANONYMOUS"
 TIMEOUT_S = 20
@@ -60,8 +61,7 @@ def _holds(bootstrap: str, expected: set[AclBinding]) -> Callable[[], bool]:
 
 def _create(region: Region, bindings: list[AclBinding]) -> None:
     admin = region.admin()  # kept referenced until the futures complete
-    for future in admin.create_acls(bindings).values():
-        future.result(TIMEOUT_S)
+    create_acls(admin, bindings, TIMEOUT_S)
 
 
 def _produce(bootstrap: str, topic: str) -> int:

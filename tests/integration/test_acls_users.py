@@ -26,7 +26,7 @@ from confluent_kafka.admin import (
 )
 
 from tests.integration.conftest import BrokerProcess, free_port
-from tests.integration.security_harness import Pki, consume_in_group, create_users
+from tests.integration.security_harness import Pki, consume_in_group, create_acls, create_users
 
 pytestmark = pytest.mark.integration
 
@@ -78,8 +78,7 @@ def secured(broker_factory: type[BrokerProcess], tmp_path: Path) -> Iterator[Sec
         _allow("bob", ResourceType.TOPIC, "orders", AclOperation.WRITE),
         _allow("bob", ResourceType.GROUP, "billing", AclOperation.READ),
     ]
-    for future in admin.create_acls(acls).values():
-        future.result(TIMEOUT_S)
+    create_acls(admin, acls, TIMEOUT_S)
     yield secured
 
 

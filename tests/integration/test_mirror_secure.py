@@ -29,7 +29,13 @@ from broker.client import KafkaClient, KafkaConnectionError
 from broker.client.security import ClientSecurity
 from tests.integration.conftest import BrokerProcess, free_port
 from tests.integration.mirror_harness import WorkerProcess, worker_factory  # noqa: F401
-from tests.integration.security_harness import Pki, create_users, files_holding, read_values
+from tests.integration.security_harness import (
+    Pki,
+    create_acls,
+    create_users,
+    files_holding,
+    read_values,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -84,8 +90,7 @@ class SecuredRegion:
         self.process.start()
         create_users(self.admin(), {WORKER: ("SCRAM-SHA-512", PASSWORD, 4096)})
         admin = AdminClient(self.admin())
-        for future in admin.create_acls(_grants(f"User:{WORKER}")).values():
-            future.result(timeout=10)
+        create_acls(admin, _grants(f"User:{WORKER}"))
         return self
 
 

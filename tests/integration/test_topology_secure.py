@@ -21,7 +21,6 @@ import anyio
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import (
-    AclBinding,
     AclBindingFilter,
     AclOperation,
     AclPermissionType,
@@ -36,7 +35,13 @@ from broker.lease import probe
 from mirror.config import parse_host_port
 from mirror.runtime.secure import TopologySecurity
 from mirror.runtime.topology import load_topology
-from tests.integration.security_harness import create_users, files_holding, read_values
+from tests.integration.security_harness import (
+    allow,
+    create_acls,
+    create_users,
+    files_holding,
+    read_values,
+)
 from tests.integration.test_runtime import TOPOLOGIES, regionlink, state_dir  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -64,12 +69,7 @@ def _wait_running(state: Path, flow: tuple[str, str], timeout_s: float = 30) -> 
 
 def _allow(config: dict[str, str], kind: ResourceType, name: str, op: AclOperation) -> None:
     """ALLOW `op` on a LITERAL resource for `app`, created with the client settings `config`."""
-    binding = AclBinding(
-        kind, name, ResourcePatternType.LITERAL, "User:app", "*", op, AclPermissionType.ALLOW
-    )
-    admin = AdminClient(config)
-    for future in admin.create_acls([binding]).values():
-        future.result(timeout=10)
+    create_acls(AdminClient(config), [allow(kind, name, "User:app", op)])
 
 
 def _wait_acl(config: dict[str, str], topic: str, timeout_s: float = 30) -> None:
