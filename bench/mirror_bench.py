@@ -552,8 +552,11 @@ def lag_phase(
     worker: Child,
     rate: float,
     o: Options,
+    records: int | None = None,
 ) -> dict[str, Any]:
-    """Paced producer on us, consumer on eu's remote topic; latency of every record."""
+    """Paced producer on us, consumer on eu's remote topic; latency of every record.
+    `records` (default: `rate` x --lag-seconds) with a rate no producer reaches runs it
+    flat out: the set-up's maximum load."""
     topic = f"bench-lag-{uuid.uuid4().hex[:8]}"
     remote = o.remote(topic)
     make_topic(us, topic, o.partitions)
@@ -561,7 +564,7 @@ def lag_phase(
 
     check = alive_check(worker, us, eu)
     watch_end_offsets(eu, remote, o.partitions, o.partitions, o.start_timeout_s, 1e9, check)
-    records = max(1, round(rate * o.lag_seconds))
+    records = records or max(1, round(rate * o.lag_seconds))
     timeout_s = o.lag_seconds + o.phase_timeout_s
     consumer = procs.start(
         "lag-consume",
@@ -594,6 +597,7 @@ def lag_phase(
         "records": records,
         "target_rate": rate,
         "achieved_rate": produced["achieved_rate"],
+        "consumed_rate": consumed["records_per_s"],
         "worst_behind_schedule_ms": produced["worst_behind_schedule_ms"],
         "p50_ms": consumed["p50_ms"],
         "p99_ms": consumed["p99_ms"],

@@ -192,6 +192,7 @@ class LagTally:
         self.warmups = 0
         self.first_error: str | None = None
         self.first_received_s: float | None = None
+        self.last_received_s: float | None = None
         self.per_second_max_ms: dict[int, float] = {}
 
     def add(self, msg: Message, received_ns: int) -> None:
@@ -209,6 +210,7 @@ class LagTally:
         self.latencies_s.append(latency_s)
         if self.first_received_s is None:
             self.first_received_s = received_ns / 1e9
+        self.last_received_s = received_ns / 1e9
         second = int(received_ns / 1e9 - self.first_received_s)
         previous = self.per_second_max_ms.get(second, 0.0)
         self.per_second_max_ms[second] = max(previous, latency_s * 1000)
@@ -252,11 +254,14 @@ def run_lag_consume(args: argparse.Namespace) -> dict[str, Any]:
         consumer.close()
     latencies = tally.latencies_s
     seconds = sorted(tally.per_second_max_ms)
+    first_s, last_s = tally.first_received_s, tally.last_received_s
+    receiving_s = last_s - first_s if first_s is not None and last_s is not None else 0.0
     return {
         "step": "lag-consume",
         "records": len(latencies),
         "warmups": tally.warmups,
         "fetch_wait_max_ms": LAG_FETCH_WAIT_MS,
+        "records_per_s": (len(latencies) - 1) / receiving_s if receiving_s > 0 else None,
         "p50_ms": percentile_ms(latencies, 50),
         "p99_ms": percentile_ms(latencies, 99),
         "p999_ms": percentile_ms(latencies, 99.9),

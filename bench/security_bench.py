@@ -68,7 +68,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--listeners", default=",".join(LISTENERS), help="comma-separated, PLAINTEXT first"
     )
+    parser.add_argument(
+        "--client-setting",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a librdkafka setting for every client on every listener alike (repeatable)",
+    )
     args = parser.parse_args(argv)
+    try:
+        args.client_settings = dict(item.split("=", 1) for item in args.client_setting)
+    except ValueError:
+        parser.error("--client-setting takes KEY=VALUE")
     args.steps = tuple(s for s in ("produce", "consume") if s in args.steps.split(","))
     args.listeners = tuple(n for n in LISTENERS if n in args.listeners.split(","))
     if "PLAINTEXT" not in args.listeners or not args.steps:
@@ -149,7 +160,7 @@ def run_step(step: str, broker: SecuredBroker, listener: str, topic: str, work: 
     config_file = work / f"client-{listener}.json"
     descriptor = os.open(config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
-        json.dump(broker.client_config(listener), handle)
+        json.dump(broker.client_config(listener) | args.client_settings, handle)
     argv = [
         sys.executable, "-m", "bench.workload", step,
         f"--bootstrap={broker.bootstrap(listener)}", f"--topic={topic}",

@@ -24,7 +24,14 @@ Per round, in each mode (off first in odd rounds, on first in even ones), one to
    the worker and eu meanwhile (from /proc), which others' load moves less than the rate.
    (The catch-up rate of 2 is no load a producer on this machine can offer while the mirror
    runs: the mirror bench found its half out of the load generator's reach.)
-4. latency: at half of that maximum, a paced producer on us and a consumer on eu time every
+4. capacity: the latency phase's own set-up flat out — its producer stamping every record
+   with the send time, sending N records without pacing, and its consumer on eu timing each
+   one — at the rate the records arrive on eu (first to last). That is the mirror's maximum
+   load with the measuring clients on the same two cores: a stamping Python producer and a
+   timing consumer take CPU that live's producer does not, so half of live would be no half
+   load here (measured: at 130,000 records/s the paced producer fell behind and p99 ran to
+   hundreds of ms, at 50,000 it was 33 ms).
+5. latency: at half of that capacity, a paced producer on us and a consumer on eu time every
    record from produce() to receipt (the mirror bench's lag phase: linger and fetch wait
    included); with tracing on, the span store also gives, per sampled record, us accepting
    it -> eu appending it.
@@ -89,6 +96,7 @@ GOAL_P99_MS = 100.0
 SETTLE_MAX_S = 30.0
 SETTLE_SAMPLE_S = 0.5
 SETTLE_BUSY_CORES = 0.2
+FLAT_OUT_RATE = 1e9  # records/s: a "paced" producer that never waits
 _TRACING_ENV = (
     SPAN_STORE_ENV,
     "OTEL_SDK_DISABLED",
@@ -168,9 +176,16 @@ def mode_phases(o: TracingOptions, mode: str, round_: Round, status: Console) ->
             us, eu = started
             return live_phase(procs, us, eu, workers[0], o.load)
 
+        def capacity() -> dict[str, Any]:
+            us, eu = started
+            flat_out = lag_phase(procs, us, eu, workers[0], FLAT_OUT_RATE, o.load, o.load.records)
+            if not flat_out["consumed_rate"]:
+                raise PhaseError("the timing consumer saw no records flow")
+            return {"rate": flat_out["consumed_rate"], "p99_ms": flat_out["p99_ms"]}
+
         def latency() -> dict[str, Any]:
             us, eu = started
-            rate = o.load.lag_rate or o.load.lag_load * round_.phases[f"live-{mode}"]["rate"]
+            rate = o.load.lag_rate or o.load.lag_load * round_.phases[f"capacity-{mode}"]["rate"]
             result = lag_phase(procs, us, eu, workers[0], rate, o.load)
             if mode == "on":
                 procs.stop_all()  # each process flushes its spans as it exits
@@ -180,7 +195,7 @@ def mode_phases(o: TracingOptions, mode: str, round_: Round, status: Console) ->
             return result
 
         for name, phase in (("produce", produce), ("mirror", mirror), ("live", live),
-                            ("latency", latency)):  # fmt: skip
+                            ("capacity", capacity), ("latency", latency)):  # fmt: skip
             if not run_phase(procs, round_, f"{name}-{mode}", phase, status):
                 return
 
@@ -194,6 +209,7 @@ def live_phase(
     check = alive_check(worker, us, eu)
     pids = {"us": us.process.pid, "worker": worker.process.pid, "eu": eu.process.pid}
     before_s = {name: cpu_seconds(pid) or 0.0 for name, pid in pids.items()}
+    before_calls = {name: syscalls(pid) for name, pid in pids.items()}
     producer = procs.start(
         "live-produce",
         client_argv(
@@ -214,6 +230,13 @@ def live_phase(
         f"{name}_cpu_us_per_record": ((cpu_seconds(pid) or 0.0) - before_s[name]) * 1e6 / o.records
         for name, pid in pids.items()
     }
+    calls = {  # how the processes batch: fewer, larger requests make fewer syscalls
+        f"{name}_{kind}_per_1k_records": (syscalls(pid)[i] - before_calls[name][i])
+        * 1e3
+        / o.records
+        for name, pid in pids.items()
+        for i, kind in enumerate(("reads", "writes"))
+    }
     first = watch.first_nonzero()
     assert first is not None
     (first_s, first_count), last_s = first, watch.samples[-1][0]
@@ -222,8 +245,15 @@ def live_phase(
         "rate": (o.records - first_count) / steady_s if steady_s > 0 else produced["records_per_s"],
         "producer_records_per_s": produced["records_per_s"],
         **used_us,
+        **calls,
         "cpu_us_per_record": sum(used_us.values()),
     }
+
+
+def syscalls(pid: int) -> tuple[int, int]:
+    """(read, write) system calls the process has made so far (/proc/<pid>/io)."""
+    fields = dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())
+    return int(fields["syscr"]), int(fields["syscw"])
 
 
 def span_figures(latencies_s: list[float]) -> dict[str, Any]:
@@ -284,8 +314,13 @@ FIGURES = (
     Figure("live.eu_cpu_us_per_record", "live: eu broker CPU", "us/record"),
     Figure("live.cpu_us_per_record", "live: us + worker + eu CPU", "us/record"),
     Figure(
+        "capacity.rate",
+        "capacity: the latency set-up flat out, on eu (stamping producer, timing consumer)",
+        "records/s",
+    ),
+    Figure(
         "latency.target_rate",
-        "latency: offered load on us (half of live, or --lag-rate)",
+        "latency: offered load on us (half of capacity, or --lag-rate)",
         "records/s",
     ),
     Figure("latency.achieved_rate", "latency: achieved load on us", "records/s"),
@@ -422,7 +457,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--sample-ratio", type=positive_float, default=0.01)
     parser.add_argument("--lag-seconds", type=positive_float, default=20.0)
     parser.add_argument(
-        "--lag-load", type=positive_float, default=0.5, help="latency load, x the live rate"
+        "--lag-load", type=positive_float, default=0.5, help="latency load, x the capacity"
     )
     parser.add_argument("--lag-rate", type=positive_float, help="latency load in records/s")
     parser.add_argument(
