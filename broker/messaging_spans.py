@@ -9,16 +9,17 @@ contexts rather than pick one as parent, as the conventions advise for batches; 
 
 Finding the contexts must stay cheap, since it runs on every batch while tracing is on: the
 header is looked for as a record encodes it (key length 11 and value length 55 as zigzag
-varints, then the header) in the records section, decompressed when the batch is, instead
-of decoding every record (7 µs a record). The search is in C (`broker/_tracescan.c`: memchr
-for the header's first byte, each candidate compared in place; 0.035 µs per 1 KiB record
-and 0.010 per 128-byte one, measured here on 1 MB batches) when the install built it, else a
-regular expression (0.38 and 0.08 µs: the engine steps byte by byte; bytes.count alone takes
-0.2 µs per KiB). Only sampled contexts are linked: an unsampled one has no spans anywhere to
-join, and both searches skip it by its flags digit without parsing it. A record value that
-happens to hold those exact bytes would add one stray link — telemetry only, never data. The
-records themselves are never changed: the header passes the broker and the mirror byte for
-byte.
+varints, then the header) in each batch's records section, decompressed when the batch is,
+instead of decoding every record into objects (7 µs a record). The search is in C
+(`broker/_tracescan.c`) when the install built it: it walks the records by their lengths and
+reads only each record's first bytes and headers, never its value — a megabyte fresh from
+the socket is not in cache, and reading all of it (a memchr scan, before) cost the mirror
+100-150 µs per MB. Without it, a regular expression over the bytes (0.38 µs per 1 KiB
+record, 0.08 per 128-byte one: the engine steps byte by byte), which would also take a
+record value holding those exact bytes for a header: one stray link, telemetry only. Only
+sampled contexts are linked: an unsampled one has no spans anywhere to join, and both
+searches skip it by its flags digit without parsing it. The records themselves are never
+changed: the header passes the broker and the mirror byte for byte.
 
 Each batch is searched once per region hop, not at every process it passes: the mirror sends
 the contexts it found to the target broker with the records (LinkAppend v1, a list of ids),
@@ -30,13 +31,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext, suppress
+from typing import Protocol
 
-from opentelemetry.trace import Link, Span, SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode, TraceFlags
 from opentelemetry.util.types import AttributeValue
 
 from broker import telemetry
 from broker.protocol.batch import HEADER_BYTES, BatchHeader, InvalidBatch, iter_headers
 from broker.protocol.records import decompress
+from broker.recorded_span import RecordedSpan
 
 MAX_LINKS_PER_SPAN = telemetry.links_per_span()
 
@@ -89,8 +92,8 @@ def sampled_contexts(
     seen: set[tuple[int, int]] = set()
     contexts: list[SpanContext] = []
     for buffer in buffers:
-        for section in _records_sections(buffer):
-            for start in _sampled_headers(section):
+        for section, starts in _sampled_headers_in(buffer):
+            for start in starts:
                 ids_start = start + len(_HEADER_START)
                 match = _IDS.match(section, ids_start, start + _HEADER_BYTES)
                 ids = (int(match[1], 16), int(match[2], 16)) if match else (0, 0)
@@ -109,10 +112,39 @@ def _regex_sampled_headers(section: bytes | bytearray | memoryview) -> list[int]
 
 
 try:
-    from broker._tracescan import sampled_headers as _sampled_headers
+    from broker._tracescan import sampled_record_headers as _walk_records
 except ImportError:  # built by the install (pyproject's ext-modules); optional
-    _sampled_headers = _regex_sampled_headers
-NATIVE_SEARCH = _sampled_headers is not _regex_sampled_headers
+    _walk_records = _regex_sampled_headers
+NATIVE_SEARCH = _walk_records is not _regex_sampled_headers
+
+
+def _sampled_headers_in(
+    buffer: bytes | bytearray | memoryview,
+) -> Iterator[tuple[bytes | bytearray | memoryview, list[int]]]:
+    """(records section, where its sampled `traceparent` headers start) for what `buffer`
+    holds: with the C search, each data batch's records walked record by record (reading a
+    record's first bytes and its headers only, not its value); else the regular expression
+    over the sections `_records_sections` gives."""
+    if NATIVE_SEARCH:
+        for section in _batch_records(buffer):
+            yield section, _walk_records(section)
+    else:
+        for section in _records_sections(buffer):
+            yield section, _regex_sampled_headers(section)
+
+
+def _batch_records(
+    buffer: bytes | bytearray | memoryview,
+) -> Iterator[bytes | bytearray | memoryview]:
+    """Each data batch's records section (decompressed when the batch is), up to a
+    malformed batch."""
+    view = memoryview(buffer)
+    with suppress(InvalidBatch):
+        for header in iter_headers(buffer):
+            if header.is_control:
+                continue
+            section = view[header.position + HEADER_BYTES : header.position + header.size_bytes]
+            yield decompress(header.compression, section) if header.compression else section
 
 
 def _records_sections(
@@ -154,21 +186,35 @@ def remote_contexts(
     return contexts
 
 
+class BatchSpan(Protocol):
+    """What a batch span's caller may set: an SDK span or a RecordedSpan."""
+
+    def set_attribute(self, key: str, value: AttributeValue) -> None: ...
+    def set_status(self, status: StatusCode, description: str | None = None) -> None: ...
+
+
 def batch_span(
     name: str,
     kind: SpanKind,
     attributes: dict[str, AttributeValue],
     buffers: Iterable[bytes | bytearray | memoryview],
     contexts: Sequence[SpanContext] | None = None,
-) -> AbstractContextManager[Span | None]:
-    """The current span around handling the batches in `buffers`, linked to their records'
-    sampled trace contexts — `contexts` when the caller has them already, else found in the
-    batches; with tracing off a shared null context that yields None."""
+) -> AbstractContextManager[BatchSpan | None]:
+    """The span around handling the batches in `buffers`, linked to their records' sampled
+    trace contexts — `contexts` when the caller has them already, else found in the
+    batches; with tracing off a shared null context that yields None.
+
+    Linked to a sampled context under parent-based sampling, it is sampled for sure, and is
+    recorded without the SDK's per-span machinery (broker/recorded_span.py); otherwise the
+    SDK's sampler decides, and its span is the current one."""
     if not telemetry.tracing_enabled():
         return NO_SPAN
     if contexts is None:
         contexts = sampled_contexts(buffers)
     links = [Link(context) for context in contexts]
+    sink = telemetry.span_sink()
+    if sink is not None and links:
+        return RecordedSpan(sink, name, kind, attributes, links)
     return telemetry.tracer().start_as_current_span(
         name, kind=kind, attributes=attributes, links=links
     )

@@ -35,16 +35,23 @@ from pathlib import Path
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import OTELResourceDetector, Resource
-from opentelemetry.sdk.trace import SpanLimits, TracerProvider, sampling
+from opentelemetry.sdk.trace import (
+    SpanLimits,
+    SynchronousMultiSpanProcessor,
+    TracerProvider,
+    sampling,
+)
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
     SpanExporter,
 )
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
+from broker.recorded_span import SpanSink
 from broker.spanstore import DEFAULT_MAX_AGE_S, DEFAULT_MAX_BYTES, SqliteSpanExporter
 
 TRACER_NAME = "regionlink"
@@ -59,6 +66,7 @@ _PROTOCOL_ENVS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROT
 
 _provider: TracerProvider | None = None
 _tracer: trace.Tracer = trace.NoOpTracer()
+_sink: SpanSink | None = None
 
 
 class TelemetryError(ValueError):
@@ -200,7 +208,7 @@ def build_provider(service_name: str, span_store: Path | None = None) -> TracerP
         )
     if not exporters:
         return None
-    provider = TracerProvider(
+    provider = Provider(
         resource=resource_for(service_name),
         sampler=sampler_from_env(),
         span_limits=SpanLimits(max_links=links_per_span()),
@@ -210,16 +218,44 @@ def build_provider(service_name: str, span_store: Path | None = None) -> TracerP
     return provider
 
 
+class Provider(TracerProvider):
+    """The SDK's provider, with its span processors where `span_sink()` hands them out."""
+
+    def __init__(self, resource: Resource, sampler: sampling.Sampler, span_limits: SpanLimits):
+        self.processors = SynchronousMultiSpanProcessor()
+        super().__init__(
+            sampler=sampler,
+            resource=resource,
+            active_span_processor=self.processors,
+            span_limits=span_limits,
+        )
+
+
 def configure(service_name: str, span_store: Path | None = None) -> TracerProvider | None:
     """Install this process's tracer provider (once; later calls return the first one).
     The provider flushes its spans at exit; the caller may `shutdown()` it sooner."""
-    global _provider, _tracer
+    global _provider, _tracer, _sink
     if _provider is None:
-        _provider = build_provider(service_name, span_store)
-        if _provider is not None:
-            trace.set_tracer_provider(_provider)
-            _tracer = _provider.get_tracer(TRACER_NAME)
+        provider = _provider = build_provider(service_name, span_store)
+        if provider is not None:
+            trace.set_tracer_provider(provider)
+            _tracer = provider.get_tracer(TRACER_NAME)
+            _sink = sink_for(provider)
     return _provider
+
+
+def sink_for(provider: TracerProvider) -> SpanSink | None:
+    """Where `provider` takes finished batch spans, if it samples by links (FollowLinks)."""
+    if isinstance(provider, Provider) and isinstance(provider.sampler, FollowLinks):
+        return SpanSink(provider.processors, provider.resource, InstrumentationScope(TRACER_NAME))
+    return None
+
+
+def span_sink() -> SpanSink | None:
+    """Where a span linked to a sampled context may go straight as a finished span
+    (broker/recorded_span.py): only under parent-based sampling, which samples every such
+    span; None otherwise, and with tracing off."""
+    return _sink
 
 
 def tracing_enabled() -> bool:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from contextlib import AbstractContextManager, suppress
 from typing import TYPE_CHECKING
 
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import SpanKind
 
 from broker import links, telemetry
 from broker.messaging_spans import (
@@ -21,6 +21,7 @@ from broker.messaging_spans import (
     NO_SPAN,
     SERVER_ADDRESS,
     SERVER_PORT,
+    BatchSpan,
     batch_span,
     messaging_attributes,
     remote_contexts,
@@ -43,7 +44,7 @@ def append_span(
     batches: bytes | bytearray | memoryview,
     source_region: str | None = None,
     trace_contexts: Iterable[tuple[int, int]] | None = None,
-) -> AbstractContextManager[Span | None]:
+) -> AbstractContextManager[BatchSpan | None]:
     """The span around appending `batches` to `topic`[`partition`]; None with tracing off,
     and for internal topics, whose bookkeeping records no application's trace passes."""
     if not telemetry.tracing_enabled() or links.is_internal(topic):
