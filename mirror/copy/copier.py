@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
-from opentelemetry.trace import Span, SpanContext
+from opentelemetry.trace import SpanContext
 
 from broker import links, telemetry
 from broker.client import KafkaClient, KafkaConnectionError, KafkaError
@@ -32,7 +32,7 @@ from broker.client.data import (
     produce,
     produce_pipelined,
 )
-from broker.messaging_spans import NO_SPAN, sampled_contexts
+from broker.messaging_spans import NO_SPAN, BatchSpan, sampled_contexts
 from broker.protocol.batch import InvalidBatch
 from broker.protocol.errors import ErrorCode
 from mirror.backoff import Backoff
@@ -144,7 +144,7 @@ class CopierBase:
         first_source_offset: int,
         record_count: int,
         contexts: Sequence[SpanContext] | None = None,
-    ) -> AbstractContextManager[Span | None]:
+    ) -> AbstractContextManager[BatchSpan | None]:
         """The span around writing one chunk to the target (mirror/copy/tracing.py), linked
         to `contexts` when given (else to those found in `batches`)."""
         if not self._traced(batches):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 
-from opentelemetry.trace import Span, SpanContext, SpanKind
+from opentelemetry.trace import SpanContext, SpanKind
 
 from broker import telemetry
 from broker.client.data import TopicPartition
@@ -24,6 +24,7 @@ from broker.messaging_spans import (
     NO_SPAN,
     SERVER_ADDRESS,
     SERVER_PORT,
+    BatchSpan,
     batch_span,
     messaging_attributes,
 )
@@ -41,7 +42,7 @@ def copy_span(
     record_count: int,
     server: tuple[str, int] | None,
     contexts: Sequence[SpanContext] | None = None,
-) -> AbstractContextManager[Span | None]:
+) -> AbstractContextManager[BatchSpan | None]:
     """The current span around writing `batches` to `target` (None when tracing is off),
     linked to `contexts` when given, else to the sampled contexts found in `batches`."""
     if not telemetry.tracing_enabled():
