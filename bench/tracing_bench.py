@@ -34,7 +34,10 @@ Per round, in each mode (off first in odd rounds, on first in even ones), one to
 5. latency: at half of that capacity, a paced producer on us and a consumer on eu time every
    record from produce() to receipt (the mirror bench's lag phase: linger and fetch wait
    included); with tracing on, the span store also gives, per sampled record, us accepting
-   it -> eu appending it.
+   it -> eu appending it. It starts once the page cache has written back what the phases
+   before wrote (os.sync(), then a quiet machine): with ~3 GB of theirs still dirty, the
+   kernel throttled the brokers' writes and p99 swung between 60 and 300 ms from round to
+   round; with nothing before it, 14 ms at the same load.
 
 Every wait is bounded and every process started is stopped. Results go to the terminal,
 bench-results/tracing-bench-<date>.json, and markdown for docs/benchmarks.md.
@@ -185,6 +188,7 @@ def mode_phases(o: TracingOptions, mode: str, round_: Round, status: Console) ->
 
         def latency() -> dict[str, Any]:
             us, eu = started
+            settle(status)  # the phases before wrote ~3 GB: their writeback is not its latency
             rate = o.load.lag_rate or o.load.lag_load * round_.phases[f"capacity-{mode}"]["rate"]
             result = lag_phase(procs, us, eu, workers[0], rate, o.load)
             if mode == "on":
