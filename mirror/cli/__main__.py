@@ -1,5 +1,5 @@
 """`python -m mirror.cli` runs the `regionlink` command line."""
 
-from mirror.cli.app import main
+from mirror.cli.entry import main
 
 main()

@@ -1,4 +1,5 @@
-"""A broker, controller or worker process imports only what its own command needs."""
+"""A broker, controller or worker process imports only what its own command needs, and no
+process imports what only the tests use."""
 
 from __future__ import annotations
 
@@ -43,4 +44,13 @@ def test_the_operator_commands_are_mounted_for_everything_else() -> None:
 def test_only_the_dashboard_command_loads_the_web_stack(command: str) -> None:
     modules = _imported(command)
     loaded = sorted(m for m in modules if m.startswith(("mirror.dashboard", "jinja2")))
+    assert not loaded, f"`regionlink {command}` imports {loaded}"
+
+
+@pytest.mark.parametrize("command", ["broker", "worker", "failover"])
+def test_no_process_imports_the_test_only_libraries(command: str) -> None:
+    # kio would import hypothesis whenever it is installed (mirror/cli/entry.py); its one
+    # attempt, `hypothesis.strategies`, now fails at once and loads nothing
+    modules = _imported(command)
+    loaded = sorted(modules & {"hypothesis", "hypothesis.core", "pytest", "trio.testing"})
     assert not loaded, f"`regionlink {command}` imports {loaded}"
