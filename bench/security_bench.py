@@ -1,11 +1,12 @@
-"""TLS and SASL cost on one broker: confluent-kafka produce and consume throughput through a
-PLAINTEXT, an SSL and a SASL_SSL (SCRAM-SHA-512) listener of the same broker process, and the
-time a connection takes to be ready (TCP, TLS handshake, ApiVersions, SASL) per mechanism.
+"""TLS and SASL cost on one broker: confluent-kafka produce and consume throughput, and a
+`regionlink worker` mirroring a topic, through a PLAINTEXT, an SSL and a SASL_SSL
+(SCRAM-SHA-512) listener of the same broker process, and the time a connection takes to be
+ready (TCP, TLS handshake, ApiVersions, SASL) per mechanism.
 Besides wall-clock rates it reports the broker's CPU time per record, which a busy shared
 machine disturbs far less.
 
     python -m bench.security_bench [--records N] [--repeat R] [--connections C]
-        [--steps produce,consume] [--listeners PLAINTEXT,SSL,SASL_SSL]
+        [--steps produce,consume,mirror] [--listeners PLAINTEXT,SSL,SASL_SSL]
 
 Each client step runs in its own process (bench.workload, as `make bench`); the listeners
 are measured in turn within each round, so a slow moment hits all of them. Results go to the
@@ -39,6 +40,7 @@ from confluent_kafka.admin import (
 
 from bench.brokers import REPO_ROOT, BrokerSpec, RunningBroker, launch, regionlink_argv
 from bench.machine import machine_info, machine_summary
+from bench.mirror_bench import watch_end_offsets
 from bench.report import save_results
 from bench.scenarios import create_topic
 from broker.ports import free_port
@@ -63,7 +65,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=50, help="set-ups per mechanism")
     parser.add_argument("--timeout-s", type=float, default=300.0)
     parser.add_argument(
-        "--steps", default="produce,consume", help="comma-separated: produce, consume"
+        "--steps",
+        default="produce,consume,mirror",
+        help="comma-separated: produce, consume, mirror (a worker copying the topic through "
+        "the listener, as `src.<topic>` on the same broker)",
     )
     parser.add_argument(
         "--listeners", default=",".join(LISTENERS), help="comma-separated, PLAINTEXT first"
@@ -80,7 +85,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.client_settings = dict(item.split("=", 1) for item in args.client_setting)
     except ValueError:
         parser.error("--client-setting takes KEY=VALUE")
-    args.steps = tuple(s for s in ("produce", "consume") if s in args.steps.split(","))
+    args.steps = tuple(s for s in ("produce", "consume", "mirror") if s in args.steps.split(","))
     args.listeners = tuple(n for n in LISTENERS if n in args.listeners.split(","))
     if "PLAINTEXT" not in args.listeners or not args.steps:
         parser.error("--listeners must include PLAINTEXT and --steps at least one step")
@@ -183,6 +188,73 @@ def run_step(step: str, broker: SecuredBroker, listener: str, topic: str, work: 
     return result
 
 
+# ------------------------------------------------------------------ the mirror
+
+
+def worker_toml(broker: SecuredBroker, listener: str, topic: str, password_file: Path) -> str:
+    """A worker copying `topic` to `src.<topic>` on the same broker, both sides through
+    `listener`: each record crosses it twice (fetched, then produced), as a link between two
+    secured regions does once at each end."""
+    security = ""
+    if listener != "PLAINTEXT":
+        security = f'"security.protocol" = "{listener}"\n"ssl.ca.location" = "{broker.ca}"\n'
+    if listener == "SASL_SSL":
+        security += (
+            f'"sasl.mechanism" = "SCRAM-SHA-512"\n"sasl.username" = "{USER}"\n'
+            f'"sasl.password.file" = "{password_file}"\n'
+        )
+    cluster = f'bootstrap = "{broker.bootstrap(listener)}"\n{security}'
+    return (
+        f"[clusters.src]\n{cluster}[clusters.dst]\n{cluster}"
+        f'[[flows]]\nsource = "src"\ntarget = "dst"\ntopics = ["^{topic}$"]\n'
+        "refresh_topics_interval_s = 0.5\n"
+    )
+
+
+def run_mirror(
+    broker: SecuredBroker, listener: str, topic: str, work: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    """A `regionlink worker` copies the topic's records (already there) through `listener`:
+    its steady rate from the first copied record to the last, and the broker's CPU."""
+    password_file = work / "bench-password"
+    descriptor = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(broker.password)
+    config = work / f"mirror-{listener}.toml"
+    config.write_text(worker_toml(broker, listener, topic, password_file))
+    cpu_before = broker_cpu_s(broker.running.process.pid)
+    log_path = work / f"worker-{listener}.log"
+    with log_path.open("w") as log:
+        worker = subprocess.Popen(
+            regionlink_argv("worker", "--config", str(config), "--worker-id", "bench"),
+            cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        watch = watch_end_offsets(
+            broker.running, f"src.{topic}", args.partitions, args.records,
+            args.timeout_s, args.timeout_s, lambda: _alive(worker, log_path),
+        )  # fmt: skip
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+    first = watch.first_nonzero()
+    assert first is not None
+    (first_s, first_count), last_s = first, watch.samples[-1][0]
+    copied = args.records - first_count
+    return {
+        "records_per_s": copied / (last_s - first_s) if last_s > first_s else float("nan"),
+        "broker_cpu_us_per_record": (
+            (broker_cpu_s(broker.running.process.pid) - cpu_before) / args.records * 1e6
+        ),
+    }
+
+
+def _alive(worker: subprocess.Popen[bytes], log_path: Path) -> None:
+    if worker.poll() is not None:
+        tail = log_path.read_text()[-2000:]
+        raise RuntimeError(f"the worker exited with {worker.returncode}: {tail}")
+
+
 # ------------------------------------------------------------------ connection set-up
 
 
@@ -272,10 +344,13 @@ def main(argv: list[str] | None = None) -> int:
                 for listener in args.listeners:
                     topic = f"bench-{listener.lower()}-{uuid.uuid4().hex[:8]}"
                     create_topic(broker.bootstrap("PLAINTEXT"), topic, args.partitions)
+                    if "produce" not in args.steps:  # what consume and mirror read
+                        run_step("produce", broker, "PLAINTEXT", topic, work, args)
                     for step in args.steps:
-                        if step == "consume" and "produce" not in args.steps:
-                            run_step("produce", broker, listener, topic, work, args)
-                        result = run_step(step, broker, listener, topic, work, args)
+                        if step == "mirror":
+                            result = run_mirror(broker, listener, topic, work, args)
+                        else:
+                            result = run_step(step, broker, listener, topic, work, args)
                         throughput[listener][step].append(result["records_per_s"])
                         cpu[listener][step].append(result["broker_cpu_us_per_record"])
             set_up = set_up_times(broker, args.connections) if args.connections else {}

@@ -1,5 +1,8 @@
-"""TLS for a broker listener run by asyncio's own TLS record layer (`asyncio.sslproto`),
-under an anyio stream — the path every TLS connection takes on the asyncio backend.
+"""TLS run by asyncio's own TLS record layer (`asyncio.sslproto`) under an anyio stream —
+the path every TLS connection takes on the asyncio backend: a broker listener's, and our
+Kafka client's (the mirror's, a follower's) since it was measured there too (the mirror
+through SSL at 0.40x of plaintext with anyio's `TLSStream` in the client; docs/benchmarks.md,
+Security).
 
 anyio's `TLSStream` runs the TLS record layer in the task that receives: a socket read,
 a `MemoryBIO` write, a loop of `SSLObject.read` into a new buffer, and `FrameReader` joins
@@ -90,8 +93,8 @@ class _AppProtocol(asyncio.Protocol):
 
 
 class NativeTLSStream(TLSStream):
-    """A server-side TLS connection whose record layer is asyncio's `SSLProtocol`; see
-    the module docstring. Made by `wrap`."""
+    """A TLS connection whose record layer is asyncio's `SSLProtocol`; see the module
+    docstring. Made by `wrap_accepted` (server side) or `wrap_connected` (client side)."""
 
     _transport: asyncio.Transport  # the TLS (application data) transport
     _protocol: _AppProtocol
@@ -103,6 +106,30 @@ class NativeTLSStream(TLSStream):
     ) -> NativeTLSStream | None:
         """The TLS server side of anyio's asyncio TCP `stream`, once the handshake is done
         (its errors raised: ssl.SSLError, OSError); None if `stream` is not one."""
+        return await cls._wrap(stream, ssl_context, handshake_timeout_s, None)
+
+    @classmethod
+    async def wrap_connected(
+        cls,
+        stream: ByteStream,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str,
+        handshake_timeout_s: float,
+    ) -> NativeTLSStream | None:
+        """The TLS client side of anyio's asyncio TCP `stream` (our Kafka client's: the
+        mirror's fetches and appends, replica fetches), the server's certificate checked
+        against `server_hostname` as `ssl_context` says; None if `stream` is not one."""
+        return await cls._wrap(stream, ssl_context, handshake_timeout_s, server_hostname)
+
+    @classmethod
+    async def _wrap(
+        cls,
+        stream: ByteStream,
+        ssl_context: ssl.SSLContext,
+        handshake_timeout_s: float,
+        server_hostname: str | None,
+    ) -> NativeTLSStream | None:
+        """The server side when `server_hostname` is None, else the client side."""
         parts = tcp_parts(stream)
         if parts is None:
             return None
@@ -115,7 +142,8 @@ class NativeTLSStream(TLSStream):
             app,
             ssl_context,
             handshake_done,
-            server_side=True,
+            server_side=server_hostname is None,
+            server_hostname=server_hostname,
             call_connection_made=False,
             # the caller's deadline comes first; this one only guards against a leak
             ssl_handshake_timeout=int(handshake_timeout_s) + 5,
@@ -186,7 +214,7 @@ class NativeTLSStream(TLSStream):
         raise NotImplementedError("TLS has no half-close")
 
     async def unwrap(self) -> tuple[ByteStream, bytes]:
-        raise NotImplementedError("a broker connection is never unwrapped")
+        raise NotImplementedError("a Kafka connection is never unwrapped")
 
     async def aclose(self) -> None:
         self._transport.abort()
