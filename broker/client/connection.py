@@ -23,7 +23,7 @@ from broker.frame_sender import frame_sender
 from broker.protocol.codec import RequestHeader, decode_response, encode_request_frame
 from broker.protocol.framing import DEFAULT_MAX_FRAME_BYTES
 from broker.protocol.versions import ApiKey
-from broker.security.native_tls import NativeTLSStream
+from broker.security.native_tls import NATIVE_CLIENT_TLS, NativeTLSStream
 
 log = logging.getLogger(__name__)
 
@@ -201,9 +201,10 @@ async def _tls(
     (broker/security/native_tls.py: frames decrypted straight into their own buffers),
     else anyio's TLSStream."""
     try:
-        native = await NativeTLSStream.wrap_connected(stream, ssl_context, host, timeout_s)
-        if native is not None:
-            return native
+        if NATIVE_CLIENT_TLS:
+            native = await NativeTLSStream.wrap_connected(stream, ssl_context, host, timeout_s)
+            if native is not None:
+                return native
         return await TLSStream.wrap(
             stream, hostname=host, ssl_context=ssl_context, standard_compatible=False
         )

@@ -9,7 +9,6 @@ The connection driver (broker/server.py) asks; nothing here reads or writes Kafk
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import ssl
 import time
@@ -21,7 +20,7 @@ from anyio.abc import ByteStream
 from anyio.streams.tls import TLSAttribute, TLSStream
 
 from broker.security.listeners import ClientAuth, SecurityConfig, SecurityProtocol
-from broker.security.native_tls import NativeTLSStream
+from broker.security.native_tls import NATIVE_TLS, NativeTLSStream
 from broker.security.sasl import Credentials, FailureLimiter, SaslSession
 from broker.security.tls import principal_of_certificate, server_context
 
@@ -33,9 +32,6 @@ NONCE_BYTES = 24
 
 
 TRANSPORT_RECEIVE_BYTES = 1 << 20
-# TLS through asyncio's record layer (broker/security/native_tls.py) where the stream allows;
-# REGIONLINK_NATIVE_TLS=0 keeps every connection on anyio's TLSStream (DrainingTLSStream).
-NATIVE_TLS = os.environ.get("REGIONLINK_NATIVE_TLS", "1") != "0"
 
 
 class DrainingTLSStream(TLSStream):

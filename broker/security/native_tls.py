@@ -28,6 +28,7 @@ is among them) and anyio's stream's `_transport` and `_protocol` (broker/anyio_t
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 import weakref
 from asyncio import sslproto
@@ -40,6 +41,12 @@ from anyio.streams.tls import TLSStream
 
 from broker.anyio_transport import tcp_parts
 from broker.frame_receiver import feed, receive_error
+
+# Where the stream allows (asyncio); REGIONLINK_NATIVE_TLS=0 keeps every connection, a
+# listener's and our client's, on anyio's TLSStream.
+NATIVE_TLS = os.environ.get("REGIONLINK_NATIVE_TLS", "1") != "0"
+# Client side only, for measuring it apart from the listeners' (docs/benchmarks.md, Security).
+NATIVE_CLIENT_TLS = NATIVE_TLS and os.environ.get("REGIONLINK_NATIVE_CLIENT_TLS", "1") != "0"
 
 # Bytes read from the socket per read callback (asyncio's default is 256 KiB). The buffer
 # they land in is shared by the connections of an event loop (see `_landing_buffer`), so
