@@ -234,6 +234,7 @@ def run_mirror(
             broker.running, f"src.{topic}", args.partitions, args.records,
             args.timeout_s, args.timeout_s, lambda: _alive(worker, log_path),
         )  # fmt: skip
+        worker_cpu_s = broker_cpu_s(worker.pid)  # start-up included
     finally:
         worker.terminate()
         worker.wait(timeout=30)
@@ -246,6 +247,7 @@ def run_mirror(
         "broker_cpu_us_per_record": (
             (broker_cpu_s(broker.running.process.pid) - cpu_before) / args.records * 1e6
         ),
+        "worker_cpu_us_per_record": worker_cpu_s / args.records * 1e6,
     }
 
 
@@ -336,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu: dict[str, dict[str, list[float]]] = {
         name: {step: [] for step in args.steps} for name in args.listeners
     }
+    worker_cpu: dict[str, list[float]] = {name: [] for name in args.listeners}
     with tempfile.TemporaryDirectory(prefix="security-bench-") as tmp:
         work = Path(tmp)
         broker = SecuredBroker(work)
@@ -353,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
                             result = run_step(step, broker, listener, topic, work, args)
                         throughput[listener][step].append(result["records_per_s"])
                         cpu[listener][step].append(result["broker_cpu_us_per_record"])
+                        if step == "mirror":
+                            worker_cpu[listener].append(result["worker_cpu_us_per_record"])
             set_up = set_up_times(broker, args.connections) if args.connections else {}
         finally:
             broker.running.stop()
@@ -380,6 +385,10 @@ def main(argv: list[str] | None = None) -> int:
             for step, us in steps.items()
         ]
         print(f"  {name:<10} " + "   ".join(row))
+    if "mirror" in args.steps:
+        print("the mirror's worker, CPU per record (us, start-up included), medians:")
+        for name, values in worker_cpu.items():
+            print(f"  {name:<10} {statistics.median(values):6.2f}")
     print(f"connection set-up, {args.connections} sequential connections (ms):")
     for kind, figures in set_up.items():
         print(f"  {kind:<14} median {figures['median_ms']:6.2f}   p90 {figures['p90_ms']:6.2f}")
@@ -391,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
             "medians": medians,
             "broker_cpu_us_per_record": cpu,
             "broker_cpu_medians": cpu_medians,
+            "worker_cpu_us_per_record": worker_cpu,
             "set_up_ms": set_up,
         },
         "security-bench",
