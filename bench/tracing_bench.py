@@ -94,6 +94,10 @@ from bench.workload import percentile_ms
 from broker.telemetry import SPAN_STORE_ENV
 
 MODES = ("off", "on")
+# 200,000 records in 3 rounds made phases of under a second (live: 0.6 s) whose ratios swung
+# 0.75-0.98 by round: 500,000 in 5 rounds (docs/benchmarks.md, Tracing).
+DEFAULT_RECORDS = 500_000
+DEFAULT_ROUNDS = 5
 GOAL_THROUGHPUT_RATIO = 0.9  # tracing on costs under 10 % of throughput
 GOAL_P99_MS = 100.0
 SETTLE_MAX_S = 30.0
@@ -352,11 +356,13 @@ def ratio(rounds: list[Round], key: str) -> float | None:
 
 
 def goals(rounds: list[Round]) -> list[Goal]:
+    """Tracing's cost in throughput, and the replication latency as the metric defines it
+    (accepted in us -> appended in eu, from the spans); produce() -> consumed on eu adds the
+    producer's linger and the timing consumer's fetch wait and Python, and is a figure."""
     produce = ratio(rounds, "produce.records_per_s")
     mirror = ratio(rounds, "mirror.steady_records_per_s")
     live = ratio(rounds, "live.rate")
     span_p99 = median(rounds, "latency.span_p99_ms", "on")
-    client_p99 = median(rounds, "latency.p99_ms", "on")
 
     def at_least(label: str, value: float | None) -> Goal:
         met = None if value is None else value >= GOAL_THROUGHPUT_RATIO
@@ -373,7 +379,6 @@ def goals(rounds: list[Round]) -> list[Goal]:
         at_least("mirror throughput (catching up), tracing on / off", mirror),
         at_least("live throughput (producer, brokers, mirror), on / off", live),
         under("p99 accepted in us -> appended in eu (on, spans)", span_p99),
-        under("p99 produce() -> consumed on eu (on, clients)", client_p99),
     ]
 
 
@@ -454,10 +459,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--records", type=positive_int, default=200_000, help="records per phase")
+    parser.add_argument(
+        "--records", type=positive_int, default=DEFAULT_RECORDS, help="records per phase"
+    )
     parser.add_argument("--partitions", type=positive_int, default=8)
     parser.add_argument("--value-bytes", type=positive_int, default=1024, help="value size")
-    parser.add_argument("--repeat", type=positive_int, default=3, help="rounds; medians shown")
+    parser.add_argument(
+        "--repeat", type=positive_int, default=DEFAULT_ROUNDS, help="rounds; medians shown"
+    )
     parser.add_argument("--sample-ratio", type=positive_float, default=0.01)
     parser.add_argument("--lag-seconds", type=positive_float, default=20.0)
     parser.add_argument(
