@@ -82,7 +82,7 @@ def records_of(batch: memoryview) -> memoryview:
 
 
 WAYS: list[tuple[str, Callable[[memoryview], object]]] = [
-    ("c", lambda batch: messaging_spans._walk_records(records_of(batch))),
+    ("c", lambda batch: messaging_spans._sampled_headers(records_of(batch))),
     ("regex", messaging_spans._regex_sampled_headers),
     ("bytes.count", lambda batch: bytearray.count(batch.obj, _HEADER)),  # type: ignore[arg-type]
     ("sampled_contexts", lambda batch: messaging_spans.sampled_contexts([batch])),
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|")
     for value_bytes in args.value_bytes:
         count, batch = make_batch(value_bytes)
-        walked = messaging_spans._walk_records(records_of(batch))
+        walked = messaging_spans._sampled_headers(records_of(batch))
         expected = messaging_spans._regex_sampled_headers(records_of(batch))
         assert walked == expected and len(walked) == -(-count // SAMPLED_EVERY), "searches differ"
         cold = [memoryview(bytearray(batch)) for _ in range(args.cold_batches)]

@@ -37,7 +37,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode, TraceFl
 from opentelemetry.util.types import AttributeValue
 
 from broker import telemetry
-from broker.protocol.batch import HEADER_BYTES, BatchHeader, InvalidBatch, iter_headers
+from broker.protocol.batch import HEADER_BYTES, InvalidBatch, iter_headers
 from broker.protocol.records import decompress
 from broker.recorded_span import RecordedSpan
 
@@ -92,8 +92,8 @@ def sampled_contexts(
     seen: set[tuple[int, int]] = set()
     contexts: list[SpanContext] = []
     for buffer in buffers:
-        for section, starts in _sampled_headers_in(buffer):
-            for start in starts:
+        for section in _batch_records(buffer):
+            for start in _sampled_headers(section):
                 ids_start = start + len(_HEADER_START)
                 match = _IDS.match(section, ids_start, start + _HEADER_BYTES)
                 ids = (int(match[1], 16), int(match[2], 16)) if match else (0, 0)
@@ -112,32 +112,17 @@ def _regex_sampled_headers(section: bytes | bytearray | memoryview) -> list[int]
 
 
 try:
-    from broker._tracescan import sampled_record_headers as _walk_records
+    from broker._tracescan import sampled_record_headers as _sampled_headers
 except ImportError:  # built by the install (pyproject's ext-modules); optional
-    _walk_records = _regex_sampled_headers
-NATIVE_SEARCH = _walk_records is not _regex_sampled_headers
-
-
-def _sampled_headers_in(
-    buffer: bytes | bytearray | memoryview,
-) -> Iterator[tuple[bytes | bytearray | memoryview, list[int]]]:
-    """(records section, where its sampled `traceparent` headers start) for what `buffer`
-    holds: with the C search, each data batch's records walked record by record (reading a
-    record's first bytes and its headers only, not its value); else the regular expression
-    over the sections `_records_sections` gives."""
-    if NATIVE_SEARCH:
-        for section in _batch_records(buffer):
-            yield section, _walk_records(section)
-    else:
-        for section in _records_sections(buffer):
-            yield section, _regex_sampled_headers(section)
+    _sampled_headers = _regex_sampled_headers
+NATIVE_SEARCH = _sampled_headers is not _regex_sampled_headers
 
 
 def _batch_records(
     buffer: bytes | bytearray | memoryview,
 ) -> Iterator[bytes | bytearray | memoryview]:
     """Each data batch's records section (decompressed when the batch is), up to a
-    malformed batch."""
+    malformed batch: what `_sampled_headers` searches."""
     view = memoryview(buffer)
     with suppress(InvalidBatch):
         for header in iter_headers(buffer):
@@ -145,26 +130,6 @@ def _batch_records(
                 continue
             section = view[header.position + HEADER_BYTES : header.position + header.size_bytes]
             yield decompress(header.compression, section) if header.compression else section
-
-
-def _records_sections(
-    buffer: bytes | bytearray | memoryview,
-) -> Iterator[bytes | bytearray | memoryview]:
-    """What to search: the whole buffer when no batch in it is compressed (a batch header
-    holds no `traceparent`, so searching across headers finds the same), else each data
-    batch's decompressed records; the batches before a malformed one."""
-    headers: list[BatchHeader] = []
-    with suppress(InvalidBatch):  # extend() keeps the headers read before the bad one
-        headers.extend(iter_headers(buffer))
-    if not any(header.compression for header in headers):
-        end = headers[-1].position + headers[-1].size_bytes if headers else 0
-        yield memoryview(buffer)[:end]
-        return
-    view = memoryview(buffer)
-    for header in headers:
-        if not header.is_control:
-            section = view[header.position + HEADER_BYTES : header.position + header.size_bytes]
-            yield decompress(header.compression, section)
 
 
 def context_ids(contexts: Iterable[SpanContext]) -> tuple[tuple[int, int], ...]:

@@ -198,7 +198,7 @@ def test_the_c_walk_finds_the_headers_the_regular_expression_finds(
         [NewRecord(key, value, tuple(header(k) for k in kinds)) for key, value, kinds in records]
     )
     section = _records_section(batch)
-    found = messaging_spans._walk_records(section)
+    found = messaging_spans._sampled_headers(section)
     assert found == messaging_spans._regex_sampled_headers(section)
     assert len(found) == sum(kinds.count("sampled") for _, _, kinds in records)
 
@@ -211,16 +211,16 @@ def test_the_c_walk_reads_headers_not_values_and_refuses_wrong_arguments() -> No
     batch = build_batch([NewRecord(b"k", lookalike, (("traceparent", in_header),))])
     section = _records_section(batch)
     assert len(messaging_spans._regex_sampled_headers(section)) == 2
-    (start,) = messaging_spans._walk_records(section)
+    (start,) = messaging_spans._sampled_headers(section)
     assert bytes(section[start + 16 : start + 68]) == in_header[3:]
     with pytest.raises(TypeError):
-        messaging_spans._walk_records("a str is no buffer")  # type: ignore[arg-type]
+        messaging_spans._sampled_headers("a str is no buffer")  # type: ignore[arg-type]
 
 
 @NEEDS_NATIVE_SEARCH
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_PIECES | st.binary(max_size=80), max_size=12).map(b"".join))
 def test_the_c_walk_on_any_bytes_stops_cleanly_at_what_is_no_record(data: bytes) -> None:
-    for start in messaging_spans._walk_records(data):  # each hit is a header's exact bytes
+    for start in messaging_spans._sampled_headers(data):  # each hit is a header's exact bytes
         assert messaging_spans._SAMPLED_HEADER.match(data, start)
-    assert messaging_spans._walk_records(memoryview(bytearray(data))[1:]) is not None
+    assert messaging_spans._sampled_headers(memoryview(bytearray(data))[1:]) is not None
