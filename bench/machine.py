@@ -10,6 +10,8 @@ from typing import Any
 
 import confluent_kafka
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
 
 def cpu_model() -> str:
     """CPU model name from /proc/cpuinfo, else platform.processor()."""
@@ -72,3 +74,10 @@ def machine_summary(info: dict[str, Any]) -> str:
         parts.append(f"{memory:.1f} GiB")
     parts.append(str(info["os"]))
     return ", ".join(parts)
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a live process has used (/proc, Linux): what a step cost it,
+    whatever else the machine ran meanwhile."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK

@@ -51,7 +51,7 @@ from bench.brokers import (
     read_tail,
     stop_process,
 )
-from bench.machine import machine_info, machine_summary
+from bench.machine import CLK_TCK, machine_info, machine_summary, process_cpu_s
 from bench.mirror_clients import LAG_FETCH_WAIT_MS, WARMUP_KEY
 from bench.report import save_results
 from bench.scenarios import ScenarioError, create_topic
@@ -61,7 +61,6 @@ from broker.client.data import LATEST, list_offsets
 T = TypeVar("T")
 POLL_S = 0.02  # end-offset polling period while timing the mirror
 TRAIL_STEP_S = 0.1  # spacing of the (time, records on eu) trail kept in the JSON
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 CLIENT_EXIT_SLACK_S = 30.0
 SOURCE_ALIAS = "us"
 GOAL_MIRROR_OVER_DIRECT = 0.8
@@ -168,12 +167,11 @@ class Processes:
 
 
 def cpu_seconds(pid: int) -> float | None:
-    """utime + stime of a live process, from /proc."""
+    """utime + stime of a process, None once it is gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return process_cpu_s(pid)
     except (OSError, IndexError):
         return None
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def machine_cpu_s() -> tuple[float, float]:

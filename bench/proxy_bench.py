@@ -49,6 +49,7 @@ from pathlib import Path
 from toxiproxy import Toxiproxy
 
 from bench.brokers import REPO_ROOT, BrokerSpec, RunningBroker, launch, ours_argv, regionlink_argv
+from bench.machine import process_cpu_s
 from bench.mirror_bench import Processes, watch_end_offsets
 from bench.scenarios import BenchOptions, create_topic, run_client, step_error
 
@@ -153,8 +154,7 @@ class ProxyProcess:
 
     def cpu_s(self) -> float:
         """CPU seconds the proxy has used so far (user + system)."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu_s(self.process.pid)
 
 
 @contextmanager

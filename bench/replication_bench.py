@@ -20,7 +20,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -38,7 +37,7 @@ from rich.table import Table
 
 from bench.broker_bench import exit_on_sigterm, positive_int
 from bench.brokers import BROKERS, BrokerStartError, launch
-from bench.machine import machine_info, machine_summary
+from bench.machine import machine_info, machine_summary, process_cpu_s
 from bench.region import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS, RunningRegion, running_region
 from bench.report import save_results
 from bench.scenarios import BenchOptions, ScenarioError, create_topic, run_client, step_error
@@ -87,20 +86,14 @@ def produce(bootstrap: str, options: BenchOptions, rf: int, pids: Iterable[int])
     (`pids`) spent on it in CPU: the figure that explains RF=3 on one small machine."""
     topic = f"bench-rf{rf}-{uuid.uuid4().hex[:8]}"
     create_topic(bootstrap, topic, 1, rf, RF3_CONFIGS if rf > 1 else None)
-    cpu_before_s = sum(cpu_seconds(pid) for pid in pids)
+    cpu_before_s = sum(process_cpu_s(pid) for pid in pids)
     produced = run_client("produce", bootstrap, topic, options)
-    cpu_s = sum(cpu_seconds(pid) for pid in pids) - cpu_before_s
+    cpu_s = sum(process_cpu_s(pid) for pid in pids) - cpu_before_s
     error = step_error(produced, options.records)
     if error:
         raise ScenarioError(f"RF={rf}: {error}")
     gigabytes = produced["bytes"] / 1e9
     return Produced(produced["mb_per_s"], produced["p99_latency_ms"], cpu_s / gigabytes)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a live process, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class FailoverProbe:

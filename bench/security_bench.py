@@ -39,7 +39,7 @@ from confluent_kafka.admin import (
 )
 
 from bench.brokers import REPO_ROOT, BrokerSpec, RunningBroker, launch, regionlink_argv
-from bench.machine import machine_info, machine_summary
+from bench.machine import machine_info, machine_summary, process_cpu_s
 from bench.mirror_bench import watch_end_offsets
 from bench.report import save_results
 from bench.scenarios import create_topic
@@ -153,13 +153,6 @@ class SecuredBroker:
         return config
 
 
-def broker_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) the process has used: what a step cost the broker,
-    whatever else the machine was running meanwhile."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def run_step(step: str, broker: SecuredBroker, listener: str, topic: str, work: Path,
              args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
     config_file = work / f"client-{listener}.json"
@@ -172,7 +165,7 @@ def run_step(step: str, broker: SecuredBroker, listener: str, topic: str, work: 
         f"--records={args.records}", f"--value-bytes={args.value_bytes}",
         f"--timeout-s={args.timeout_s}", f"--client-config={config_file}",
     ]  # fmt: skip
-    cpu_before = broker_cpu_s(broker.running.process.pid)
+    cpu_before = process_cpu_s(broker.running.process.pid)
     try:
         done = subprocess.run(
             argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=args.timeout_s + 30
@@ -181,7 +174,7 @@ def run_step(step: str, broker: SecuredBroker, listener: str, topic: str, work: 
         config_file.unlink()
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     result["broker_cpu_us_per_record"] = (
-        (broker_cpu_s(broker.running.process.pid) - cpu_before) / args.records * 1e6
+        (process_cpu_s(broker.running.process.pid) - cpu_before) / args.records * 1e6
     )
     if not result.get("ok"):
         raise RuntimeError(f"{listener} {step} failed: {result.get('first_error')}")
@@ -222,7 +215,7 @@ def run_mirror(
         handle.write(broker.password)
     config = work / f"mirror-{listener}.toml"
     config.write_text(worker_toml(broker, listener, topic, password_file))
-    cpu_before = broker_cpu_s(broker.running.process.pid)
+    cpu_before = process_cpu_s(broker.running.process.pid)
     log_path = work / f"worker-{listener}.log"
     with log_path.open("w") as log:
         worker = subprocess.Popen(
@@ -234,7 +227,7 @@ def run_mirror(
             broker.running, f"src.{topic}", args.partitions, args.records,
             args.timeout_s, args.timeout_s, lambda: _alive(worker, log_path),
         )  # fmt: skip
-        worker_cpu_s = broker_cpu_s(worker.pid)  # start-up included
+        worker_cpu_s = process_cpu_s(worker.pid)  # start-up included
     finally:
         worker.terminate()
         worker.wait(timeout=30)
@@ -245,7 +238,7 @@ def run_mirror(
     return {
         "records_per_s": copied / (last_s - first_s) if last_s > first_s else float("nan"),
         "broker_cpu_us_per_record": (
-            (broker_cpu_s(broker.running.process.pid) - cpu_before) / args.records * 1e6
+            (process_cpu_s(broker.running.process.pid) - cpu_before) / args.records * 1e6
         ),
         "worker_cpu_us_per_record": worker_cpu_s / args.records * 1e6,
     }

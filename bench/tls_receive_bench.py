@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.machine import process_cpu_s
+
 LIBRDKAFKA_PATTERN = "10,1024," * 6 + "16384"
 VARIANTS = {"PLAINTEXT": None, "SSL": "1", "SSL-anyio": "0"}
 
@@ -71,11 +73,6 @@ def _server(port_file: str, pki: str, tls: bool) -> None:
             Path(port_file).write_text(str(port))
 
     anyio.run(main)
-
-
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _records(writer: ssl.SSLObject, out: ssl.MemoryBIO, data: bytes, sizes: list[int]) -> bytes:
@@ -136,7 +133,7 @@ def run(variant: str, frames: int, sizes: list[int], pki: Path) -> tuple[float, 
 
             threading.Thread(target=drain, daemon=True).start()
             time.sleep(0.3)
-            cpu, started = _cpu_s(server.pid), time.perf_counter()
+            cpu, started = process_cpu_s(server.pid), time.perf_counter()
             for chunk in chunks:
                 sock.sendall(chunk)
             while received[0] < frames * 8:  # an answer per frame (more bytes over TLS)
@@ -150,7 +147,7 @@ def run(variant: str, frames: int, sizes: list[int], pki: Path) -> tuple[float, 
             else:
                 elapsed = time.perf_counter() - started
             gb = frames * len(framed) / 1e9
-            result = ((_cpu_s(server.pid) - cpu) / gb, gb / elapsed)
+            result = ((process_cpu_s(server.pid) - cpu) / gb, gb / elapsed)
             sock.close()
             return result
         finally:
