@@ -16,12 +16,21 @@ hour, longer than 500 ms", which wants indexes, and many writers want transactio
 
 Spans link rather than parent across batches (the messaging conventions): the broker's
 produce span and the mirror's copy span carry links to the contexts in the records. `trace()`
-therefore returns a trace's own spans and every span that links into it.
+therefore returns a trace's own spans and every span that links into it, found through
+`trace_links`: a row per link, indexed by (bucket, linked) — the linking span's start in
+10-second buckets, then the linked trace id's high 64 bits. The bucket first keeps an
+export's index inserts together: keyed by the linked trace id alone (random), every link
+dirtied its own index page, written again to the WAL at each commit, and a span with 8 links
+cost 65 µs to store at 20,000 spans and 125 µs at 100,000; bucketed, 43-54 µs at 100,000
+(measured here, 2026-11-30). A lookup seeks each bucket from the trace's first span on (a
+day is 8,640 seeks), and the ids are checked exactly against the spans' own links.
+(The layout before it, `span_links`, is dropped when a store is opened.)
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
@@ -37,6 +46,11 @@ DEFAULT_MAX_BYTES = 256 << 20
 DEFAULT_MAX_AGE_S = 24 * 3600.0
 PRUNE_EVERY_EXPORTS = 50
 BUSY_TIMEOUT_S = 10.0
+_TRACE_ID = re.compile("[0-9a-f]{32}")
+LINK_BUCKET_NS = 10 * 10**9
+LINK_SKEW_NS = 60 * 10**9
+"""How much earlier than a trace's first stored span a span linking to it may start (clocks
+of other machines): where a lookup starts seeking buckets."""
 TOPIC_ATTRIBUTE = "messaging.destination.name"
 KEY_ATTRIBUTE = "messaging.kafka.message.key"
 REGION_ATTRIBUTE = "regionlink.region"
@@ -62,15 +76,14 @@ CREATE TABLE IF NOT EXISTS spans (
 );
 CREATE INDEX IF NOT EXISTS spans_start ON spans (start_ns);
 CREATE INDEX IF NOT EXISTS spans_topic_key ON spans (topic, message_key);
-CREATE TABLE IF NOT EXISTS span_links (
-    linked_trace_id TEXT NOT NULL,
-    linked_span_id TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS trace_links (
+    bucket INTEGER NOT NULL,
+    linked INTEGER NOT NULL,
     trace_id TEXT NOT NULL,
-    span_id TEXT NOT NULL,
-    start_ns INTEGER NOT NULL
+    span_id TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS span_links_linked ON span_links (linked_trace_id);
-CREATE INDEX IF NOT EXISTS span_links_start ON span_links (start_ns);
+CREATE INDEX IF NOT EXISTS trace_links_bucket ON trace_links (bucket, linked);
+DROP TABLE IF EXISTS span_links;
 """
 
 
@@ -157,7 +170,7 @@ def connect(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection
 
 
 def span_row(span: ReadableSpan, service: str) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
-    """The row of `spans` and the rows of `span_links` for one finished SDK span.
+    """The row of `spans` and the rows of `trace_links` for one finished SDK span.
 
     Runs in the exporting thread of every traced process, a batch span with a link per
     sampled record it carried: ids are formatted in place and a link without
@@ -189,9 +202,17 @@ def span_row(span: ReadableSpan, service: str) -> tuple[tuple[Any, ...], list[tu
         "[" + ", ".join(_link_json(*link) for link in linked) + "]",
         _events_json(span) if span.events else "[]",
     )
-    link_rows = [(linked_trace, linked_span, trace_id, span_id, span.start_time)
-                 for linked_trace, linked_span, _ in linked]  # fmt: skip
+    bucket = span.start_time // LINK_BUCKET_NS
+    link_rows = [
+        (bucket, link_key(link.context.trace_id), trace_id, span_id) for link in span.links
+    ]
     return row, link_rows
+
+
+def link_key(trace_id: int) -> int:
+    """What `trace_links` indexes a linked trace by: its id's high 64 bits, as sqlite's
+    signed integer."""
+    return (trace_id >> 64) - (1 << 63)
 
 
 def _link_json(trace_id: str, span_id: str, attributes: Mapping[str, Any] | None) -> str:
@@ -253,7 +274,7 @@ def write(
 ) -> None:
     with _transaction(db):
         db.executemany(f"INSERT OR REPLACE INTO spans VALUES ({', '.join('?' * 15)})", rows)
-        db.executemany("INSERT INTO span_links VALUES (?, ?, ?, ?, ?)", links)
+        db.executemany("INSERT INTO trace_links VALUES (?, ?, ?, ?)", links)
 
 
 def prune(db: sqlite3.Connection, max_bytes: int, oldest_ns: int) -> int:
@@ -276,7 +297,7 @@ def prune(db: sqlite3.Connection, max_bytes: int, oldest_ns: int) -> int:
 def _drop_before(db: sqlite3.Connection, start_ns: int) -> int:
     with _transaction(db):
         dropped = db.execute("DELETE FROM spans WHERE start_ns < ?", (start_ns,)).rowcount
-        db.execute("DELETE FROM span_links WHERE start_ns < ?", (start_ns,))
+        db.execute("DELETE FROM trace_links WHERE bucket < ?", (start_ns // LINK_BUCKET_NS,))
     return int(dropped)
 
 
@@ -427,13 +448,34 @@ def _filters(
 
 def _trace_spans(db: sqlite3.Connection, trace_id: str) -> list[StoredSpan]:
     db.row_factory = sqlite3.Row
+    own = [
+        _stored(row) for row in db.execute("SELECT * FROM spans WHERE trace_id = ?", (trace_id,))
+    ]
+    linking = [span for span in _linking_spans(db, trace_id, own) if span.trace_id != trace_id]
+    return sorted(own + linking, key=lambda span: span.start_ns)
+
+
+def _linking_spans(
+    db: sqlite3.Connection, trace_id: str, own: Sequence[StoredSpan]
+) -> list[StoredSpan]:
+    """The spans with a link into `trace_id`: seeks (bucket, linked) in each bucket from the
+    trace's first span (less the skew allowed) or the store's first bucket to its last."""
+    newest = db.execute("SELECT max(bucket) FROM trace_links").fetchone()[0]
+    if newest is None or not _TRACE_ID.fullmatch(trace_id):
+        return []
+    if own:
+        first = (min(span.start_ns for span in own) - LINK_SKEW_NS) // LINK_BUCKET_NS
+    else:
+        first = db.execute("SELECT min(bucket) FROM trace_links").fetchone()[0]
     rows = db.execute(
-        "SELECT * FROM spans WHERE trace_id = ? UNION "
-        "SELECT s.* FROM spans s JOIN span_links l ON s.trace_id = l.trace_id "
-        "AND s.span_id = l.span_id WHERE l.linked_trace_id = ? ORDER BY start_ns",
-        (trace_id, trace_id),
+        "WITH RECURSIVE buckets(b) AS (SELECT ? UNION ALL SELECT b + 1 FROM buckets WHERE b < ?) "
+        "SELECT DISTINCT s.* FROM trace_links l JOIN spans s "
+        "ON s.trace_id = l.trace_id AND s.span_id = l.span_id "
+        "WHERE l.bucket IN buckets AND l.linked = ?",
+        (first, newest, link_key(int(trace_id, 16))),
     ).fetchall()
-    return [_stored(row) for row in rows]
+    spans = [_stored(row) for row in rows]
+    return [span for span in spans if any(link.trace_id == trace_id for link in span.links)]
 
 
 def _stored(row: Mapping[str, Any]) -> StoredSpan:

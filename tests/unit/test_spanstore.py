@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.trace import Link, SpanKind, format_trace_id
+from opentelemetry.trace import Link, SpanContext, SpanKind, format_trace_id
 
 from broker.spanstore import SpanStore, SqliteSpanExporter, connect, prune
 
@@ -67,3 +68,40 @@ def test_the_store_stays_within_its_age_and_size(tmp_path: Path) -> None:
     assert newest.message_key == "k2999" * 20  # the oldest went first
     assert prune(db, max_bytes=1 << 30, oldest_ns=time.time_ns() + 1) == left
     assert store.count() == 0
+
+
+def test_a_span_linking_minutes_later_is_found_and_a_bad_id_finds_nothing(tmp_path: Path) -> None:
+    """Links are indexed by the linking span's start bucket: a copy made long after the
+    record was sent (a mirror catching up) is still found, in a later bucket."""
+    path = tmp_path / "spans.db"
+    app = _provider(path, "orders-app", "us-east").get_tracer("t")
+    mirror = _provider(path, "regionlink-mirror", "eu-west").get_tracer("t")
+    sent_ns = time.time_ns() - 600 * 10**9
+    with app.start_as_current_span("send orders", start_time=sent_ns) as sent:
+        context = sent.get_span_context()
+    twin = SpanContext(context.trace_id ^ 1, context.span_id, True, context.trace_flags)
+    with mirror.start_as_current_span("process a twin", links=[Link(twin)]):
+        pass  # links to a trace with the same high 64 bits: seen by the index, then dropped
+    for offset_s in (30, 300, 590):
+        with mirror.start_as_current_span(
+            f"process orders +{offset_s}s",
+            start_time=sent_ns + offset_s * 10**9,
+            links=[Link(context)],
+        ):
+            pass
+    trace_id = format_trace_id(context.trace_id)
+    names = [span.name for span in SpanStore(path).trace(trace_id)]
+    assert names == ["send orders", "process orders +30s", "process orders +300s",
+                     "process orders +590s"]  # fmt: skip
+    assert SpanStore(path).trace("not-a-trace-id") == []
+    assert SpanStore(path).trace("0" * 32) == []
+
+
+def test_a_store_in_the_layout_before_bucketed_links_opens(tmp_path: Path) -> None:
+    path = tmp_path / "spans.db"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE span_links (linked_trace_id TEXT, linked_span_id TEXT)")
+    old.close()
+    db = connect(path)
+    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "span_links" not in tables and {"spans", "trace_links"} <= tables
