@@ -295,9 +295,17 @@ def prune(db: sqlite3.Connection, max_bytes: int, oldest_ns: int) -> int:
 
 
 def _drop_before(db: sqlite3.Connection, start_ns: int) -> int:
+    """Drop the spans that started before `start_ns` and their links: every link of an
+    older bucket, and in `start_ns`'s own bucket those whose span is gone."""
+    bucket = start_ns // LINK_BUCKET_NS
     with _transaction(db):
         dropped = db.execute("DELETE FROM spans WHERE start_ns < ?", (start_ns,)).rowcount
-        db.execute("DELETE FROM trace_links WHERE bucket < ?", (start_ns // LINK_BUCKET_NS,))
+        db.execute("DELETE FROM trace_links WHERE bucket < ?", (bucket,))
+        db.execute(
+            "DELETE FROM trace_links WHERE bucket = ? AND NOT EXISTS (SELECT 1 FROM spans s "
+            "WHERE s.trace_id = trace_links.trace_id AND s.span_id = trace_links.span_id)",
+            (bucket,),
+        )
     return int(dropped)
 
 

@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Link, SpanContext, SpanKind, format_trace_id
 
-from broker.spanstore import SpanStore, SqliteSpanExporter, connect, prune
+from broker.spanstore import SpanStore, SqliteSpanExporter, connect, prune, size_bytes
 
 
 def _provider(path: Path, service: str, region: str) -> TracerProvider:
@@ -53,21 +53,28 @@ def test_a_record_is_found_by_key_and_its_trace_takes_in_the_spans_that_link_to_
 def test_the_store_stays_within_its_age_and_size(tmp_path: Path) -> None:
     path = tmp_path / "spans.db"
     tracer = _provider(path, "svc", "r").get_tracer("t")
-    for i in range(3000):
+    for i in range(3000):  # in a few seconds, so their links share one or two buckets
         with tracer.start_as_current_span(
             "s", attributes={"messaging.kafka.message.key": f"k{i}" * 20}
-        ):
+        ) as span:
+            linked = span.get_span_context()
+        with tracer.start_as_current_span("copy", links=[Link(linked)] * 3):
             pass
     store = SpanStore(path)
-    assert store.count() == 3000
+    assert store.count() == 6000
     db = connect(path)
-    assert prune(db, max_bytes=200_000, oldest_ns=0) > 0
+    assert prune(db, max_bytes=400_000, oldest_ns=0) > 0
+    assert size_bytes(db) <= 400_000
     left = store.count()
-    assert 0 < left < 3000
-    newest = store.search(limit=1)[0]
-    assert newest.message_key == "k2999" * 20  # the oldest went first
+    assert 0 < left < 6000
+    links_left = db.execute("SELECT count(*) FROM trace_links").fetchone()[0]
+    copies = db.execute("SELECT count(*) FROM spans WHERE name = 'copy'").fetchone()[0]
+    assert links_left == 3 * copies, "each copy span kept has its 3 links, no other"
+    newest = store.search(topic=None, key="k2999" * 20)[0]
+    assert newest.span_count == 2, "the newest kept, with its copy span found by its link"
     assert prune(db, max_bytes=1 << 30, oldest_ns=time.time_ns() + 1) == left
     assert store.count() == 0
+    assert db.execute("SELECT count(*) FROM trace_links").fetchone()[0] == 0
 
 
 def test_a_span_linking_minutes_later_is_found_and_a_bad_id_finds_nothing(tmp_path: Path) -> None:
