@@ -48,6 +48,7 @@ CAUGHT_UP_TIMEOUT_S = 60.0
 DRILL_TOXIC = "drill-"  # name prefix of the toxics a drill adds; `heal` removes them
 MOVE_TIMEOUT_S = 45.0
 LAG_SAMPLE_S = 1.0  # beyond a producer's 30 s delivery timeout on a frozen region
+WAIT_SLICE_S = 0.2  # how long the runner blocks before it looks for an interrupt again
 
 
 @dataclass
@@ -86,10 +87,12 @@ class DrillRunner:
         self.deployment = Deployment(run_dir / "state")
         self.progress = progress
         self.deadline_s = time.monotonic() + self.model.timeout_s
+        self.interrupts = InterruptGuard()
 
     def run(self) -> RunResult:
         try:
-            self._run()
+            with self.interrupts:
+                self._run()
         except (DeploymentError, TimeoutError, RuntimeError) as exc:
             self.result.error = str(exc)
         finally:
@@ -117,7 +120,7 @@ class DrillRunner:
                     self.deployment.thaw()  # a client blocked on a frozen broker must end
                     raise
                 self.progress("workload draining")
-                if not workload.wait(max(0.0, self.deadline_s - time.monotonic())):
+                if not self._wait(workload.wait, self.deadline_s):
                     raise TimeoutError(
                         f"the workload outlived the drill's {self.model.timeout_s:g} s"
                     )
@@ -150,7 +153,10 @@ class DrillRunner:
     def _sleep_until(self, moment_s: float) -> None:
         if moment_s > self.deadline_s:
             raise TimeoutError(f"the timeline outlasts the drill's {self.model.timeout_s:g} s")
-        time.sleep(max(0.0, moment_s - time.monotonic()))
+        self._wait(_nap, moment_s)
+
+    def _wait(self, wait: Callable[[float], bool], until_s: float) -> bool:
+        return wait_in_slices(wait, until_s, self.interrupts)
 
     def _step(
         self, scheduled: Scheduled, started_s: float, history: HistoryWriter, workload: Workload
@@ -361,6 +367,57 @@ class _Follower(_Background):
         endpoint = Endpoint.from_json(self.deployment.endpoint_in_process())
         self.primary = primary
         self.workload.move(endpoint, MOVE_TIMEOUT_S)
+
+
+def wait_in_slices(wait: Callable[[float], bool], until_s: float, guard: InterruptGuard) -> bool:
+    """`wait(timeout_s)` in slices of `WAIT_SLICE_S` until it says done or `until_s`
+    (monotonic) has passed, raising an interrupt between slices; whether it said done."""
+    while (left_s := until_s - time.monotonic()) > 0:
+        if wait(min(WAIT_SLICE_S, left_s)):
+            return True
+        guard.check()
+    return False
+
+
+def _nap(timeout_s: float) -> bool:
+    """A wait that is never done early: `_wait` sleeps in slices with it."""
+    time.sleep(timeout_s)
+    return False
+
+
+class InterruptGuard:
+    """SIGINT during a drill, raised where the runner waits.
+
+    Python raises KeyboardInterrupt in the main thread at its next bytecode, which may be
+    long after the signal (a main thread blocked joining a thread does not wake when the
+    kernel hands the signal to one of librdkafka's) and inside code that swallows what it
+    raises (a finalizer, a callback from C): a drill in CI ran on to a pass after its
+    SIGINT. So the handler also keeps the fact, and the runner, which waits in slices of
+    `WAIT_SLICE_S`, raises it again between slices: cleanup follows within a slice.
+    """
+
+    def __init__(self) -> None:
+        self.interrupted = threading.Event()
+        self._previous: Any = None
+
+    def __enter__(self) -> InterruptGuard:
+        self.interrupted.clear()
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.interrupted.set()
+        raise KeyboardInterrupt
+
+    def check(self) -> None:
+        if self.interrupted.is_set():
+            raise KeyboardInterrupt
 
 
 def run_drill(drill: Drill, seed: int, run_dir: Path, progress: Progress) -> RunResult:
