@@ -388,12 +388,12 @@ def _nap(timeout_s: float) -> bool:
 class InterruptGuard:
     """SIGINT during a drill, raised where the runner waits.
 
-    Python raises KeyboardInterrupt in the main thread at its next bytecode, which may be
-    long after the signal (a main thread blocked joining a thread does not wake when the
-    kernel hands the signal to one of librdkafka's) and inside code that swallows what it
-    raises (a finalizer, a callback from C): a drill in CI ran on to a pass after its
-    SIGINT. So the handler also keeps the fact, and the runner, which waits in slices of
-    `WAIT_SLICE_S`, raises it again between slices: cleanup follows within a slice.
+    Python raises KeyboardInterrupt in the main thread when it next runs bytecode, which
+    may be long after the signal: the kernel may hand the signal to another thread (a
+    workload client's), and a main thread blocked joining the workload for the rest of the
+    drill does not wake for it. Waiting in slices of `WAIT_SLICE_S` bounds that; the
+    handler also keeps the fact, and the runner raises it again between slices should
+    code that swallows what it raises (a finalizer, a callback from C) have eaten it.
     """
 
     def __init__(self) -> None:
@@ -402,9 +402,10 @@ class InterruptGuard:
 
     def __enter__(self) -> InterruptGuard:
         self.interrupted.clear()
-        if threading.current_thread() is threading.main_thread():
+        main = threading.current_thread() is threading.main_thread()
+        if main and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
             self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
+        return self  # a SIGINT ignored from the start (`nohup`, `cmd &`) stays ignored
 
     def __exit__(self, *exc: object) -> None:
         if self._previous is not None:

@@ -114,12 +114,17 @@ def test_a_broken_promise_fails_the_drill_and_the_report_names_it(tmp_path: Path
     _no_process_left(Path(result["run"]))
 
 
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Python then raises KeyboardInterrupt
+
+
 def test_an_interrupted_drill_cleans_up(tmp_path: Path) -> None:
     drill = _short_drill(tmp_path, ["no lost-write"], duration_s=60)
     runs = tmp_path / "runs"
     process = subprocess.Popen(
         [sys.executable, "-m", "mirror.cli", "drill", "run", str(drill), "--runs-dir", str(runs)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_sigint_default,  # a test run started in the background ignores SIGINT
     )  # fmt: skip
     deadline_s = time.monotonic() + 120
     while time.monotonic() < deadline_s and not list(runs.glob("short-*/history.db")):

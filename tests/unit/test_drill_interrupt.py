@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -17,6 +18,16 @@ def _never_done(timeout_s: float) -> bool:
     return False
 
 
+@pytest.fixture
+def sigint_raises() -> Iterator[None]:
+    """Python's own SIGINT handler, whatever this test run inherited (`nohup make test`
+    starts with SIGINT ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("sigint_raises")
 def test_an_interrupt_swallowed_on_the_way_is_raised_at_the_next_slice() -> None:
     with InterruptGuard() as guard:
         try:
@@ -29,6 +40,16 @@ def test_an_interrupt_swallowed_on_the_way_is_raised_at_the_next_slice() -> None
             wait_in_slices(_never_done, time.monotonic() + 30, guard)
         assert time.monotonic() - started_s < 2 * WAIT_SLICE_S + 0.5
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "restored"
+
+
+def test_a_sigint_ignored_from_the_start_stays_ignored() -> None:
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with InterruptGuard() as guard:
+            os.kill(os.getpid(), signal.SIGINT)
+            assert not wait_in_slices(_never_done, time.monotonic() + 0.5, guard)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_without_an_interrupt_the_wait_ends_when_done_or_at_its_deadline() -> None:
