@@ -55,7 +55,10 @@ class _Feed:
 @dataclass(frozen=True)
 class FetchSettings:
     max_wait_ms: int = 500
-    partition_max_bytes: int = 1 << 20
+    # 4 MiB chunks: a copy span (and the target's span) per chunk, so catching up at 1 MiB
+    # made four times the spans; with tracing at 1 % the mirror caught up at 0.78x of its
+    # untraced rate, at 4 MiB 1.03x, untraced rate unchanged (docs/benchmarks.md "Tracing").
+    partition_max_bytes: int = 4 << 20
     max_bytes: int = 8 << 20
     max_buffered_bytes: int = 64 << 20
 
