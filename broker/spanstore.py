@@ -468,8 +468,10 @@ def _linking_spans(
 ) -> list[StoredSpan]:
     """The spans with a link into `trace_id`: seeks (bucket, linked) in each bucket from the
     trace's first span (less the skew allowed) or the store's first bucket to its last."""
+    if not _TRACE_ID.fullmatch(trace_id):
+        return []
     newest = db.execute("SELECT max(bucket) FROM trace_links").fetchone()[0]
-    if newest is None or not _TRACE_ID.fullmatch(trace_id):
+    if newest is None:
         return []
     if own:
         first = (min(span.start_ns for span in own) - LINK_SKEW_NS) // LINK_BUCKET_NS
