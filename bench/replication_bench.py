@@ -37,7 +37,8 @@ from rich.table import Table
 
 from bench.broker_bench import exit_on_sigterm, positive_int
 from bench.brokers import BROKERS, BrokerStartError, launch
-from bench.machine import machine_info, machine_summary, process_cpu_s
+from bench.copy_floor import Floor, measure_floor
+from bench.machine import machine_info, machine_summary, process_cpu_s, warm_memory
 from bench.region import HEARTBEAT_INTERVAL_MS, SESSION_TIMEOUT_MS, RunningRegion, running_region
 from bench.report import save_results
 from bench.scenarios import BenchOptions, ScenarioError, create_topic, run_client, step_error
@@ -52,6 +53,7 @@ WARM_UP_TIMEOUT_S = 15.0
 FAILOVER_TIMEOUT_S = 30.0
 PRODUCE_INTERVAL_S = 0.001
 RF3_CONFIGS = {"min.insync.replicas": "2"}
+WARM_MARGIN = 1.25  # record and batch overheads, and the page cache's own pages
 # librdkafka re-asks for a dead leader on a 1 s timer and, with idempotence, waits one more
 # round after the move; a client that refreshes metadata every 250 ms sees the region's own
 # speed. Both run side by side in the failover step.
@@ -71,6 +73,7 @@ class Round:
     single_paced: Produced | None = None  # the same client held to --paced-mb-s
     rf3_paced: Produced | None = None
     failover_s: dict[str, float] = field(default_factory=dict)  # see measure_failover
+    floor: Floor | None = None  # the same bytes moved by plain processes: bench/copy_floor.py
     errors: list[str] = field(default_factory=list)
 
 
@@ -81,11 +84,15 @@ class Produced:
     broker_cpu_s_per_gb: float  # user + system CPU of every broker process, per GB produced
 
 
-def produce(bootstrap: str, options: BenchOptions, rf: int, pids: Iterable[int]) -> Produced:
+def produce(
+    bootstrap: str, options: BenchOptions, rf: int, pids: Iterable[int], work: Path
+) -> Produced:
     """The broker bench's produce client on a fresh 1-partition topic, and what the brokers
-    (`pids`) spent on it in CPU: the figure that explains RF=3 on one small machine."""
+    (`pids`) spent on it in CPU: the figure that explains RF=3 on one small machine. Memory
+    is warmed in `work` first, as much as the brokers will write (see warm_memory)."""
     topic = f"bench-rf{rf}-{uuid.uuid4().hex[:8]}"
     create_topic(bootstrap, topic, 1, rf, RF3_CONFIGS if rf > 1 else None)
+    warm_memory(work, int(options.records * options.value_bytes * rf * WARM_MARGIN))
     cpu_before_s = sum(process_cpu_s(pid) for pid in pids)
     produced = run_client("produce", bootstrap, topic, options)
     cpu_s = sum(process_cpu_s(pid) for pid in pids) - cpu_before_s
@@ -182,24 +189,30 @@ def run_round(options: BenchOptions, paced: BenchOptions, status: Console) -> Ro
     """Single node, then the region (throughput, latency at `paced`'s rate, then failover);
     every process stopped."""
     result = Round()
-    with tempfile.TemporaryDirectory(prefix="bench-replication-") as work:
+    with tempfile.TemporaryDirectory(prefix="bench-replication-") as work_dir:
+        work = Path(work_dir)
         try:
             status.print("single node: produce (RF=1, acks=all)")
-            broker = launch(BROKERS["ours"], Path(work) / "single", 30.0)
+            broker = launch(BROKERS["ours"], work / "single", 30.0)
             try:
-                result.single = produce(broker.bootstrap, options, 1, [broker.process.pid])
+                single_pids = [broker.process.pid]
+                result.single = produce(broker.bootstrap, options, 1, single_pids, work)
                 status.print(f"single node: produce at {paced.rate_mb_s:g} MB/s")
-                result.single_paced = produce(broker.bootstrap, paced, 1, [broker.process.pid])
+                result.single_paced = produce(broker.bootstrap, paced, 1, single_pids, work)
             finally:
                 broker.stop()
             status.print("region of 3: produce (RF=3, acks=all, min.insync.replicas=2)")
-            with running_region(Path(work) / "region") as region:
+            with running_region(work / "region") as region:
                 pids = [b.process.pid for b in region.brokers.values()]
-                result.rf3 = produce(region.bootstrap, options, 3, pids)
+                result.rf3 = produce(region.bootstrap, options, 3, pids, work)
                 status.print(f"region of 3: produce at {paced.rate_mb_s:g} MB/s")
-                result.rf3_paced = produce(region.bootstrap, paced, 3, pids)
+                result.rf3_paced = produce(region.bootstrap, paced, 3, pids, work)
                 status.print("region of 3: SIGKILL the leader under acks=all load")
                 result.failover_s = measure_failover(region)
+            status.print("the same bytes moved by plain processes (bench/copy_floor.py)")
+            megabytes = options.records * options.value_bytes >> 20
+            warm_memory(work, int(megabytes * (1 << 20) * 3 * WARM_MARGIN))
+            result.floor = measure_floor(work, megabytes)
         except (ScenarioError, BrokerStartError) as exc:
             result.errors.append(str(exc))
     return result
@@ -215,6 +228,10 @@ FAILOVER_FIGURES = {
     "librdkafka_default": "SIGKILL → first ack, librdkafka defaults",
     "librdkafka_refresh_250ms": "SIGKILL → first ack, metadata refresh 250 ms",
 }
+
+
+def _median_of(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
 
 
 def ratio(top: float | None, bottom: float | None) -> float | None:
@@ -237,6 +254,10 @@ def summary(rounds: list[Round]) -> dict[str, Any]:
     figures["rf3_cpu_over_single"] = ratio(
         figures["rf3_broker_cpu_s_per_gb"], figures["single_node_broker_cpu_s_per_gb"]
     )
+    floors = [r.floor for r in rounds if r.floor is not None]
+    figures["floor_single_cpu_s_per_gb"] = _median_of([f.single_s_per_gb for f in floors])
+    figures["floor_rf3_cpu_s_per_gb"] = _median_of([f.region_s_per_gb for f in floors])
+    figures["floor_rf3_cpu_over_single"] = _median_of([f.ratio for f in floors])
     figures["rf3_p99_over_single"] = ratio(figures["rf3_p99_ms"], figures["single_node_p99_ms"])
     figures["rf3_paced_p99_over_single"] = ratio(
         figures["rf3_paced_p99_ms"], figures["single_node_paced_p99_ms"]
@@ -284,6 +305,15 @@ def print_table(
         show(figures["rf3_cpu_over_single"], "x"),
         "",
         f"≤ {CPU_GOAL_RATIO}x",
+    )
+    table.add_row(
+        "same bytes, no broker: CPU per GB RF=1 / RF=3",
+        f"{show(figures['floor_single_cpu_s_per_gb'], ' s')} / "
+        f"{show(figures['floor_rf3_cpu_s_per_gb'], ' s')}",
+    )
+    table.add_row(
+        "same bytes, no broker: RF=3 / RF=1 (the floor)",
+        show(figures["floor_rf3_cpu_over_single"], "x"),
     )
     for key, label in FAILOVER_FIGURES.items():
         median_s, worst_s = figures[f"{key}_median"], figures[f"{key}_max"]
