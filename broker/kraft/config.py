@@ -7,12 +7,15 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class RaftConfig:
-    """Defaults follow KRaft's controller.quorum.election.timeout.ms (1 s) with Raft's advice
-    that heartbeats come an order of magnitude more often than elections could start."""
+    """Defaults follow KRaft's controller.quorum.election.timeout.ms (1 s); heartbeats come
+    four times per shortest election timeout, as KRaft's followers fetch at least every 500 ms
+    of a 2 s fetch timeout. Every heartbeat is a gRPC call costing ~1.3 ms of CPU at each end
+    here: at 100 ms a quorum of 3 spent 8.4 % of a core doing nothing, at 250 ms 5.3 %
+    (docs/benchmarks.md, "Where the RF=3 CPU goes")."""
 
     election_timeout_min_ms: int = 1_000
     election_timeout_max_ms: int = 2_000
-    heartbeat_interval_ms: int = 100
+    heartbeat_interval_ms: int = 250
     max_entries_per_append: int = 256
 
     def __post_init__(self) -> None:
