@@ -26,7 +26,13 @@ from broker.metrics.traffic import Traffic
 from broker.offsets_topic import OFFSETS_TOPIC, OFFSETS_TOPIC_CONFIGS, build_group_coordinator
 from broker.partitions import Partition, PartitionManager
 from broker.pipeline import Later, Response
-from broker.protocol.codec import Frame, decode_header, decode_request, encode_response_frame
+from broker.protocol.codec import (
+    Frame,
+    HandWritten,
+    decode_header,
+    decode_request,
+    encode_response_frame,
+)
 from broker.protocol.errors import ErrorCode, ProtocolError, UnsupportedVersion
 from broker.protocol.framing import frame as framed
 from broker.protocol.versions import ApiKey
@@ -326,6 +332,8 @@ class Broker:
             return Later(frame_later)
         if body is None:
             return None  # acks=0 produce: no response
+        if isinstance(body, HandWritten):
+            return body.frame(header.correlation_id)
         return encode_response_frame(
             header.api_key, header.api_version, header.correlation_id, body
         )

@@ -172,6 +172,16 @@ def encode_response(api_key: int, version: int, correlation_id: int, body: Any) 
 
 
 Frame = list[bytes | bytearray | memoryview]  # a framed message as segments, in order
+
+
+@dataclass(frozen=True, slots=True)
+class HandWritten:
+    """A response a handler encodes itself (Fetch, broker/protocol/fetch_writer.py): the
+    dispatcher hands it the correlation id and sends the frame it returns as is."""
+
+    frame: Callable[[int], Frame]
+
+
 _LARGE_WRITE_BYTES = 64 * 1024
 # Responses read by hand: regionlink's link API, and Fetch (record batches as views).
 _HAND_RESPONSE_READERS = {**LINK_RESPONSE_READERS, **FETCH_RESPONSE_READERS}
