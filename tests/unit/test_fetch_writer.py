@@ -7,6 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from broker.handlers.fetch import kio_response
 from broker.protocol.codec import decode_response, encode_response_frame
 from broker.protocol.fetch_writer import (
     FIRST_VERSION,
@@ -34,31 +35,7 @@ TOPICS = st.lists(
 
 
 def kio_frame(version: int, correlation_id: int, topics: list[tuple[str, list[Any]]]) -> bytes:
-    build = response_builder(ApiKey.FETCH, version)
-    responses = tuple(
-        build.make(
-            "FetchableTopicResponse",
-            topic=name,
-            partitions=tuple(
-                build.make(
-                    "PartitionData",
-                    partition_index=r.index,
-                    error_code=r.error,
-                    high_watermark=r.high_watermark,
-                    last_stable_offset=r.last_stable_offset,
-                    log_start_offset=r.log_start_offset,
-                    aborted_transactions=None,
-                    preferred_read_replica=-1,
-                    records=bytes(r.records),
-                )
-                for r in reads
-            ),
-        )
-        for name, reads in topics
-    )
-    body = build.make(
-        "FetchResponse", throttle_time=0, error_code=0, session_id=0, responses=responses
-    )
+    body = kio_response(response_builder(ApiKey.FETCH, version), topics)
     return b"".join(encode_response_frame(ApiKey.FETCH, version, correlation_id, body))
 
 
