@@ -84,6 +84,11 @@ class Produced:
     broker_cpu_s_per_gb: float  # user + system CPU of every broker process, per GB produced
 
 
+def warm_for(work: Path, options: BenchOptions, copies: int) -> None:
+    """Warm as much memory as `copies` of the step's records will take (see warm_memory)."""
+    warm_memory(work, int(options.records * options.value_bytes * copies * WARM_MARGIN))
+
+
 def produce(
     bootstrap: str, options: BenchOptions, rf: int, pids: Iterable[int], work: Path
 ) -> Produced:
@@ -92,7 +97,7 @@ def produce(
     is warmed in `work` first, as much as the brokers will write (see warm_memory)."""
     topic = f"bench-rf{rf}-{uuid.uuid4().hex[:8]}"
     create_topic(bootstrap, topic, 1, rf, RF3_CONFIGS if rf > 1 else None)
-    warm_memory(work, int(options.records * options.value_bytes * rf * WARM_MARGIN))
+    warm_for(work, options, rf)
     cpu_before_s = sum(process_cpu_s(pid) for pid in pids)
     produced = run_client("produce", bootstrap, topic, options)
     cpu_s = sum(process_cpu_s(pid) for pid in pids) - cpu_before_s
@@ -210,9 +215,8 @@ def run_round(options: BenchOptions, paced: BenchOptions, status: Console) -> Ro
                 status.print("region of 3: SIGKILL the leader under acks=all load")
                 result.failover_s = measure_failover(region)
             status.print("the same bytes moved by plain processes (bench/copy_floor.py)")
-            megabytes = options.records * options.value_bytes >> 20
-            warm_memory(work, int(megabytes * (1 << 20) * 3 * WARM_MARGIN))
-            result.floor = measure_floor(work, megabytes)
+            warm_for(work, options, 3)
+            result.floor = measure_floor(work, options.records * options.value_bytes >> 20)
         except (ScenarioError, BrokerStartError) as exc:
             result.errors.append(str(exc))
     return result

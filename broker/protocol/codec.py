@@ -182,7 +182,7 @@ class HandWritten:
     frame: Callable[[int], Frame]
 
 
-_LARGE_WRITE_BYTES = 64 * 1024
+LARGE_WRITE_BYTES = 64 * 1024  # a write this large stays its own segment, by reference
 # Responses read by hand: regionlink's link API, and Fetch (record batches as views).
 _HAND_RESPONSE_READERS = {**LINK_RESPONSE_READERS, **FETCH_RESPONSE_READERS}
 
@@ -199,7 +199,7 @@ class _FrameWriter:
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         size = len(data)
-        if size >= _LARGE_WRITE_BYTES:
+        if size >= LARGE_WRITE_BYTES:
             self._small = bytearray()
             self._parts += [data, self._small]
         else:

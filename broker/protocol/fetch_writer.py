@@ -6,8 +6,8 @@ fetch of a region (about 1,200 per GB produced at RF=3) and every consumer fetch
 is the one fetch_reader.py reads (apache/kafka's FetchResponse.json, non-flexible versions):
 last_stable_offset and aborted_transactions since v4, log_start_offset since v5, the
 top-level error_code and session_id since v7, preferred_read_replica since v11. Record
-batches of 64 KiB or more stay their own segment, by reference, as codec._FrameWriter keeps
-them; tests compare every version byte for byte with kio's writer.
+batches of codec.LARGE_WRITE_BYTES or more stay their own segment, by reference, as
+codec._FrameWriter keeps them; tests compare every version byte for byte with kio's writer.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from broker.protocol.codec import Frame
+from broker.protocol.codec import LARGE_WRITE_BYTES, Frame
 
 FIRST_VERSION, LAST_VERSION = 4, 11
-LARGE_RECORDS_BYTES = 64 * 1024  # as codec._LARGE_WRITE_BYTES: larger goes by reference
 NO_PREFERRED_REPLICA = -1
 
 _I32 = struct.Struct(">i")
@@ -78,7 +77,7 @@ def fetch_response_frame(
                 small += _I32.pack(NO_PREFERRED_REPLICA)
             records = read.records
             small += _I32.pack(len(records))
-            if len(records) < LARGE_RECORDS_BYTES:
+            if len(records) < LARGE_WRITE_BYTES:
                 small += records
                 continue
             small = bytearray()

@@ -8,10 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broker.handlers.fetch import kio_response
-from broker.protocol.codec import decode_response, encode_response_frame
+from broker.protocol.codec import LARGE_WRITE_BYTES, decode_response, encode_response_frame
 from broker.protocol.fetch_writer import (
     FIRST_VERSION,
-    LARGE_RECORDS_BYTES,
     LAST_VERSION,
     PartitionRead,
     fetch_response_frame,
@@ -54,7 +53,7 @@ def test_every_version_writes_what_kio_writes(
 
 
 def test_large_record_batches_are_sent_by_reference_and_read_back() -> None:
-    big = memoryview(bytearray(b"b" * LARGE_RECORDS_BYTES))
+    big = memoryview(bytearray(b"b" * LARGE_WRITE_BYTES))
     small = b"s" * 100
     reads = [PartitionRead(0, 0, 10, 10, 0, big), PartitionRead(1, 0, 5, 5, 0, small)]
     frame = fetch_response_frame(11, 7, [("orders", reads)])
